@@ -17,6 +17,8 @@ public enum OutcomeKind : byte
     EntryNotReached,
     /// <summary>A <c>vmentry</c> probe; <see cref="Observation.VmEntryOk"/> holds the verdict.</summary>
     VmEntry,
+    /// <summary>An access probe while VM entry would fail with the current EPTP and controls: the guest never runs.</summary>
+    NoVmEntry,
     /// <summary>The target cannot express this probe; <see cref="Observation.Reason"/> says why.</summary>
     Unsupported,
 }
