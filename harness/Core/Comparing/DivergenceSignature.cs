@@ -1,0 +1,39 @@
+using System.Globalization;
+
+namespace EptFuzz.Harness.Comparing;
+
+/// <summary>
+/// A stable name for a kind of divergence, used to deduplicate findings and to list known ones:
+/// <c>STEP|TARGET:OUTCOME|TARGET:OUTCOME|FIELDS</c>, for example
+/// <c>write.gpa|model:violation|impl:ok|kind</c> or <c>read.gva|model:violation|bochs:violation|qual^0x1</c>.
+/// Addresses never appear in it, so the same bug found at another address has the same signature.
+/// </summary>
+public sealed record DivergenceSignature(string Step, string TargetA, string OutcomeA, string TargetB, string OutcomeB, string Fields)
+{
+    public override string ToString() => $"{Step}|{TargetA}:{OutcomeA}|{TargetB}:{OutcomeB}|{Fields}";
+
+    /// <summary>A short stable hash of the signature text, for file names.</summary>
+    public string Hash
+    {
+        get
+        {
+            // FNV-1a 32: stable across processes and machines (string.GetHashCode is randomized).
+            uint h = 2166136261;
+            foreach (char c in ToString())
+            {
+                h = (h ^ c) * 16777619;
+            }
+
+            return h.ToString("x8", CultureInfo.InvariantCulture);
+        }
+    }
+
+    /// <summary>Field text for a qualification difference: the XOR of the compared bits.</summary>
+    public static string DescribeFields(Difference difference, ulong qualificationXor)
+    {
+        var text = difference.Text();
+        return difference.HasFlag(Difference.Qualification)
+            ? text.Replace("qual", $"qual^0x{qualificationXor:x}", StringComparison.Ordinal)
+            : text;
+    }
+}

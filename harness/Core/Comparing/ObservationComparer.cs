@@ -1,0 +1,151 @@
+using EptFuzz.Contract;
+
+namespace EptFuzz.Harness.Comparing;
+
+/// <summary>
+/// Exact comparison of two observations of the same probe, restricted to what both targets can
+/// observe: memory type only when both report it, qualification bit 6 only when both model MBEC,
+/// bits 9-11 only when both report advanced exit information, A/D writes only when both report
+/// them, page size only when both know it. Walks and rule sets are never compared: a target may
+/// legitimately serve an access from its TLB.
+/// </summary>
+public static class ObservationComparer
+{
+    /// <summary>Qualification bit 6: user-mode execute AND (MBEC only).</summary>
+    public const ulong MbecQualificationBits = 1UL << 6;
+
+    /// <summary>Qualification bits 9-11: advanced VM-exit information.</summary>
+    public const ulong AdvancedQualificationBits = 0b111UL << 9;
+
+    public static ulong QualificationMask(TargetTraits a, TargetTraits b)
+    {
+        ulong mask = ulong.MaxValue;
+        if (!(a.HasFlag(TargetTraits.Mbec) && b.HasFlag(TargetTraits.Mbec)))
+        {
+            mask &= ~MbecQualificationBits;
+        }
+
+        if (!(a.HasFlag(TargetTraits.AdvancedExitInfo) && b.HasFlag(TargetTraits.AdvancedExitInfo)))
+        {
+            mask &= ~AdvancedQualificationBits;
+        }
+
+        return mask;
+    }
+
+    public static Difference Compare(Observation a, TargetTraits ta, Observation b, TargetTraits tb)
+    {
+        if (a.Kind != b.Kind)
+        {
+            return Difference.Kind;
+        }
+
+        var d = Difference.None;
+        switch (a.Kind)
+        {
+            case OutcomeKind.Translated:
+                if (a.Hpa != b.Hpa)
+                {
+                    d |= Difference.Hpa;
+                }
+
+                // PageSize 0 means "this target cannot tell".
+                if (a.PageSize != 0 && b.PageSize != 0 && a.PageSize != b.PageSize)
+                {
+                    d |= Difference.PageSize;
+                }
+
+                if (ta.HasFlag(TargetTraits.MemoryType) && tb.HasFlag(TargetTraits.MemoryType) && a.MemoryType != b.MemoryType)
+                {
+                    d |= Difference.MemoryType;
+                }
+
+                if (a.Gpa != b.Gpa)
+                {
+                    d |= Difference.Gpa;
+                }
+
+                break;
+
+            case OutcomeKind.EptViolation:
+                if (((a.Qualification ^ b.Qualification) & QualificationMask(ta, tb)) != 0)
+                {
+                    d |= Difference.Qualification;
+                }
+
+                if (a.Gpa != b.Gpa)
+                {
+                    d |= Difference.Gpa;
+                }
+
+                if (a.GuestLinearAddressValid != b.GuestLinearAddressValid
+                    || (a.GuestLinearAddressValid && a.GuestLinearAddress != b.GuestLinearAddress))
+                {
+                    d |= Difference.GuestLinearAddress;
+                }
+
+                break;
+
+            case OutcomeKind.EptMisconfiguration:
+                if (a.Gpa != b.Gpa)
+                {
+                    d |= Difference.Gpa;
+                }
+
+                break;
+
+            case OutcomeKind.GuestPageFault:
+                if (a.ErrorCode != b.ErrorCode)
+                {
+                    d |= Difference.ErrorCode;
+                }
+
+                break;
+
+            case OutcomeKind.Entry:
+                if (a.EntryValue != b.EntryValue)
+                {
+                    d |= Difference.EntryValue;
+                }
+
+                break;
+
+            case OutcomeKind.VmEntry:
+                if (a.VmEntryOk != b.VmEntryOk)
+                {
+                    d |= Difference.VmEntry;
+                }
+
+                break;
+        }
+
+        if (ta.HasFlag(TargetTraits.AccessedDirtyWrites) && tb.HasFlag(TargetTraits.AccessedDirtyWrites) && !SameWrites(a.Writes, b.Writes))
+        {
+            d |= Difference.AccessedDirty;
+        }
+
+        return d;
+    }
+
+    /// <summary>Writes compare as a map address to final value: the order of A/D updates is not architectural.</summary>
+    public static bool SameWrites(IReadOnlyList<MemoryWrite> a, IReadOnlyList<MemoryWrite> b)
+    {
+        if (a.Count == 0 && b.Count == 0)
+        {
+            return true;
+        }
+
+        return FinalValues(a).OrderBy(p => p.Key).SequenceEqual(FinalValues(b).OrderBy(p => p.Key));
+    }
+
+    public static Dictionary<ulong, ulong> FinalValues(IReadOnlyList<MemoryWrite> writes)
+    {
+        var map = new Dictionary<ulong, ulong>(writes.Count);
+        foreach (var w in writes)
+        {
+            map[w.Address.Value] = w.Value;
+        }
+
+        return map;
+    }
+}

@@ -1,0 +1,63 @@
+using System.Reflection;
+using System.Xml.Linq;
+
+namespace EptFuzz.Architecture.Tests;
+
+/// <summary>
+/// STYLE.md: the reference depends on nothing; the contract depends on nothing; the C#
+/// implementation depends on the contract only and never on the reference; the harness depends on
+/// the contract only; the CLI composes. Checked twice: on the project files (what may be
+/// referenced) and on the built assemblies (what is referenced).
+/// </summary>
+public sealed class DependencyRules
+{
+    public static TheoryData<string, string, string[]> Rules => new()
+    {
+        { "reference/EptFuzz.Reference.csproj", "EptFuzz.Reference", [] },
+        { "targets/Contract/EptFuzz.Contract.csproj", "EptFuzz.Contract", [] },
+        { "targets/Impl/EptFuzz.Impl.csproj", "EptFuzz.Impl", ["EptFuzz.Contract"] },
+        { "harness/Core/EptFuzz.Harness.csproj", "EptFuzz.Harness", ["EptFuzz.Contract"] },
+        { "targets/Model/EptFuzz.Targets.Model.csproj", "EptFuzz.Targets.Model", ["EptFuzz.Contract", "EptFuzz.Reference"] },
+        { "targets/Vmx/EptFuzz.Targets.Vmx.csproj", "EptFuzz.Targets.Vmx", ["EptFuzz.Contract", "Iced"] },
+    };
+
+    [Theory]
+    [MemberData(nameof(Rules))]
+    public void ProjectFile_ReferencesOnlyWhatItMay(string projectPath, string assembly, string[] allowed)
+    {
+        var project = XDocument.Load(Path.Combine(RepositoryRoot.Path, projectPath));
+        var references = project.Descendants()
+            .Where(e => e.Name.LocalName is "ProjectReference" or "PackageReference" or "Reference")
+            .Select(e => Path.GetFileNameWithoutExtension((string?)e.Attribute("Include") ?? string.Empty))
+            .ToList();
+
+        var forbidden = references.Where(r => !allowed.Contains(r)).ToList();
+        Assert.True(forbidden.Count == 0, $"{assembly} may reference only [{string.Join(", ", allowed)}] but its project references [{string.Join(", ", forbidden)}]");
+    }
+
+    [Theory]
+    [MemberData(nameof(Rules))]
+    public void BuiltAssembly_ReferencesOnlyWhatItMay(string projectPath, string assembly, string[] allowed)
+    {
+        _ = projectPath;
+        var loaded = Assembly.Load(assembly);
+        var foreign = loaded.GetReferencedAssemblies()
+            .Select(a => a.Name ?? string.Empty)
+            .Where(name => !IsPlatform(name) && !allowed.Contains(name))
+            .ToList();
+
+        Assert.True(foreign.Count == 0, $"{assembly} references [{string.Join(", ", foreign)}]; allowed besides the platform: [{string.Join(", ", allowed)}]");
+    }
+
+    [Fact]
+    public void Implementation_NeverReferencesTheReferenceModel()
+    {
+        // A shared bit decoder would make both wrong the same way and hide the bug.
+        var impl = Assembly.Load("EptFuzz.Impl");
+        Assert.DoesNotContain(impl.GetReferencedAssemblies(), a => a.Name == "EptFuzz.Reference");
+        Assert.DoesNotContain(impl.GetReferencedAssemblies(), a => a.Name == "EptFuzz.Targets.Model");
+    }
+
+    private static bool IsPlatform(string name) =>
+        name is "netstandard" or "mscorlib" || name.StartsWith("System", StringComparison.Ordinal) || name.StartsWith("Microsoft.", StringComparison.Ordinal);
+}
