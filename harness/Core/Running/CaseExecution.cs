@@ -1,0 +1,575 @@
+using System.Text;
+using EptFuzz.Contract;
+using EptFuzz.Harness.Cases;
+using EptFuzz.Harness.Comparing;
+using EptFuzz.Harness.Intent;
+
+namespace EptFuzz.Harness.Running;
+
+/// <summary>The state of one case while it runs.</summary>
+internal sealed class CaseExecution : IDisposable
+{
+    private readonly EptCase @case;
+    private readonly RunOptions options;
+    private readonly CpuCapabilities cpu;
+    private readonly IEptHypervisor hypervisor;
+    private readonly ITarget[] targets;
+    private readonly ITargetSession[] sessions;
+    private readonly IntentModel intent;
+    private readonly List<HypervisorEffect> effects = new(64);
+
+    /// <summary>Host memory as the translators see it, kept only to know what a raw write overwrote.</summary>
+    private readonly Dictionary<ulong, ulong> mirror = new();
+    /// <summary>Entries a raw write changed since the last INVEPT: translations through them may be stale.</summary>
+    private readonly HashSet<ulong> staleEntries = new();
+    /// <summary>4 KiB pages that hold EPT entries written by operations.</summary>
+    private readonly HashSet<ulong> tablePages = new();
+    /// <summary>Baseline observations of probes, for batch targets compared after the case.</summary>
+    private readonly List<(int Step, Observation Baseline, bool Stale)> probes = new();
+
+    private int compared;
+    private int staleAllowed;
+    private int unsupported;
+    private int expectations;
+    private int probeCount;
+    /// <summary>Index of the step being reported (steps can be equal records, so never search for one).</summary>
+    private int currentIndex;
+
+    public CaseExecution(EptCase @case, RunOptions options)
+    {
+        this.@case = @case;
+        this.options = options;
+        cpu = @case.Steps.Length > 0 && @case.Steps[0] is CpuStep c ? c.ToCapabilities() : CpuCapabilities.Default;
+        hypervisor = options.Hypervisor();
+        targets = [.. options.Targets];
+        sessions = new ITargetSession[targets.Length];
+        for (int i = 0; i < targets.Length; i++)
+        {
+            sessions[i] = targets[i].Open(cpu);
+        }
+
+        intent = new IntentModel(cpu);
+    }
+
+    public CaseCounters Counters => new()
+    {
+        Steps = @case.Steps.Length,
+        Probes = probeCount,
+        Compared = compared,
+        StaleAllowed = staleAllowed,
+        Unsupported = unsupported,
+        Expectations = expectations,
+    };
+
+    private VmxControls Controls => hypervisor.Controls;
+
+    public void Dispose()
+    {
+        foreach (var s in sessions)
+        {
+            s?.Dispose();
+        }
+    }
+
+    public CaseResult Run()
+    {
+        var configured = hypervisor.Configure(cpu);
+        if (configured != ApiResult.Ok)
+        {
+            return Fail(CaseStatus.BadInput, 0, $"the hypervisor refused the processor ({configured})", null);
+        }
+
+        for (int i = 0; i < @case.Steps.Length; i++)
+        {
+            var step = @case.Steps[i];
+            currentIndex = i;
+            Trace($"step {i + 1} (line {step.Line}): {step.Verb}{(step.Expectation is null ? string.Empty : " => …")}");
+            var stop = step.Category switch
+            {
+                StepCategory.Operation => Operation(i, step),
+                _ => Probe(i, step),
+            };
+            if (stop is not null)
+            {
+                return stop;
+            }
+        }
+
+        return FinishBatchTargets() ?? new CaseResult { File = @case.SourceName, Status = CaseStatus.Passed, Counters = Counters };
+    }
+
+    private CaseResult? Operation(int index, Step step)
+    {
+        ApiResult result;
+        ApiResult? intended = null;
+        bool raw = false;
+        bool tables = true;
+        switch (step)
+        {
+            case CpuStep:
+                return null;
+            case EptpStep e:
+                result = hypervisor.SetEptp(e.ToRequest());
+                if (result == ApiResult.Ok)
+                {
+                    intent.SetWalkLength(e.Raw is { } r ? (int)((r >> 3) & 7) + 1 : e.WalkLength ?? 4);
+                    if (e.Raw is not null)
+                    {
+                        // The translators now walk a root the operations do not know.
+                        intent.MarkAllUnknown();
+                    }
+                }
+
+                break;
+            case ControlsStep c:
+                result = hypervisor.SetControls(c.ToControls());
+                intent.Controls = hypervisor.Controls;
+                break;
+            case GuestStep g:
+                result = hypervisor.SetGuestPaging(g.ToGuestPaging(), g.TablesStart ?? default, g.TablesEnd ?? default);
+                tables = false;
+                break;
+            case MapStep m:
+                result = hypervisor.Map(m.Gpa, m.Hpa, m.Size, m.Permissions, m.EffectiveMemoryType, m.IgnorePat ?? false);
+                intended = intent.Map(m.Gpa.Value, m.Hpa.Value, m.Size, m.Permissions, m.EffectiveMemoryType, m.IgnorePat ?? false);
+                break;
+            case UnmapStep u:
+                result = hypervisor.Unmap(u.Gpa, u.Size);
+                intended = intent.Unmap(u.Gpa.Value, u.Size);
+                break;
+            case ProtectStep p:
+                result = hypervisor.Protect(p.Gpa, p.Size, p.Permissions);
+                intended = intent.Protect(p.Gpa.Value, p.Size, p.Permissions);
+                break;
+            case RetypeStep r:
+                result = hypervisor.Retype(r.Gpa, r.Size, r.MemoryType, r.IgnorePat ?? false);
+                intended = intent.Retype(r.Gpa.Value, r.Size, r.MemoryType, r.IgnorePat ?? false);
+                break;
+            case SplitStep s:
+                result = hypervisor.Split(s.Gpa);
+                intended = intent.Split(s.Gpa.Value);
+                break;
+            case MergeStep m:
+                result = hypervisor.Merge(m.Gpa, m.Size);
+                intended = intent.Merge(m.Gpa.Value, m.Size);
+                break;
+            case MemoryStep m:
+                result = hypervisor.AddMemoryRange(m.Start, m.End, m.MemoryType);
+                intended = intent.AddMemoryRange(m.Start.Value, m.End.Value, m.MemoryType);
+                break;
+            case IdentityMapStep im:
+                result = hypervisor.IdentityMap(im.Offset ?? 0, im.OffsetFrom ?? default);
+                intended = intent.IdentityMap(im.Offset ?? 0, (im.OffsetFrom ?? default).Value);
+                break;
+            case InveptStep inv:
+                result = hypervisor.Invept(inv.Type);
+                break;
+            case EditStep e:
+                result = hypervisor.Edit(e.Gpa, e.Level, e.Set ?? 0, e.Clear ?? 0, e.LeafHpa);
+                raw = true;
+                tables = false;
+                if (result == ApiResult.Ok)
+                {
+                    ulong span = LevelSpan(e.Level);
+                    ulong start = e.Gpa.Value & ~(span - 1);
+                    intent.MarkUnknown(start, start + span);
+                }
+
+                break;
+            case PokeStep p:
+                result = hypervisor.Poke(p.Hpa, p.Value);
+                raw = true;
+                tables = false;
+                break;
+            case GMapStep gm:
+                result = hypervisor.GMap(gm.Gva, gm.Gpa, gm.Size, gm.Permissions.HasFlag(GuestPagePermissions.Writable), gm.Permissions.HasFlag(GuestPagePermissions.User), gm.Permissions.HasFlag(GuestPagePermissions.Executable));
+                raw = true;
+                tables = false;
+                break;
+            case GEditStep ge:
+                result = hypervisor.GEdit(ge.Gva, ge.Level, ge.Set ?? 0, ge.Clear ?? 0);
+                raw = true;
+                tables = false;
+                break;
+            default:
+                return Fail(CaseStatus.BadInput, step.Line, $"step {step.Verb} is not an operation", null);
+        }
+
+        Trace($"  hypervisor: {result}{(intended is { } ir && options.CheckIntent ? $"   intent: {ir}" : string.Empty)}");
+        if (result == ApiResult.ResourceLimit)
+        {
+            return Fail(CaseStatus.BadInput, step.Line, $"{step.Verb}: the case asks for more table pages than the hypervisor's pool allows; refused", null);
+        }
+
+        Forward(raw, tables);
+        if (step is EptpStep && result == ApiResult.Ok)
+        {
+            foreach (var s in sessions)
+            {
+                s.SetEptp(hypervisor.Eptp);
+            }
+        }
+        else if (step is ControlsStep && result == ApiResult.Ok)
+        {
+            foreach (var s in sessions)
+            {
+                s.SetControls(hypervisor.Controls);
+            }
+        }
+        else if (step is GuestStep && result == ApiResult.Ok)
+        {
+            foreach (var s in sessions)
+            {
+                s.SetGuestPaging(hypervisor.GuestPaging);
+            }
+        }
+
+        options.Observer?.OnOperation(index, step, result);
+
+        if (options.CheckIntent && intended is { } want && want != result)
+        {
+            var signature = new DivergenceSignature(step.Verb, hypervisor.Name, result.ToString(), "intent", want.ToString(), "result");
+            return Diverged(step, signature, $"{step.Verb}: {hypervisor.Name} says {result}, the operations so far mean {want}", null);
+        }
+
+        if (step.Expectation is { } expectation)
+        {
+            expectations++;
+            if (expectation is not ResultExpectation expected)
+            {
+                return Fail(CaseStatus.BadInput, step.Line, $"{step.Verb} is an operation: its expectation must be ok or an error name", null);
+            }
+
+            if (expected.Result != result)
+            {
+                return Fail(CaseStatus.ExpectationFailed, step.Line, $"{step.Verb}: expected {expected.Result}, {hypervisor.Name} says {result}", null);
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Hands the hypervisor's writes and INVEPTs to every translator, in order.</summary>
+    private void Forward(bool raw, bool tables)
+    {
+        effects.Clear();
+        hypervisor.DrainEffects(effects);
+        foreach (var effect in effects)
+        {
+            if (effect.Kind == EffectKind.Invept)
+            {
+                staleEntries.Clear();
+                foreach (var s in sessions)
+                {
+                    s.Invept(effect.InveptType);
+                }
+
+                continue;
+            }
+
+            var write = effect.Write;
+            ulong address = write.Address.Value;
+            mirror.TryGetValue(address, out ulong old);
+            mirror[address] = write.Value;
+            if (tables)
+            {
+                tablePages.Add(address >> 12);
+            }
+            else if (tablePages.Contains(address >> 12) && write.Value != old)
+            {
+                // A raw write landed in an EPT table page: the intent no longer knows what maps where.
+                intent.MarkAllUnknown();
+            }
+
+            // Nothing is cached from an all-zero (not-present) entry, so overwriting one cannot leave
+            // a stale translation behind.
+            if (raw && old != 0 && old != write.Value)
+            {
+                staleEntries.Add(address);
+            }
+
+            foreach (var s in sessions)
+            {
+                s.Write(write);
+            }
+        }
+    }
+
+    private CaseResult? Probe(int index, Step step)
+    {
+        probeCount++;
+        Probe probe = step switch
+        {
+            AccessStep a => Contract.Probe.ForAccess(index, a.ToAccess()),
+            EntryStep e => Contract.Probe.ForEntry(index, e.Gpa, e.Level),
+            _ => Contract.Probe.ForVmEntry(index),
+        };
+
+        var observations = new Observation?[sessions.Length];
+        for (int t = 0; t < sessions.Length; t++)
+        {
+            observations[t] = Submit(t, probe, step, out var crash);
+            if (crash is not null)
+            {
+                return crash;
+            }
+        }
+
+        int baselineIndex = Array.FindIndex(observations, o => o is not null && o.Kind != OutcomeKind.Unsupported);
+        foreach (var o in observations)
+        {
+            if (o is { Kind: OutcomeKind.Unsupported })
+            {
+                unsupported++;
+            }
+        }
+
+        if (options.Trace is not null)
+        {
+            for (int t = 0; t < sessions.Length; t++)
+            {
+                Trace($"  {targets[t].Name}: {(observations[t] is { } o ? Describe.Observation(o) : "(answers at the end of the case)")}");
+            }
+        }
+
+        if (baselineIndex < 0)
+        {
+            probes.Add((index, Observation.Unsupported("no immediate target"), false));
+            return null;
+        }
+
+        var baseline = observations[baselineIndex]!;
+        bool stale = staleEntries.Count > 0 && TouchesStale(observations);
+        probes.Add((index, baseline, stale));
+        if (stale)
+        {
+            // Spec: a processor may keep using translations cached before a raw write until INVEPT.
+            staleAllowed++;
+            Trace("  stale-allowed: the walk touches an entry a raw write changed since the last invept");
+            return null;
+        }
+
+        options.Observer?.OnProbe(index, step, baseline);
+        for (int t = 0; t < sessions.Length; t++)
+        {
+            if (t == baselineIndex || observations[t] is not { } other || other.Kind == OutcomeKind.Unsupported)
+            {
+                continue;
+            }
+
+            compared++;
+            var diff = ObservationComparer.Compare(baseline, targets[baselineIndex].Traits, other, targets[t].Traits);
+            if (diff != Difference.None)
+            {
+                return Divergence(step, baselineIndex, baseline, t, other, diff, observations);
+            }
+        }
+
+        if (options.CheckIntent && step is AccessStep access)
+        {
+            var pagingOn = hypervisor.GuestPaging.Enabled;
+            if (IntentCheck.Check(intent, access.ToAccess(), pagingOn, baseline, Controls) is { } mismatch)
+            {
+                var signature = new DivergenceSignature(StepKey(step), targets[baselineIndex].Name, baseline.Kind.Text(), "intent", "expected", mismatch.Field);
+                return Diverged(step, signature, $"{StepKey(step)}: {targets[baselineIndex].Name} says {Describe.Observation(baseline)}, the operations so far mean {mismatch.Expected}", observations);
+            }
+        }
+
+        if (step.Expectation is { } expectation)
+        {
+            expectations++;
+            for (int t = 0; t < sessions.Length; t++)
+            {
+                if (observations[t] is { Kind: not OutcomeKind.Unsupported } o
+                    && ExpectationCheck.Check(expectation, o, targets[t].Traits, cpu, Controls) is { } why)
+                {
+                    return Fail(CaseStatus.ExpectationFailed, step.Line, $"{StepKey(step)}: {targets[t].Name}: {why}", Report(step, observations, null));
+                }
+            }
+        }
+
+        // Keep the mirror in step with the A/D bits every translator just set (they agreed).
+        foreach (var w in baseline.Writes)
+        {
+            mirror[w.Address.Value] = w.Value;
+        }
+
+        return null;
+    }
+
+    private Observation? Submit(int t, Probe probe, Step step, out CaseResult? crash)
+    {
+        crash = null;
+        try
+        {
+            return sessions[t].Submit(probe);
+        }
+        catch (TargetFailureException)
+        {
+            throw;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // A target that throws on a probe has crashed on this input: that is a finding, reported
+            // with its stack, never swallowed.
+            var signature = new DivergenceSignature(StepKey(step), targets[t].Name, "crash", "-", "-", e.GetType().Name);
+            crash = Diverged(step, signature, $"{StepKey(step)}: {targets[t].Name} threw {e.GetType().Name}: {e.Message}", null) with { Detail = e.ToString() };
+            return null;
+        }
+    }
+
+    private bool TouchesStale(Observation?[] observations)
+    {
+        // Judge by the walk of a target that does not cache translations: it read what is there now.
+        for (int t = 0; t < observations.Length; t++)
+        {
+            if (observations[t] is { } o && !targets[t].Traits.HasFlag(TargetTraits.CachesTranslations) && targets[t].Traits.HasFlag(TargetTraits.Walk))
+            {
+                foreach (var e in o.Walk)
+                {
+                    if (staleEntries.Contains(e.Address.Value))
+                    {
+                        return true;
+                    }
+                }
+
+                return false;
+            }
+        }
+
+        // Nobody can say which entries the access uses: be safe and do not compare.
+        return true;
+    }
+
+    private CaseResult? FinishBatchTargets()
+    {
+        for (int t = 0; t < sessions.Length; t++)
+        {
+            if (targets[t].Traits.HasFlag(TargetTraits.Immediate))
+            {
+                continue;
+            }
+
+            var answers = sessions[t].Finish();
+            int baselineIndex = Array.FindIndex(targets, x => x.Traits.HasFlag(TargetTraits.Immediate));
+            foreach (var (stepIndex, baseline, stale) in probes)
+            {
+                var step = @case.Steps[stepIndex];
+                currentIndex = stepIndex;
+                if (!answers.TryGetValue(stepIndex, out var other) || other.Kind == OutcomeKind.Unsupported)
+                {
+                    unsupported++;
+                    continue;
+                }
+
+                if (stale || baselineIndex < 0 || baseline.Kind == OutcomeKind.Unsupported)
+                {
+                    continue;
+                }
+
+                compared++;
+                var diff = ObservationComparer.Compare(baseline, targets[baselineIndex].Traits, other, targets[t].Traits);
+                if (diff != Difference.None)
+                {
+                    var all = new Observation?[sessions.Length];
+                    all[baselineIndex] = baseline;
+                    all[t] = other;
+                    return Divergence(step, baselineIndex, baseline, t, other, diff, all);
+                }
+
+                if (step.Expectation is { } expectation && ExpectationCheck.Check(expectation, other, targets[t].Traits, cpu, Controls) is { } why)
+                {
+                    return Fail(CaseStatus.ExpectationFailed, step.Line, $"{StepKey(step)}: {targets[t].Name}: {why}", null);
+                }
+            }
+        }
+
+        return null;
+    }
+
+    private CaseResult Divergence(Step step, int a, Observation oa, int b, Observation ob, Difference diff, Observation?[] all)
+    {
+        var signature = new DivergenceSignature(
+            StepKey(step), targets[a].Name, oa.Kind.Text(), targets[b].Name, ob.Kind.Text(),
+            DivergenceSignature.DescribeFields(diff, (oa.Qualification ^ ob.Qualification) & ObservationComparer.QualificationMask(targets[a].Traits, targets[b].Traits)));
+        return Diverged(step, signature, $"{StepKey(step)}: {targets[a].Name} says {Describe.Observation(oa)}; {targets[b].Name} says {Describe.Observation(ob)}", all);
+    }
+
+    private CaseResult Diverged(Step step, DivergenceSignature signature, string message, Observation?[]? all)
+    {
+        string text = signature.ToString();
+        var known = options.Known.ReasonFor(text);
+        return new CaseResult
+        {
+            File = @case.SourceName,
+            Status = known is null ? CaseStatus.Diverged : CaseStatus.KnownDivergence,
+            Message = $"step {StepNumber(step)} (line {step.Line}): {message}",
+            Line = step.Line,
+            Column = step.Position.Column,
+            Signature = text,
+            KnownReason = known,
+            Detail = Report(step, all, text),
+            Counters = Counters,
+        };
+    }
+
+    private CaseResult Fail(CaseStatus status, int line, string message, string? detail) => new()
+    {
+        File = @case.SourceName,
+        Status = status,
+        Message = line > 0 ? $"line {line}: {message}" : message,
+        Line = line,
+        Detail = detail ?? string.Empty,
+        Counters = Counters,
+    };
+
+    /// <summary>Each translator's observation and walk, the rules the model fired, and how to replay.</summary>
+    private string Report(Step step, Observation?[]? all, string? signature)
+    {
+        var sb = new StringBuilder();
+        sb.Append($"step {StepNumber(step)}, line {step.Line}: {step.Verb}\n");
+        if (signature is not null)
+        {
+            sb.Append($"signature: {signature}\n");
+        }
+
+        if (all is not null)
+        {
+            for (int t = 0; t < all.Length; t++)
+            {
+                if (all[t] is not { } o)
+                {
+                    continue;
+                }
+
+                sb.Append($"{targets[t].Name}: {Describe.Observation(o)}\n");
+                foreach (var line in Describe.Walk(o.Walk))
+                {
+                    sb.Append("    ").Append(line).Append('\n');
+                }
+
+                if (!o.Rules.IsEmpty && targets[t].RuleNames.Count > 0)
+                {
+                    var names = o.Rules.Indices().Where(i => i < targets[t].RuleNames.Count).Select(i => targets[t].RuleNames[i]);
+                    sb.Append($"    rules fired: {string.Join(' ', names)}\n");
+                }
+            }
+        }
+
+        sb.Append($"replay: {options.ReplayCommand(@case.SourceName)}\n");
+        return sb.ToString();
+    }
+
+    private int StepNumber(Step step) => currentIndex + 1;
+
+    private void Trace(string line) => options.Trace?.WriteLine(line);
+
+    /// <summary>"read.gpa", "write.gva", "entry", …: the step kind part of a signature.</summary>
+    public static string StepKey(Step step) => step switch
+    {
+        AccessStep a => $"{a.Verb}.{(a.Gva is null ? "gpa" : "gva")}",
+        _ => step.Verb,
+    };
+
+    private static ulong LevelSpan(EptLevel level) => 1UL << (12 + 9 * ((int)level - 1));
+}
