@@ -253,8 +253,7 @@ public static class CaseParser
 
             if (_expectationTokens.Count == 0)
             {
-                (int start, int length) = _tokens[arrow];
-                _errors.Report(lineNumber, start + length + 1, "=> needs an expectation after it");
+                _errors.Report(lineNumber, _tokens[arrow].Start + 1, "=> needs an expectation after it");
                 return null;
             }
 
