@@ -19,8 +19,8 @@ public static class CasePrinter
         sb.Append("eptcase ").Append(CaseSyntax.Decimal(c.Version)).Append('\n');
         foreach (string comment in c.HeaderComments.IsDefault ? [] : c.HeaderComments)
         {
-            // A comment is one line: a line break inside it (only possible in a built case) becomes a space.
-            string text = comment.ReplaceLineEndings(" ").TrimEnd(' ', '\t');
+            // A comment is one line: a '\n' inside it (only possible in a built case) becomes a space.
+            string text = comment.Replace('\n', ' ').TrimEnd();
             sb.Append(text.Length == 0 ? "#" : "# " + text).Append('\n');
         }
 

@@ -113,7 +113,7 @@ public sealed class RoundTripTests
         string printed = CasePrinter.Print(c);
         ParseResult reparsed = CaseParser.Parse(printed, "printed.ept");
         Assert.True(reparsed.Succeeded, reparsed.ErrorText() + "\n" + printed);
-        Assert.Equal(c, reparsed.Case);
+        Assert.True(c.Equals(reparsed.Case), "parse(print(c)) != c; print(c) is:\n" + printed);
         Assert.Equal(printed, CasePrinter.Print(reparsed.Case));
     }
 }
