@@ -292,4 +292,30 @@ public sealed class ErrorTests
 
         Assert.True(result.Succeeded, result.ErrorText());
     }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void AdjacentRangesOfOneType_CountAsOne(bool sameType)
+    {
+        // 2100 ranges of 2M each, starting 4K past a 2M boundary: apart, each needs 512 4K pages
+        // (2100 * 512 > 2^20); merged, they are 2099 2M pages plus 1024 4K pages at the two ends.
+        var sb = new StringBuilder("eptcase 1\ncpu page1g=0\neptp\n");
+        for (ulong k = 0; k < 2100; k++)
+        {
+            ulong start = (k << 21) + 0x1000;
+            string type = sameType || k % 2 == 0 ? "WB" : "UC";
+            sb.Append($"memory start=0x{start:x} end=0x{start + (1UL << 21):x} mt={type}\n");
+        }
+
+        sb.Append("identity-map\n");
+
+        ParseResult result = CaseParser.Parse(sb.ToString(), "adjacent.ept");
+
+        Assert.Equal(sameType, result.Succeeded);
+        if (!sameType)
+        {
+            Assert.Contains("1075200 leaf entries", Assert.Single(result.Errors).Message, StringComparison.Ordinal);
+        }
+    }
 }
