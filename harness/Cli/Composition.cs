@@ -7,9 +7,9 @@ namespace EptFuzz.Cli;
 /// <summary>The one place that names concrete targets.</summary>
 internal static class Composition
 {
-    public const string DefaultTargets = "impl";
+    public const string DefaultTargets = "model,impl";
 
-    public static IReadOnlyList<string> TargetNames { get; } = ["impl"];
+    public static IReadOnlyList<string> TargetNames { get; } = ["model", "impl"];
 
     public static IEptHypervisor CreateHypervisor() => new EptFuzz.Impl.Hypervisor.EptHypervisor();
 
@@ -21,7 +21,7 @@ internal static class Composition
         {
             ITarget? target = raw switch
             {
-                
+                "model" => new EptFuzz.Targets.Model.ModelTarget(),
                 "impl" => new EptFuzz.Impl.Target.ImplTarget(),
                 
                 
