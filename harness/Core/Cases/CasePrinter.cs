@@ -154,6 +154,15 @@ public static class CasePrinter
         return line.ToString();
     }
 
+    /// <summary>An expectation as it is written after <c>=&gt; </c> (for reports and reducer headers).</summary>
+    public static string PrintExpectation(Expectation expectation)
+    {
+        ArgumentNullException.ThrowIfNull(expectation);
+        var line = new LineWriter(string.Empty);
+        PrintExpectation(line, expectation);
+        return line.ToString().TrimStart(' ');
+    }
+
     private static void PrintExpectation(LineWriter line, Expectation e)
     {
         switch (e)
