@@ -143,6 +143,11 @@ public static class CasePrinter
                 line.Add("gpa", CaseSyntax.Hex(s.Gpa.Value));
                 line.Add("level", CaseSyntax.Level(s.Level));
                 break;
+            case VmEntryStep:
+                break;
+            default:
+                // Only a new Step type without a printer branch gets here: a programming error.
+                throw new ArgumentException($"no canonical form for {step.GetType().Name}", nameof(step));
         }
 
         if (step.Expectation is { } e)
@@ -200,6 +205,8 @@ public static class CasePrinter
                 line.Word("vmentry");
                 line.Word(v.Ok ? "ok" : "fail");
                 break;
+            default:
+                throw new ArgumentException($"no canonical form for {e.GetType().Name}", nameof(e));
         }
     }
 
