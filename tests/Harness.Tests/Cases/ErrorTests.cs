@@ -203,6 +203,14 @@ public sealed class ErrorTests
     }
 
     [Fact]
+    public void LineOfExactlyTheLimit_IsAccepted()
+    {
+        string text = "eptcase 1\neptp\n#" + new string('x', CaseLimits.MaxLineLength - 1) + "\r\nvmentry\n";
+
+        Assert.True(CaseParser.Parse(text, "limit.ept").Succeeded);
+    }
+
+    [Fact]
     public void TooManySteps_IsRefused()
     {
         var sb = new StringBuilder("eptcase 1\neptp\n");

@@ -50,6 +50,15 @@ public sealed class RoundTripTests
             printed);
     }
 
+    [Fact]
+    public void Expectation_PrintsAsWrittenAfterTheArrow()
+    {
+        Assert.Equal("violation qual=0x18a gpa=0x201000", CasePrinter.PrintExpectation(Expect.Violation(0x18a, new Gpa(0x201000))));
+        Assert.Equal("ok hpa=0x40201000 mt=WB size=2M", CasePrinter.PrintExpectation(Expect.Translated(new Hpa(0x40201000), MemoryType.WB, 2UL << 20)));
+        Assert.Equal("NotMergeable", CasePrinter.PrintExpectation(Expect.Result(ApiResult.NotMergeable)));
+        Assert.Equal("vmentry fail", CasePrinter.PrintExpectation(Expect.VmEntry(false)));
+    }
+
     [Theory]
     [InlineData(SpecExamples.MinimizedReproducer)]
     [InlineData(SpecExamples.EveryForm)]
