@@ -81,7 +81,8 @@ public sealed partial class RuleCoverageTests
         Assert.True(set.Contains(RuleId.EptVmfunc1));
         Assert.False(set.Contains(RuleId.EptVe1));
         Assert.Equal([RuleId.EptScope1, RuleId.EptAd1, RuleId.EptVmfunc1], set.Members());
-        Assert.Equal(1UL << 31, set.With(RuleId.EptMisconfig8).Except(set).W0 >> 0 & (1UL << 31));
+        Assert.Equal(new RuleSet(1UL << (int)RuleId.EptMisconfig8, 0, 0, 0), set.With(RuleId.EptMisconfig8).Except(set));
+        Assert.Equal(new RuleSet(0, 1UL << ((int)RuleId.EptVmfunc1 - 64), 0, 0), RuleSet.Empty.With(RuleId.EptVmfunc1));
     }
 
     /// <summary>The repository root, found by its marker file (Fuzz.sln), not by counting "..".</summary>
