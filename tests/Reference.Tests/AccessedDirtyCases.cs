@@ -78,5 +78,16 @@ internal static class AccessedDirtyCases
         }
 
         yield return new("EptAd_GuestWalkRead_TablePagesDirty_Translated", paged, Linear(AccessType.Read, gla), Translated(Gpa, Hpa), RuleId.EptAd4, expected);
+
+        // EPT-AD-6 with SEMANTICS.md: a guest #PF ends the probe, but the guest-entry reads before it
+        // were performed, so their EPT flags stay; no guest flag is set and the final GPA is untouched.
+        Scenario faulting = new Scenario(accessedDirty: true).Map(Gpa, Hpa).WithGuestPaging().GuestMap(gla, Gpa, 0);
+        var tableFlags = new Dictionary<ulong, ulong>();
+        for (ulong page = GuestTablesGpa; page < GuestTablesGpa + 0x4000; page += 0x1000)
+        {
+            Flagged(faulting, page, Level.Pte, Accessed | Dirty, tableFlags);
+        }
+
+        yield return new("EptAd_GuestPteNotPresent_TablePagesFlagged_PageFault", faulting, Linear(AccessType.Read, gla), PageFault(0), RuleId.EptAd4, tableFlags);
     }
 }
