@@ -33,7 +33,5 @@ public readonly record struct ExitQualification(ulong Value)
     // [12] NMI unblocking due to IRET (never set by the model: it has no IRET)
     public const ulong NmiUnblocking = 1UL << 12;
 
-    public bool Has(ulong bits) => (Value & bits) == bits;
-
     public override string ToString() => $"0x{Value:x}";
 }

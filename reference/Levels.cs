@@ -37,9 +37,6 @@ public static class LevelGeometry
     /// <summary>The index (0..511) of the entry selected at this level.</summary>
     public static ulong Index(ulong address, Level level) => (address >> Shift(level)) & (EntriesPerTable - 1);
 
-    /// <summary>Bytes covered by one entry at this level (a leaf there maps a page this large).</summary>
-    public static ulong Coverage(Level level) => 1UL << Shift(level);
-
     /// <summary>The page size of a leaf at this level; only levels 1 to 3 can be leaves.</summary>
     public static PageSize LeafSize(Level level) => (PageSize)(byte)level;
 

@@ -39,7 +39,7 @@ internal sealed class ModelSession : ITargetSession
     {
     }
 
-    public Observation? Submit(in Probe probe) => probe.Kind switch
+    public Observation? Submit(in Probe probe) => UnsupportedReason is not null ? Observation.Unsupported(UnsupportedReason) : probe.Kind switch
     {
         ProbeKind.Access => Access(probe.Access),
         ProbeKind.Entry => Entry(probe.EntryGpa, probe.EntryLevel),

@@ -11,19 +11,12 @@ internal static class AccessedDirtyCases
     private const ulong Gpa = 0x40_0000;
     private const ulong Hpa = 0x5555_5000;
 
-    private static readonly Level[] Walk4 = [Level.Pml4e, Level.Pdpte, Level.Pde, Level.Pte];
-
     /// <summary>The entries of the walk for <paramref name="gpa"/> with <paramref name="leafFlags"/> added to the leaf and A to the rest.</summary>
     private static Dictionary<ulong, ulong> Flagged(Scenario scenario, ulong gpa, Level leaf, ulong leafFlags, Dictionary<ulong, ulong>? into = null)
     {
         into ??= [];
-        foreach (Level level in Walk4)
+        for (var level = (Level)scenario.Levels; level >= leaf; level--)
         {
-            if (level < leaf)
-            {
-                break;
-            }
-
             ulong address = scenario.EntryAddress(gpa, level).Value;
             into[address] = scenario.Entry(gpa, level) | (level == leaf ? leafFlags : Accessed);
         }
@@ -37,6 +30,10 @@ internal static class AccessedDirtyCases
         Scenario read = new Scenario(accessedDirty: true).Map(Gpa, Hpa);
         yield return new("EptAd_Read_SetsAccessedEveryLevel_Translated", read, ReadAt(Gpa), Translated(Gpa, Hpa), RuleId.EptAd2,
             Flagged(read, Gpa, Level.Pte, Accessed));
+
+        Scenario read5 = new Scenario(5, accessedDirty: true).Map(Gpa, Hpa);
+        yield return new("EptAd_Walk5Read_SetsAccessedOnPml5e_Translated", read5, ReadAt(Gpa), Translated(Gpa, Hpa), RuleId.EptAd2,
+            Flagged(read5, Gpa, Level.Pte, Accessed));
 
         // EPT-AD-3: a write also sets D in the leaf (one write with A).
         Scenario write = new Scenario(accessedDirty: true).Map(Gpa, Hpa);
@@ -78,5 +75,16 @@ internal static class AccessedDirtyCases
         }
 
         yield return new("EptAd_GuestWalkRead_TablePagesDirty_Translated", paged, Linear(AccessType.Read, gla), Translated(Gpa, Hpa), RuleId.EptAd4, expected);
+
+        // EPT-AD-6 with SEMANTICS.md: a guest #PF ends the probe, but the guest-entry reads before it
+        // were performed, so their EPT flags stay; no guest flag is set and the final GPA is untouched.
+        Scenario faulting = new Scenario(accessedDirty: true).Map(Gpa, Hpa).WithGuestPaging().GuestMap(gla, Gpa, 0);
+        var tableFlags = new Dictionary<ulong, ulong>();
+        for (ulong page = GuestTablesGpa; page < GuestTablesGpa + 0x4000; page += 0x1000)
+        {
+            Flagged(faulting, page, Level.Pte, Accessed | Dirty, tableFlags);
+        }
+
+        yield return new("EptAd_GuestPteNotPresent_TablePagesFlagged_PageFault", faulting, Linear(AccessType.Read, gla), PageFault(0), RuleId.EptAd4, tableFlags);
     }
 }

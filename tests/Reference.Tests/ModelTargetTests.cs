@@ -174,5 +174,6 @@ public sealed class ModelTargetTests
     {
         using ITargetSession session = new ModelTarget().Open(new CpuCapabilities { MaxPhyAddr = 60 });
         Assert.NotNull(session.UnsupportedReason);
+        Assert.Equal(OutcomeKind.Unsupported, Submit(session, Probe.ForVmEntry(1)).Kind);
     }
 }

@@ -58,16 +58,21 @@ public sealed partial class RuleCoverageTests
     public void Readme_ListsEveryRuleWithItsStatus()
     {
         string readme = File.ReadAllText(Path.Combine(RepositoryRoot(), "reference", "README.md"));
-        var listed = new Dictionary<string, bool>();
+        var listed = new Dictionary<string, (bool Modelled, string Section, string Note)>();
         foreach (Match match in ReadmeRow().Matches(readme))
         {
-            listed[match.Groups["id"].Value] = match.Groups["status"].Value == "modelled";
+            listed[match.Groups["id"].Value] = (match.Groups["status"].Value == "modelled", match.Groups["section"].Value, match.Groups["note"].Value);
         }
 
         foreach (RuleInfo rule in RuleCatalog.All)
         {
-            Assert.True(listed.TryGetValue(rule.Name, out bool modelled), $"README does not list {rule.Name}");
-            Assert.True(modelled == rule.Modelled, $"README says {rule.Name} is {(modelled ? "" : "not ")}modelled; the catalog disagrees");
+            Assert.True(listed.TryGetValue(rule.Name, out var row), $"README does not list {rule.Name}");
+            Assert.True(row.Modelled == rule.Modelled, $"README says {rule.Name} is {(row.Modelled ? "" : "not ")}modelled; the catalog disagrees");
+            Assert.Equal(rule.Section, row.Section);
+            if (!rule.Modelled)
+            {
+                Assert.Equal(rule.NotModelledReason, row.Note);
+            }
         }
 
         Assert.Equal(RuleCatalog.All.Count, listed.Count);
@@ -81,7 +86,8 @@ public sealed partial class RuleCoverageTests
         Assert.True(set.Contains(RuleId.EptVmfunc1));
         Assert.False(set.Contains(RuleId.EptVe1));
         Assert.Equal([RuleId.EptScope1, RuleId.EptAd1, RuleId.EptVmfunc1], set.Members());
-        Assert.Equal(1UL << 31, set.With(RuleId.EptMisconfig8).Except(set).W0 >> 0 & (1UL << 31));
+        Assert.Equal(new RuleSet(1UL << (int)RuleId.EptMisconfig8, 0, 0, 0), set.With(RuleId.EptMisconfig8).Except(set));
+        Assert.Equal(new RuleSet(0, 1UL << ((int)RuleId.EptVmfunc1 - 64), 0, 0), RuleSet.Empty.With(RuleId.EptVmfunc1));
     }
 
     /// <summary>The repository root, found by its marker file (Fuzz.sln), not by counting "..".</summary>
@@ -98,7 +104,7 @@ public sealed partial class RuleCoverageTests
         throw new InvalidOperationException("Fuzz.sln not found above " + AppContext.BaseDirectory);
     }
 
-    // A README table row: | `EPT-MISCONFIG-1` | modelled | … or | `EPT-VE-1` | not modelled | …
-    [GeneratedRegex(@"^\|\s*`(?<id>[A-Z0-9a-z-]+)`\s*\|\s*(?<status>modelled|not modelled)\s*\|", RegexOptions.Multiline)]
+    // A README table row: | `EPT-VE-1` | not modelled | section | reason |
+    [GeneratedRegex(@"^\|\s*`(?<id>[A-Z0-9a-z-]+)`\s*\|\s*(?<status>modelled|not modelled)\s*\|\s*(?<section>[^|]*?)\s*\|\s*(?<note>[^|]*?)\s*\|\s*$", RegexOptions.Multiline)]
     private static partial Regex ReadmeRow();
 }
