@@ -94,7 +94,7 @@ public sealed class PoolAccountingTests
                     break;
             }
 
-            if (step % 20 == 0)
+            if (step % 50 == 0)
             {
                 CheckAgainstModel(rig, model, window);
             }

@@ -19,6 +19,13 @@ public sealed class ImplTargetSession : ITargetSession
 
     public string? UnsupportedReason { get; }
 
+    /// <summary>Whether the virtual CPU keeps a TLB (the default) or walks on every access.</summary>
+    public bool CachesTranslations
+    {
+        get => _cpu.CachingEnabled;
+        init => _cpu.CachingEnabled = value;
+    }
+
     public VirtualCpu Cpu => _cpu;
 
     public SparseHostMemory Memory => _memory;
