@@ -351,6 +351,9 @@ internal sealed class HostKernel
         var opFill = a.CreateLabel();
         var opGuestPaging = a.CreateLabel();
         var opCopy = a.CreateLabel();
+        var opZero = a.CreateLabel();
+        var opPlant = a.CreateLabel();
+        var opUnplant = a.CreateLabel();
 
         a.Label(ref loop);
         a.mov(rbx, __qword_ptr[KernelVariables.ScriptPointer]);
@@ -365,7 +368,7 @@ internal sealed class HostKernel
                  {
                      (ScriptOp.End, opEnd), (ScriptOp.Write, opWrite), (ScriptOp.SetEptp, opEptp), (ScriptOp.Invept, opInvept),
                      (ScriptOp.Probe, opProbe), (ScriptOp.Dump, opDump), (ScriptOp.Fill, opFill), (ScriptOp.GuestPaging, opGuestPaging),
-                     (ScriptOp.Copy, opCopy),
+                     (ScriptOp.Copy, opCopy), (ScriptOp.Zero, opZero), (ScriptOp.Plant, opPlant), (ScriptOp.Unplant, opUnplant),
                  })
         {
             a.cmp(eax, (int)op);
@@ -442,6 +445,7 @@ internal sealed class HostKernel
         a.jmp(loop);
 
         EmitProbe(opProbe, loop);
+        EmitPlanting(opZero, opPlant, opUnplant, loop);
 
         a.Label(ref opEnd);
         a.PrintLiteral("END\n");
@@ -495,6 +499,71 @@ internal sealed class HostKernel
         a.PrintLiteral("VMFAIL VMLAUNCH invalid VMCS pointer\n");
         a.mov(eax, ExitHostFailure);
         a.jmp(exitWith);
+    }
+
+    private void EmitPlanting(Label opZero, Label opPlant, Label opUnplant, Label loop)
+    {
+        a.Label(ref opZero);
+        a.mov(rdi, r13);
+        a.mov(rcx, r15);
+        a.shl(rcx, 9);
+        a.xor(eax, eax);
+        a.rep.stosq();
+        a.jmp(loop);
+
+        var plantLoop = a.CreateLabel();
+        a.Label(ref opPlant);
+        a.mov(rdi, r13);
+        a.and(rdi, -0x1000);
+        a.mov(r9, r13);
+        a.and(r9, 0xFFF);
+        a.mov(ecx, r15d);
+        a.mov(rdx, r15);
+        a.shr(rdx, 32);
+        a.shl(rdx, 8);
+        a.mov(rax, 0xC1010F00000000BBUL); // BB id32 (mov ebx, id) then 0F 01 C1 (vmcall)
+        a.or(rdx, rax);
+        a.test(ecx, ecx);
+        a.jz(loop);
+        a.Label(ref plantLoop);
+        a.mov(__qword_ptr[rdi + r9], rdx);
+        a.add(rdi, 0x1000);
+        a.add(rdx, 0x100);
+        a.dec(ecx);
+        a.jnz(plantLoop);
+        a.jmp(loop);
+
+        var unplantLoop = a.CreateLabel();
+        var oneQword = a.CreateLabel();
+        a.Label(ref opUnplant);
+        a.mov(rdi, r13);
+        a.and(rdi, -0x1000);
+        a.mov(r9, r13);
+        a.and(r9, 0xFF8);
+        a.mov(rax, r14);
+        a.and(eax, 0xF);
+        a.shl(rax, 52);
+        a.mov(rdx, r14);
+        a.and(rdx, -0x1000);
+        a.or(rax, rdx);
+        a.mov(rdx, Tag.Marker);
+        a.or(rax, rdx);
+        a.add(rax, r9);
+        a.mov(ecx, r15d);
+        a.test(ecx, ecx);
+        a.jz(loop);
+        a.Label(ref unplantLoop);
+        a.mov(__qword_ptr[rdi + r9], rax);
+        a.cmp(r9, 0xFF8);
+        a.je(oneQword);
+        a.lea(rdx, __[rax + 8]);
+        a.mov(__qword_ptr[rdi + r9 + 8], rdx);
+        a.Label(ref oneQword);
+        a.add(rdi, 0x1000);
+        a.add(rax, 0x1000);
+        a.dec(ecx);
+        a.jnz(unplantLoop);
+        a.jmp(loop);
     }
 
     private void EmitExitStub(Label exitStub, Label loop)

@@ -22,8 +22,17 @@ public enum ScriptOp : byte
     Fill = 6,
     /// <summary>Guest CR3 = a, guest CR4 = b, guest EFER = c.</summary>
     GuestPaging = 7,
-    /// <summary>Copy 8 bytes: qword [a] = qword [b] (un-planting restores saved code bytes).</summary>
+    /// <summary>Copy 8 bytes: qword [a] = qword [b].</summary>
     Copy = 8,
+    /// <summary>Zero c pages from VM page a (RAM above 1 MiB may hold firmware leftovers).</summary>
+    Zero = 9,
+    /// <summary>
+    /// For c[31:0] tagged pages from VM page a[63:12]: write "mov ebx, id; vmcall" at page offset
+    /// a[11:0], id = c[63:32] + page index, so a fetch proves which page it reached.
+    /// </summary>
+    Plant = 10,
+    /// <summary>Undo <see cref="Plant"/>: re-tag the qwords at offset a[11:0] (and the next) of c[31:0] pages of the run a[63:12], case address b[63:12], size code b[3:0].</summary>
+    Unplant = 11,
 }
 
 /// <summary>The tag stored in every qword of a relocated data page: it proves where a read landed.</summary>
