@@ -80,6 +80,51 @@ public sealed class SessionTests
     }
 
     [BochsFact]
+    public void Bochs_GvaProbesWalkTheCasesGuestPaging()
+    {
+        using var s = Bochs.Open(CpuCapabilities.Default with { MaxPhyAddr = 40 });
+        Tables(s);
+        // Guest tables at GPA 0x210000-0x213FFF, backed by case HPA 0x50000-0x53FFF.
+        for (ulong i = 0; i < 4; i++)
+        {
+            s.Write(new MemoryWrite(new Hpa(0x4000 + (0x10 + i) * 8), (0x50000 + i * 0x1000) | Wb | Rwx));
+        }
+
+        s.Write(new MemoryWrite(new Hpa(0x50000), 0x211000 | 7));
+        s.Write(new MemoryWrite(new Hpa(0x51000), 0x212000 | 7));
+        s.Write(new MemoryWrite(new Hpa(0x52000), 0x213000 | 7));
+        s.Write(new MemoryWrite(new Hpa(0x53000 + 0x100 * 8), 0x200000 | 7));  // GVA 0x100000: user, writable
+        s.Write(new MemoryWrite(new Hpa(0x53000 + 0x101 * 8), 0x201000 | 5));  // GVA 0x101000: user, read-only
+        s.Write(new MemoryWrite(new Hpa(0x53000 + 0x103 * 8), 0x201000 | 7));  // GVA 0x103000: writable, but EPT read-only
+        s.Write(new MemoryWrite(new Hpa(0x53000 + 0x104 * 8), 0x405000 | 7));  // GVA 0x104000: inside the 2M EPT leaf
+        s.Write(new MemoryWrite(new Hpa(0x53000 + 0x105 * 8), 0x300000 | 7));  // GVA 0x105000: GPA the EPT does not map
+        s.Invept(InveptType.Global);
+        s.SetGuestPaging(new GuestPaging { Enabled = true, Cr3 = new Gpa(0x210000) });
+        static Probe Gva(int step, AccessKind kind, ulong gva, byte cpl) => Probe.ForAccess(step, Access.ThroughPaging(kind, new Gva(gva), cpl));
+        Probe[] probes =
+        [
+            Gva(1, AccessKind.Read, 0x100010, 0), Gva(2, AccessKind.Read, 0x101000, 3), Gva(3, AccessKind.Write, 0x101000, 3),
+            Gva(4, AccessKind.Read, 0x102000, 0), Gva(5, AccessKind.Write, 0x103000, 0), Gva(6, AccessKind.Read, 0x104008, 0),
+            Gva(7, AccessKind.Read, 0x105000, 0), Read(8, 0x200000), Gva(9, AccessKind.Read, 0x100000, 3),
+        ];
+        foreach (var p in probes)
+        {
+            s.Submit(p);
+        }
+
+        var o = s.Finish();
+        Assert.Equal(new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(0x4020_0010), PageSize = PageSize.Size4K }, o[1]);
+        Assert.Equal(new Hpa(0x4020_1000), o[2].Hpa);
+        Assert.Equal(new Observation { Kind = OutcomeKind.GuestPageFault, ErrorCode = 7 }, o[3]);
+        Assert.Equal(new Observation { Kind = OutcomeKind.GuestPageFault, ErrorCode = 0 }, o[4]);
+        Assert.Equal(new Observation { Kind = OutcomeKind.EptViolation, Qualification = 0x18a, Gpa = new Gpa(0x201000), GuestLinearAddress = 0x103000, GuestLinearAddressValid = true }, o[5]);
+        Assert.Equal(new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(0x4040_5008), PageSize = PageSize.Size2M }, o[6]);
+        Assert.Equal(new Observation { Kind = OutcomeKind.EptViolation, Qualification = 0x181, Gpa = new Gpa(0x300000), GuestLinearAddress = 0x105000, GuestLinearAddressValid = true }, o[7]);
+        Assert.Equal(new Gpa(0x200000), o[8].Gpa);
+        Assert.Equal(new Hpa(0x4020_0000), o[9].Hpa);
+    }
+
+    [BochsFact]
     public void Bochs_RunsAThousandProbesInOneBoot()
     {
         using var s = (VmxSession)Bochs.Open(CpuCapabilities.Default with { MaxPhyAddr = 40 });

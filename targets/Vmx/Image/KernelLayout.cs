@@ -69,7 +69,12 @@ public static class KernelLayout
     public const ulong Window = 0x200000;
     public const ulong WindowSize = 0x200000;
     public const ulong WindowCode = 0x0000;
-    public const ulong WindowStackTop = 0x2000;
+    /// <summary>
+    /// The guest PDPT that maps the window into the case's own guest paging (gva probes): entry 0 a
+    /// user 1 GiB page, entry 1 a supervisor alias of the same guest-physical range (for SMEP). The
+    /// stubs never push, so the guest's RSP (the top of this page) is never used.
+    /// </summary>
+    public const ulong WindowCasePagingPdpt = 0x1000;
     public const ulong WindowGuestPml4 = 0x2000;
     /// <summary>Guest PDPT pages of the identity map start here (one per 512 GiB region the probes touch).</summary>
     public const ulong WindowGuestPdpts = 0x3000;

@@ -59,7 +59,15 @@ public static class ProcessRunner
             bool exited = process.WaitForExit(timeout);
             if (!exited)
             {
-                process.Kill(entireProcessTree: true);
+                try
+                {
+                    process.Kill(entireProcessTree: true);
+                }
+                catch (Exception e) when ((e is InvalidOperationException or Win32Exception) && process.HasExited)
+                {
+                    // It ended on its own between the timeout and the kill: nothing is left to stop.
+                }
+
                 process.WaitForExit();
             }
 

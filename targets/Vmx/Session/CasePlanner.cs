@@ -22,6 +22,10 @@ internal sealed class CasePlanner
     private readonly HashSet<ulong> writtenPages = [];
     private readonly HashSet<(ulong Base, PageSize Size)> leafTargets = [];
     private readonly Relocation relocation = new();
+    /// <summary>Case pages that serve as the guest's top-level paging table for some gva probe.</summary>
+    private readonly HashSet<ulong> guestRoots = [];
+    /// <summary>PML4 slots of the guest-linear addresses that gva probes use.</summary>
+    private readonly HashSet<int> guestSlotsUsed = [];
     private string? sessionProblem;
 
     public CasePlanner(IReadOnlyList<CaseStep> steps, CpuCapabilities caseCpu, EmulatedCpu cpu)
@@ -37,6 +41,9 @@ internal sealed class CasePlanner
     /// <summary>The guest window's PML4 index (guest-physical = guest-linear = index &lt;&lt; 39).</summary>
     public int WindowIndex { get; private set; } = -1;
 
+    /// <summary>The slot of the case's guest PML4 through which gva-mode guests reach the window (guest-linear = slot &lt;&lt; 39).</summary>
+    public int GuestWindowSlot { get; private set; } = -1;
+
     /// <summary>Builds the plan. When the whole case cannot run, every probe carries the reason and the script is empty.</summary>
     public (ScriptBuilder Script, List<ProbePlan> Probes, string? Problem) Plan()
     {
@@ -50,6 +57,11 @@ internal sealed class CasePlanner
         if (sessionProblem is null)
         {
             ChooseWindow();
+        }
+
+        if (sessionProblem is null)
+        {
+            ChooseGuestWindowSlot();
         }
 
         var probes = new List<ProbePlan>();
@@ -78,8 +90,22 @@ internal sealed class CasePlanner
         ulong eptp = 0;
         bool mbec = false;
         bool changed = true;
+        var paging = GuestPaging.Off;
         foreach (var step in steps)
         {
+            if (step.Kind == CaseStepKind.GuestPaging)
+            {
+                paging = step.Paging!;
+            }
+            else if (step.Kind == CaseStepKind.Probe && step.Probe.Kind == ProbeKind.Access && step.Probe.Access.Linear && paging.Enabled)
+            {
+                guestSlotsUsed.Add((int)((step.Probe.Access.Address >> 39) & 0x1FF));
+                if (GuestRootPage(memory, eptp, mbec, paging) is ulong root)
+                {
+                    guestRoots.Add(root);
+                }
+            }
+
             switch (step.Kind)
             {
                 case CaseStepKind.Write:
@@ -225,7 +251,7 @@ internal sealed class CasePlanner
             {
                 used.Add((int)((step.Write.Address.Value & 0xFFF) >> 3));
             }
-            else if (step.Kind == CaseStepKind.Probe && step.Probe.Kind == ProbeKind.Access && !step.Probe.Access.Linear)
+            else if (step.Kind == CaseStepKind.Probe && step.Probe.Kind == ProbeKind.Access)
             {
                 used.Add((int)Math.Min(step.Probe.Access.Address >> 39, int.MaxValue));
             }
@@ -241,6 +267,50 @@ internal sealed class CasePlanner
         }
 
         sessionProblem = $"every PML4 slot below 2^{cpu.MaxPhyAddr} is used by the case; the oracle needs one for its guest's code";
+    }
+
+    /// <summary>
+    /// A slot of the case's guest PML4 tables that the case never writes and no gva probe uses
+    /// (lower canonical half). The oracle puts its own entry there so its code stays reachable.
+    /// </summary>
+    private void ChooseGuestWindowSlot()
+    {
+        if (guestRoots.Count == 0)
+        {
+            return;
+        }
+
+        var used = new HashSet<int>(guestSlotsUsed);
+        foreach (var step in steps)
+        {
+            if (step.Kind == CaseStepKind.Write && guestRoots.Contains(step.Write.Address.Value & ~0xFFFUL))
+            {
+                used.Add((int)((step.Write.Address.Value & 0xFFF) >> 3));
+            }
+        }
+
+        for (int slot = 255; slot >= 0; slot--)
+        {
+            if (!used.Contains(slot))
+            {
+                GuestWindowSlot = slot;
+                return;
+            }
+        }
+    }
+
+    /// <summary>The case page holding the guest's PML4 (CR3 translated through the case's EPT), or null when the EPT does not map it.</summary>
+    private ulong? GuestRootPage(Dictionary<ulong, ulong> memory, ulong eptp, bool mbec, GuestPaging paging)
+    {
+        ulong cr3 = paging.Cr3.Value & ~0xFFFUL;
+        if (FinalLeaf(memory, eptp, mbec, cr3) is not var (entry, level))
+        {
+            return null;
+        }
+
+        ulong size = EptEntry.LeafSize(level).Bytes();
+        ulong baseAddress = entry & caseAddressMask & ~(size - 1);
+        return baseAddress + (cr3 & (size - 1));
     }
 
     // ---- pass 3: the script ----
@@ -285,8 +355,8 @@ internal sealed class CasePlanner
         var regions = new SortedSet<int> { WindowIndex };
         foreach (var step in steps)
         {
-            if (step.Kind == CaseStepKind.Probe && step.Probe.Kind == ProbeKind.Access && !step.Probe.Access.Linear &&
-                step.Probe.Access.Address >> cpu.MaxPhyAddr == 0)
+            // gva probes too: with guest paging off they are guest-physical accesses.
+            if (step.Kind == CaseStepKind.Probe && step.Probe.Kind == ProbeKind.Access && step.Probe.Access.Address >> cpu.MaxPhyAddr == 0)
             {
                 regions.Add((int)(step.Probe.Access.Address >> 39));
             }
@@ -308,8 +378,15 @@ internal sealed class CasePlanner
             nextPdpt += 0x1000;
         }
 
-        script.Add(ScriptOp.GuestPaging, WindowBase + KernelLayout.WindowGuestPml4, 0, 0x500, flags: 1);
+        // The window as seen from the case's guest paging: user page first, supervisor alias second.
+        script.Write(KernelLayout.Window + KernelLayout.WindowCasePagingPdpt, WindowBase | leaf);
+        script.Write(KernelLayout.Window + KernelLayout.WindowCasePagingPdpt + 8, WindowBase | (leaf & ~4UL));
     }
+
+    private const ulong IdentityEfer = 0x500; // LME | LMA
+
+    private ScriptBuilder IdentityPaging(ScriptBuilder script) =>
+        script.Add(ScriptOp.GuestPaging, WindowBase + KernelLayout.WindowGuestPml4, 0, IdentityEfer, flags: 1);
 
     private void EmitSteps(ScriptBuilder script, List<ProbePlan> probes)
     {
@@ -318,6 +395,8 @@ internal sealed class CasePlanner
         ulong eptp = 0;
         bool mbec = false;
         bool tablesChanged = false;
+        var paging = GuestPaging.Off;
+        GuestPaging? loaded = null;
         foreach (var step in steps)
         {
             switch (step.Kind)
@@ -348,7 +427,7 @@ internal sealed class CasePlanner
                     tablesChanged = false;
                     break;
                 case CaseStepKind.GuestPaging:
-                    // The case's guest paging only matters to gva probes, which are not run yet.
+                    paging = step.Paging!;
                     break;
                 case CaseStepKind.Probe:
                 {
@@ -361,14 +440,14 @@ internal sealed class CasePlanner
                         tablesChanged = false;
                     }
 
-                    EmitProbe(script, plan, memory, vmValues, eptp, mbec);
+                    EmitProbe(script, plan, memory, vmValues, eptp, mbec, paging, ref loaded);
                     break;
                 }
             }
         }
     }
 
-    private void EmitProbe(ScriptBuilder script, ProbePlan plan, Dictionary<ulong, ulong> memory, Dictionary<ulong, ulong> vmValues, ulong eptp, bool mbec)
+    private void EmitProbe(ScriptBuilder script, ProbePlan plan, Dictionary<ulong, ulong> memory, Dictionary<ulong, ulong> vmValues, ulong eptp, bool mbec, GuestPaging paging, ref GuestPaging? loaded)
     {
         var probe = plan.Probe;
         switch (probe.Kind)
@@ -383,34 +462,71 @@ internal sealed class CasePlanner
                     return;
                 }
 
+                if (loaded != GuestPaging.Off)
+                {
+                    IdentityPaging(script);
+                    loaded = GuestPaging.Off;
+                }
+
                 plan.Runs = true;
                 script.Add(ScriptOp.Probe, (ulong)plan.Id, WindowBase + KernelLayout.WindowCode + GuestCode.VmcallStub, 0);
                 return;
         }
 
         var access = probe.Access;
-        if (access.Linear)
-        {
-            plan.Unsupported = "gva probes (through the case's guest paging) are not implemented in the VMX oracle yet";
-            return;
-        }
-
+        // A gva probe with guest paging off is a guest-physical access (linear = guest-physical).
+        bool throughCasePaging = access.Linear && paging.Enabled;
         if (mbec)
         {
             plan.Unsupported = "the MBEC control: the oracle does not set it";
             return;
         }
 
-        if (access.Address >> cpu.MaxPhyAddr != 0)
+        ulong codeBase;
+        plan.ThroughCasePaging = throughCasePaging;
+        if (throughCasePaging)
         {
-            plan.Unsupported = $"GPA 0x{access.Address:x} is at or above 2^{cpu.MaxPhyAddr}: the oracle's guest cannot form it with its paging ({cpu.Engine} MAXPHYADDR {cpu.MaxPhyAddr})";
-            return;
+            if (!PrepareCasePaging(script, plan, memory, eptp, mbec, paging))
+            {
+                return;
+            }
+
+            codeBase = ((ulong)GuestWindowSlot << 39) + (access.Cpl == 3 ? 0 : 1UL << 30);
+            if (loaded != paging)
+            {
+                ulong cr4 = paging.Smep ? 1UL << 20 : 0;
+                ulong efer = IdentityEfer | (paging.Nxe ? 0x800UL : 0);
+                script.Add(ScriptOp.GuestPaging, paging.Cr3.Value & ~0xFFFUL, cr4, efer, flags: (byte)(paging.Wp ? 1 : 0));
+                loaded = paging;
+            }
+        }
+        else
+        {
+            if (access.Address >> cpu.MaxPhyAddr != 0)
+            {
+                plan.Unsupported = $"GPA 0x{access.Address:x} is at or above 2^{cpu.MaxPhyAddr}: the oracle's guest cannot form it with its paging ({cpu.Engine} MAXPHYADDR {cpu.MaxPhyAddr})";
+                return;
+            }
+
+            codeBase = WindowBase + KernelLayout.WindowCode;
+            if (loaded != GuestPaging.Off)
+            {
+                IdentityPaging(script);
+                loaded = GuestPaging.Off;
+            }
         }
 
-        var leaf = FinalLeaf(memory, eptp, mbec, access.Address);
+        byte cpl3 = (byte)(access.Cpl == 3 ? 1 : 0);
+        var leaf = throughCasePaging ? null : FinalLeaf(memory, eptp, mbec, access.Address);
         if (cpu.IgnoresLargeLeafBit12 && leaf is { Level: > EptLevel.Pte } large && (large.Entry & 0x1000) != 0)
         {
             plan.Unsupported = $"{cpu.Engine} ignores bit 12 of a large EPT leaf's address (a known emulator deviation): the misalignment would go unseen";
+            return;
+        }
+
+        if (throughCasePaging && cpu.IgnoresLargeLeafBit12 && GuestWalkGpas(memory, eptp, mbec, paging, access.Address).Any(gpa => FinalLeaf(memory, eptp, mbec, gpa) is { Level: > EptLevel.Pte } l && (l.Entry & 0x1000) != 0))
+        {
+            plan.Unsupported = $"{cpu.Engine} ignores bit 12 of a large EPT leaf's address (a known emulator deviation), and this gva probe may walk through such a leaf";
             return;
         }
 
@@ -420,11 +536,11 @@ internal sealed class CasePlanner
             AccessKind.Write => GuestCode.WriteStub,
             _ => GuestCode.FetchStub,
         };
-        ulong rip = WindowBase + KernelLayout.WindowCode + stub;
+        ulong rip = codeBase + stub;
         if (access.Kind != AccessKind.Fetch)
         {
             plan.Runs = true;
-            script.Add(ScriptOp.Probe, (ulong)plan.Id, rip, access.Address);
+            script.Add(ScriptOp.Probe, (ulong)plan.Id, rip, access.Address, cpl3);
             return;
         }
 
@@ -432,6 +548,12 @@ internal sealed class CasePlanner
         if (offset > 0xFF8)
         {
             plan.Unsupported = "a fetch in the last 7 bytes of a page: the planted 8-byte instruction would cross into the next page";
+            return;
+        }
+
+        if (throughCasePaging)
+        {
+            plan.Unsupported = "fetch probes through the case's guest paging: the oracle cannot tell in advance which page to plant code in safely";
             return;
         }
 
@@ -447,10 +569,78 @@ internal sealed class CasePlanner
         }
 
         plan.Runs = true;
-        script.Add(ScriptOp.Probe, (ulong)plan.Id, rip, access.Address);
+        script.Add(ScriptOp.Probe, (ulong)plan.Id, rip, access.Address, cpl3);
         foreach (var run in relocation.Runs)
         {
             script.Add(ScriptOp.Unplant, run.VmStart | offset, run.CaseStart | (uint)run.SizeCode, (uint)run.Pages);
+        }
+    }
+
+    /// <summary>
+    /// Makes the case's guest paging able to run the oracle's code: one entry of its own in the
+    /// case's guest PML4 (a slot the case never uses) leading to the window. False (with the reason
+    /// set) when that is impossible for this probe.
+    /// </summary>
+    private bool PrepareCasePaging(ScriptBuilder script, ProbePlan plan, Dictionary<ulong, ulong> memory, ulong eptp, bool mbec, GuestPaging paging)
+    {
+        ulong gva = plan.Probe.Access.Address;
+        if (gva >= 1UL << 47 && gva < 0xFFFF_8000_0000_0000)
+        {
+            plan.Unsupported = $"GVA 0x{gva:x} is not canonical";
+            return false;
+        }
+
+        if (GuestWindowSlot < 0)
+        {
+            plan.Unsupported = "every slot of the case's guest PML4 is used; the oracle needs one for its code";
+            return false;
+        }
+
+        if (GuestRootPage(memory, eptp, mbec, paging) is not ulong root || !relocation.TryMapPlain(root & ~0xFFFUL, out ulong vmRoot))
+        {
+            plan.Unsupported = "the case's EPT does not map the guest's CR3 page to a page the case wrote, so the oracle's guest cannot run its code there";
+            return false;
+        }
+
+        const ulong table = 0x27; // P | RW | US | A
+        script.Write(vmRoot + (ulong)GuestWindowSlot * 8, (WindowBase + KernelLayout.WindowCasePagingPdpt) | table);
+        return true;
+    }
+
+    /// <summary>
+    /// The guest-physical addresses a 4-level guest walk of <paramref name="gva"/> reads (each entry)
+    /// and, when it gets that far, the final one; read through our own EPT walk of the case's memory.
+    /// Used only to keep probes away from a known emulator deviation.
+    /// </summary>
+    private IEnumerable<ulong> GuestWalkGpas(Dictionary<ulong, ulong> memory, ulong eptp, bool mbec, GuestPaging paging, ulong gva)
+    {
+        ulong table = paging.Cr3.Value & ~0xFFFUL;
+        for (int level = 4; level >= 1; level--)
+        {
+            ulong entryGpa = table + Index(gva, level) * 8;
+            yield return entryGpa;
+            if (FinalLeaf(memory, eptp, mbec, entryGpa) is not var (ept, eptLevel))
+            {
+                yield break;
+            }
+
+            ulong size = EptEntry.LeafSize(eptLevel).Bytes();
+            ulong hpa = (ept & caseAddressMask & ~(size - 1)) + (entryGpa & (size - 1));
+            ulong entry = memory.GetValueOrDefault(hpa);
+            if ((entry & 1) == 0)
+            {
+                yield break;
+            }
+
+            ulong address = entry & caseAddressMask;
+            if (level == 1 || (level <= 3 && (entry & 0x80) != 0))
+            {
+                ulong pageSize = 1UL << (12 + 9 * (level - 1));
+                yield return (address & ~(pageSize - 1)) | (gva & (pageSize - 1));
+                yield break;
+            }
+
+            table = address;
         }
     }
 

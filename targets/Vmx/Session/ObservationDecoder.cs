@@ -9,7 +9,7 @@ namespace EptFuzz.Targets.Vmx.Session;
 /// reported addresses back to the case's through the tags and the relocation table. Anything the
 /// kernel should have printed but did not is an infrastructure failure, never a finding.
 /// </summary>
-internal sealed class ObservationDecoder(string target, OracleReport report, Relocation relocation, CpuCapabilities caseCpu, EmulatedCpu cpu)
+internal sealed class ObservationDecoder(string target, OracleReport report, Relocation relocation, CpuCapabilities caseCpu, EmulatedCpu cpu, int windowIndex, int guestWindowSlot)
 {
     private const int ReasonException = 0;
     private const int ReasonVmcall = 18;
@@ -63,6 +63,16 @@ internal sealed class ObservationDecoder(string target, OracleReport report, Rel
                 : throw Fail(plan, $"the VM-entry probe exited with reason {exit.BasicReason}, not VMCALL");
         }
 
+        // The oracle's own code and tables live in one PML4 slot; an exit about an address there is
+        // the guest failing to run its code through the case's tables, not the probe.
+        ulong faulting = exit.BasicReason == ReasonEptViolation ? exit.GuestLinear : exit.Qualification;
+        bool aboutWindow = exit.BasicReason == ReasonException || (exit.BasicReason == ReasonEptViolation && (exit.Qualification & 0x80) != 0);
+        int slot = (int)((faulting >> 39) & 0x1FF);
+        if (aboutWindow && faulting >> 48 == 0 && slot == (plan.ThroughCasePaging ? guestWindowSlot : windowIndex))
+        {
+            return Observation.Unsupported($"the oracle's guest could not run its own code through the case's tables (exit {exit.BasicReason} at 0x{faulting:x})");
+        }
+
         return exit.BasicReason switch
         {
             ReasonVmcall => Translated(plan, exit),
@@ -102,7 +112,7 @@ internal sealed class ObservationDecoder(string target, OracleReport report, Rel
                 return Observation.Unsupported($"the fetch ran something other than the planted code (RBX 0x{exit.Rbx:x}, RIP 0x{exit.GuestRip:x})");
             }
 
-            return new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(casePage | (access.Address & 0xFFF)), PageSize = fetchSize, Gpa = new Gpa(access.Address) };
+            return new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(casePage | (access.Address & 0xFFF)), PageSize = fetchSize, Gpa = FinalGpa(plan) };
         }
 
         if (!Tag.TryDecode(exit.Rbx, out ulong tagged, out int sizeCode))
@@ -120,9 +130,12 @@ internal sealed class ObservationDecoder(string target, OracleReport report, Rel
             Kind = OutcomeKind.Translated,
             Hpa = new Hpa((tagged & ~7UL) | (access.Address & 7)),
             PageSize = (PageSize)sizeCode,
-            Gpa = new Gpa(access.Address),
+            Gpa = FinalGpa(plan),
         };
     }
+
+    /// <summary>The final GPA: the probe address unless the access went through the case's guest paging, where no exit reports it (left 0).</summary>
+    private static Gpa FinalGpa(ProbePlan plan) => plan.ThroughCasePaging ? default : new Gpa(plan.Probe.Access.Address);
 
     private Observation Violation(ProbePlan plan, ExitRecord exit)
     {

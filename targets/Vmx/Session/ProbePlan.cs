@@ -14,6 +14,8 @@ internal sealed class ProbePlan(int id, Probe probe)
     public Observation? Known { get; set; }
     /// <summary>The guest ran (or tried to run) this probe: expect a P or F line.</summary>
     public bool Runs { get; set; }
+    /// <summary>A gva probe run through the case's own guest paging (else guest paging is the oracle's identity map).</summary>
+    public bool ThroughCasePaging { get; set; }
     /// <summary>Entry probes: the case's value of the entry and the relocated value the VM holds for it; expect an E line.</summary>
     public bool Dumped { get; set; }
     public ulong CaseEntryValue { get; set; }
