@@ -9,7 +9,7 @@ internal static class Composition
 {
     public const string DefaultTargets = "model,impl";
 
-    public static IReadOnlyList<string> TargetNames { get; } = ["model", "impl"];
+    public static IReadOnlyList<string> TargetNames { get; } = ["model", "impl", "bochs", "kvm"];
 
     public static IEptHypervisor CreateHypervisor() => new EptFuzz.Impl.Hypervisor.EptHypervisor();
 
@@ -23,8 +23,8 @@ internal static class Composition
             {
                 "model" => new EptFuzz.Targets.Model.ModelTarget(),
                 "impl" => new EptFuzz.Impl.Target.ImplTarget(),
-                
-                
+                "bochs" => new EptFuzz.Targets.Vmx.BochsTarget(),
+                "kvm" => new EptFuzz.Targets.Vmx.KvmTarget(),
                 _ => null,
             };
             if (target is null)

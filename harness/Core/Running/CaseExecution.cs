@@ -465,6 +465,26 @@ internal sealed class CaseExecution : IDisposable
 
             var answers = sessions[t].Finish();
             int baselineIndex = Array.FindIndex(targets, x => x.Traits.HasFlag(TargetTraits.Immediate));
+            if (options.Trace is not null)
+            {
+                var sb = new StringBuilder();
+                sb.Append($"{targets[t].Name} answered at the end of the case{(sessions[t].UnsupportedReason is { } why ? $" (unsupported: {why})" : string.Empty)}:\n");
+                foreach (var (stepIndex, _, _) in probes)
+                {
+                    sb.Append($"  step {stepIndex + 1} (line {@case.Steps[stepIndex].Line}): ");
+                    if (answers.TryGetValue(stepIndex, out var answer))
+                    {
+                        AppendObservation(sb, t, answer, string.Empty);
+                    }
+                    else
+                    {
+                        sb.Append("no answer\n");
+                    }
+                }
+
+                options.Trace.Write(sb.ToString());
+            }
+
             foreach (var (stepIndex, baseline, stale) in probes)
             {
                 var step = @case.Steps[stepIndex];
