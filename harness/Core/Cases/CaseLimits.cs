@@ -24,6 +24,12 @@ public static class CaseLimits
     /// </summary>
     public const ulong MaxIdentityMapLeaves = 1UL << 20;
 
+    /// <summary>
+    /// Most (identity-map step, memory range declared before it) pairs in one case: every
+    /// identity-map walks every range, in the parser's estimate and in every target.
+    /// </summary>
+    public const int MaxIdentityMapRangeVisits = 1 << 20;
+
     /// <summary>Characters of an offending token quoted in a message.</summary>
     public const int MaxQuotedLength = 40;
 }
