@@ -1,0 +1,206 @@
+using EptFuzz.Contract;
+using EptFuzz.Impl.Ept;
+using EptFuzz.Impl.Memory;
+
+namespace EptFuzz.Impl.Hypervisor;
+
+/// <summary>
+/// The hypervisor under test ("impl"): its EPT API over its own host memory. Every host-memory
+/// write and every INVEPT it performs is journaled in order and handed out by <see cref="DrainEffects"/>.
+/// </summary>
+public sealed class EptHypervisor : IEptHypervisor
+{
+    private readonly List<HypervisorEffect> _journal = [];
+    private readonly int _poolCapacity;
+    private State? _state;
+
+    /// <param name="poolCapacity">Table pages the pool may hand out (see <see cref="TablePagePool.DefaultCapacity"/>).</param>
+    public EptHypervisor(int poolCapacity = TablePagePool.DefaultCapacity)
+    {
+        _poolCapacity = poolCapacity;
+    }
+
+    public string Name => "impl";
+
+    public ulong Eptp { get; private set; }
+
+    public VmxControls Controls { get; private set; }
+
+    public GuestPaging GuestPaging => S.Guest.Paging;
+
+    public IHostMemoryImage Memory => S.Memory;
+
+    /// <summary>The EPT itself, for callers that use this hypervisor as a library (tests, a hypervisor author).</summary>
+    public ExtendedPageTable Ept => S.Ept;
+
+    public CpuCapabilities Cpu => S.Cpu;
+
+    private State S => _state ?? throw new InvalidOperationException("Configure must be called first");
+
+    public ApiResult Configure(CpuCapabilities cpu)
+    {
+        if (_state is not null)
+        {
+            throw new InvalidOperationException("Configure is called once");
+        }
+
+        if (cpu.MaxPhyAddr is < 24 or > 52)
+        {
+            return ApiResult.Unsupported;
+        }
+
+        var memory = new SparseHostMemory();
+        var ept = new ExtendedPageTable(cpu, memory, _journal, _poolCapacity);
+        var tx = new Transaction(memory);
+        _state = new State(cpu, memory, ept, tx, new GuestPageTables(ept, tx, _journal, cpu.MaxPhyAddr), new MemoryMap());
+        // Until the case says otherwise the EPTP is the case format's default: WB, 4 levels, no A/D.
+        return SetEptp(new EptpRequest());
+    }
+
+    public ApiResult SetEptp(EptpRequest request)
+    {
+        State s = S;
+        if (request.Raw is ulong raw)
+        {
+            // All 64 bits as given; the operations keep building the hypervisor's own tables.
+            Eptp = raw;
+        }
+        else
+        {
+            ApiResult result = s.Ept.UseWalkLength(request.WalkLength);
+            if (result != ApiResult.Ok)
+            {
+                return result;
+            }
+
+            // [2:0] memory type, [5:3] walk length - 1, [6] A/D enable, [51:12] root
+            Eptp = s.Ept.Root | ((ulong)request.MemoryType & 7) | ((ulong)(request.WalkLength - 1) << 3)
+                | (request.AccessedDirty ? 1UL << 6 : 0);
+        }
+
+        // A single-context INVEPT only reaches translations tagged with the current EPTP's root.
+        s.Ept.LiveChangeInvept = (Eptp & EptBits.AddressMask) == s.Ept.Root ? InveptType.SingleContext : InveptType.Global;
+        return ApiResult.Ok;
+    }
+
+    public ApiResult SetControls(VmxControls controls)
+    {
+        Controls = controls;
+        return ApiResult.Ok;
+    }
+
+    public ApiResult Map(Gpa gpa, Hpa hpa, ulong size, EptPermissions permissions, MemoryType memoryType, bool ignorePat) =>
+        S.Ept.Map(gpa, hpa, size, permissions, memoryType, ignorePat);
+
+    public ApiResult Unmap(Gpa gpa, ulong size) => S.Ept.Unmap(gpa, size);
+
+    public ApiResult Protect(Gpa gpa, ulong size, EptPermissions permissions) => S.Ept.Protect(gpa, size, permissions);
+
+    public ApiResult Retype(Gpa gpa, ulong size, MemoryType memoryType, bool ignorePat) => S.Ept.Retype(gpa, size, memoryType, ignorePat);
+
+    public ApiResult Split(Gpa gpa) => S.Ept.Split(gpa);
+
+    public ApiResult Merge(Gpa gpa, ulong size) => S.Ept.Merge(gpa, size);
+
+    public ApiResult AddMemoryRange(Gpa start, Gpa end, MemoryType memoryType) => S.Map.Add(start, end, memoryType, S.Ept.GpaLimit);
+
+    public ApiResult IdentityMap(ulong offset, Gpa offsetFrom)
+    {
+        State s = S;
+        var plan = new List<PlannedPage>();
+        ApiResult result = s.Map.Plan(offset, offsetFrom, s.Cpu, s.Ept.HpaLimit, s.Ept.Pool.Available, plan);
+        return result != ApiResult.Ok ? result : s.Ept.MapAll(plan);
+    }
+
+    public ApiResult Invept(InveptType type)
+    {
+        _ = S;
+        if (type is not (InveptType.SingleContext or InveptType.Global))
+        {
+            return ApiResult.Unsupported;
+        }
+
+        _journal.Add(HypervisorEffect.Of(type));
+        return ApiResult.Ok;
+    }
+
+    public ApiResult Edit(Gpa gpa, EptLevel level, ulong set, ulong clear, Hpa? leafHpa)
+    {
+        State s = S;
+        if (leafHpa is Hpa target && (target.Value & (LevelGeometry.PageBytes - 1)) != 0)
+        {
+            return ApiResult.Unaligned;
+        }
+
+        if (gpa.Value >= 1UL << 52 || (leafHpa is Hpa high && high.Value >= 1UL << 52))
+        {
+            return ApiResult.OutOfRange;
+        }
+
+        if (level > s.Ept.TopLevel)
+        {
+            return ApiResult.NotExist;
+        }
+
+        // The reach of an entry probe (SEMANTICS.md): stop at a not-present entry or a page above the level.
+        ulong table = s.Ept.Root;
+        for (EptLevel current = s.Ept.TopLevel; current > level; current--)
+        {
+            ulong value = s.Memory.Read(new Hpa(LevelGeometry.EntryAddress(table, gpa.Value, current)));
+            if (!EptBits.IsPresent(value, Controls.Mbec) || (LevelGeometry.CanMapPage(current) && (value & EptBits.LargePage) != 0))
+            {
+                return ApiResult.NotExist;
+            }
+
+            table = value & EptBits.AddressMask;
+        }
+
+        ulong entry = LevelGeometry.EntryAddress(table, gpa.Value, level);
+        ulong edited = s.Memory.Read(new Hpa(entry));
+        if (leafHpa is Hpa page)
+        {
+            edited = (edited & ~EptBits.AddressMask) | page.Value | EptBits.LargePage;
+        }
+
+        edited = (edited & ~clear) | set;
+        // A raw edit is a plain memory write: no INVEPT, so a stale translation may survive it.
+        s.Tx.Write(entry, edited);
+        s.Tx.Commit(_journal);
+        return ApiResult.Ok;
+    }
+
+    public ApiResult Poke(Hpa hpa, ulong value)
+    {
+        State s = S;
+        if ((hpa.Value & 7) != 0)
+        {
+            return ApiResult.Unaligned;
+        }
+
+        if (hpa.Value >= s.Ept.HpaLimit)
+        {
+            return ApiResult.OutOfRange;
+        }
+
+        s.Tx.Write(hpa.Value, value);
+        s.Tx.Commit(_journal);
+        return ApiResult.Ok;
+    }
+
+    public ApiResult SetGuestPaging(GuestPaging paging, Gpa tablesStart, Gpa tablesEnd) => S.Guest.SetPaging(paging, tablesStart, tablesEnd);
+
+    public ApiResult GMap(Gva gva, Gpa gpa, ulong size, bool writable, bool user, bool executable) =>
+        S.Guest.Map(gva, gpa, size, writable, user, executable);
+
+    public ApiResult GEdit(Gva gva, EptLevel level, ulong set, ulong clear) => S.Guest.Edit(gva, level, set, clear);
+
+    public int DrainEffects(List<HypervisorEffect> into)
+    {
+        int count = _journal.Count;
+        into.AddRange(_journal);
+        _journal.Clear();
+        return count;
+    }
+
+    private sealed record State(CpuCapabilities Cpu, SparseHostMemory Memory, ExtendedPageTable Ept, Transaction Tx, GuestPageTables Guest, MemoryMap Map);
+}

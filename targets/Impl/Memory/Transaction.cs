@@ -1,0 +1,90 @@
+using EptFuzz.Contract;
+
+namespace EptFuzz.Impl.Memory;
+
+/// <summary>
+/// Makes every hypervisor operation all-or-nothing: memory writes and table-page bookkeeping are
+/// applied at once (later steps of the same operation read them) and recorded with their old state,
+/// so that a late failure (Duplicated in the middle of an identity map, a pool that runs dry) can
+/// restore everything and journal nothing. On commit the writes become the operation's effects.
+/// </summary>
+public sealed class Transaction
+{
+    private readonly SparseHostMemory _memory;
+    private readonly List<(ulong Address, ulong Old)> _undo = [];
+    private readonly List<Action> _undoActions = [];
+    private readonly List<(int UndoIndex, int ActionIndex)> _actionOrder = [];
+    private readonly List<HypervisorEffect> _pending = [];
+
+    public Transaction(SparseHostMemory memory)
+    {
+        _memory = memory;
+    }
+
+    /// <summary>True once the operation overwrote an entry that was present: the caller then owes an INVEPT.</summary>
+    public bool TouchedLiveEntry { get; private set; }
+
+    public bool IsEmpty => _undo.Count == 0 && _undoActions.Count == 0;
+
+    public ulong Read(ulong address) => _memory.Read(new Hpa(address));
+
+    public void Write(ulong address, ulong value)
+    {
+        ulong old = _memory.Read(new Hpa(address));
+        if (old != 0)
+        {
+            TouchedLiveEntry = true;
+        }
+
+        _undo.Add((address, old));
+        _memory.Write(new Hpa(address), value);
+        _pending.Add(HypervisorEffect.Of(new MemoryWrite(new Hpa(address), value)));
+    }
+
+    /// <summary>Registers how to undo a bookkeeping change made after the writes recorded so far.</summary>
+    public void OnRollback(Action undo)
+    {
+        _actionOrder.Add((_undo.Count, _undoActions.Count));
+        _undoActions.Add(undo);
+    }
+
+    public void AddInvept(InveptType type) => _pending.Add(HypervisorEffect.Of(type));
+
+    /// <summary>Keeps the changes; moves the journaled effects to <paramref name="journal"/>.</summary>
+    public void Commit(List<HypervisorEffect> journal)
+    {
+        journal.AddRange(_pending);
+        Reset();
+    }
+
+    /// <summary>Restores memory and bookkeeping in reverse order; journals nothing.</summary>
+    public void Rollback()
+    {
+        int action = _actionOrder.Count - 1;
+        for (int i = _undo.Count - 1; i >= -1; i--)
+        {
+            // Bookkeeping changes registered after write i are undone before write i is.
+            while (action >= 0 && _actionOrder[action].UndoIndex > i)
+            {
+                _undoActions[_actionOrder[action].ActionIndex]();
+                action--;
+            }
+
+            if (i >= 0)
+            {
+                _memory.Write(new Hpa(_undo[i].Address), _undo[i].Old);
+            }
+        }
+
+        Reset();
+    }
+
+    private void Reset()
+    {
+        _undo.Clear();
+        _undoActions.Clear();
+        _actionOrder.Clear();
+        _pending.Clear();
+        TouchedLiveEntry = false;
+    }
+}
