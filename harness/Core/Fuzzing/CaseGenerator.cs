@@ -44,7 +44,8 @@ public static class CaseGenerator
             factory.Learn(controls);
         }
 
-        if (rng.Chance(10))
+        // Identity maps are the slowest steps to run (hundreds of leaves): rare, and small.
+        if (rng.Chance(5))
         {
             steps.AddRange(factory.MemoryMapSetUp());
         }

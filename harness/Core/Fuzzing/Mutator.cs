@@ -13,7 +13,8 @@ public static class Mutator
     /// <summary>The longest case a mutation may produce.</summary>
     public const int MaxSteps = 256;
 
-    public static EptCase Mutate(EptCase parent, Prng rng, EptCase? other = null)
+    /// <param name="maxSteps">The longest mutant (at most <see cref="MaxSteps"/>): keeps kept cases from growing run after run.</param>
+    public static EptCase Mutate(EptCase parent, Prng rng, EptCase? other = null, int maxSteps = MaxSteps)
     {
         ArgumentNullException.ThrowIfNull(parent);
         ArgumentNullException.ThrowIfNull(rng);
@@ -46,9 +47,10 @@ public static class Mutator
             }
         }
 
-        if (steps.Count > MaxSteps)
+        int cap = Math.Clamp(maxSteps, 4, MaxSteps);
+        if (steps.Count > cap)
         {
-            steps.RemoveRange(MaxSteps, steps.Count - MaxSteps);
+            steps.RemoveRange(cap, steps.Count - cap);
         }
 
         CaseShape.Repair(steps);

@@ -59,16 +59,18 @@ public sealed class Prng
             throw new ArgumentOutOfRangeException(nameof(bound), "bound must be positive");
         }
 
-        ulong threshold = (0 - bound) % bound;
-        while (true)
+        // Lemire's nearly divisionless method: the division runs only when the low half is small.
+        UInt128 m = (UInt128)NextU64() * bound;
+        if ((ulong)m < bound)
         {
-            ulong r = NextU64();
-            UInt128 m = (UInt128)r * bound;
-            if ((ulong)m >= threshold)
+            ulong threshold = (0 - bound) % bound;
+            while ((ulong)m < threshold)
             {
-                return (ulong)(m >> 64);
+                m = (UInt128)NextU64() * bound;
             }
         }
+
+        return (ulong)(m >> 64);
     }
 
     public int Below(int bound) => (int)Below((ulong)bound);

@@ -516,7 +516,7 @@ internal sealed class StepFactory
         ulong cursor = rng.Chance(50) ? 0 : M2 * rng.Below(8UL);
         for (int i = 0; i < ranges; i++)
         {
-            ulong length = rng.Weighted([40, 40, 20]) switch
+            ulong length = rng.Weighted([45, 45, 10]) switch
             {
                 0 => K4 * (1 + rng.Below(64UL)),
                 1 => M2 * (1 + rng.Below(8UL)),
