@@ -1,10 +1,29 @@
+using System.CommandLine;
+using EptFuzz.Cli.Commands;
+using EptFuzz.Harness.Running;
+
 namespace EptFuzz.Cli;
 
 public static class Program
 {
     public static int Main(string[] args)
     {
-        Console.Error.WriteLine("eptfuzz: the command line is being assembled; no command is available yet.");
-        return 2;
+        var root = new RootCommand("eptfuzz: differential fuzzing and conformance harness for Intel EPT. Exit codes: 0 all agree, 1 divergence or failed expectation, 2 bad input or usage, 3 infrastructure failure.");
+        root.Subcommands.Add(ReplayCommand.Create());
+        root.Subcommands.Add(GateCommand.Create());
+
+        var parsed = root.Parse(args);
+        if (parsed.Errors.Count > 0)
+        {
+            foreach (var error in parsed.Errors)
+            {
+                Console.Error.WriteLine($"eptfuzz: {error.Message}");
+            }
+
+            Console.Error.WriteLine("eptfuzz: see 'eptfuzz --help'");
+            return ExitCodes.BadInput;
+        }
+
+        return parsed.Invoke();
     }
 }

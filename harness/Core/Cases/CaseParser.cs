@@ -253,8 +253,7 @@ public static class CaseParser
 
             if (_expectationTokens.Count == 0)
             {
-                (int start, int length) = _tokens[arrow];
-                _errors.Report(lineNumber, start + length + 1, "=> needs an expectation after it");
+                _errors.Report(lineNumber, _tokens[arrow].Start + 1, "=> needs an expectation after it");
                 return null;
             }
 
@@ -291,7 +290,7 @@ public static class CaseParser
 
         private static bool IsBlank(char c) => c is ' ' or '\t';
 
-        /// <summary>The text after '#', without one leading space and trailing blanks: printed back as "# text".</summary>
+        /// <summary>The text after '#', without one leading space and trailing white space: printed back as "# text".</summary>
         private static string CommentText(ReadOnlySpan<char> afterHash)
         {
             if (!afterHash.IsEmpty && afterHash[0] == ' ')
@@ -299,7 +298,8 @@ public static class CaseParser
                 afterHash = afterHash[1..];
             }
 
-            return afterHash.TrimEnd(" \t").ToString();
+            // All trailing white space goes (a stray '\r' too), so the printed comment re-reads the same.
+            return afterHash.TrimEnd().ToString();
         }
     }
 }

@@ -19,8 +19,8 @@ public static class CasePrinter
         sb.Append("eptcase ").Append(CaseSyntax.Decimal(c.Version)).Append('\n');
         foreach (string comment in c.HeaderComments.IsDefault ? [] : c.HeaderComments)
         {
-            // A comment is one line: a line break inside it (only possible in a built case) becomes a space.
-            string text = comment.ReplaceLineEndings(" ").TrimEnd(' ', '\t');
+            // A comment is one line: a '\n' inside it (only possible in a built case) becomes a space.
+            string text = comment.Replace('\n', ' ').TrimEnd();
             sb.Append(text.Length == 0 ? "#" : "# " + text).Append('\n');
         }
 
@@ -143,6 +143,11 @@ public static class CasePrinter
                 line.Add("gpa", CaseSyntax.Hex(s.Gpa.Value));
                 line.Add("level", CaseSyntax.Level(s.Level));
                 break;
+            case VmEntryStep:
+                break;
+            default:
+                // Only a new Step type without a printer branch gets here: a programming error.
+                throw new ArgumentException($"no canonical form for {step.GetType().Name}", nameof(step));
         }
 
         if (step.Expectation is { } e)
@@ -152,6 +157,15 @@ public static class CasePrinter
         }
 
         return line.ToString();
+    }
+
+    /// <summary>An expectation as it is written after <c>=&gt; </c> (for reports and reducer headers).</summary>
+    public static string PrintExpectation(Expectation expectation)
+    {
+        ArgumentNullException.ThrowIfNull(expectation);
+        var line = new LineWriter(string.Empty);
+        PrintExpectation(line, expectation);
+        return line.ToString().TrimStart(' ');
     }
 
     private static void PrintExpectation(LineWriter line, Expectation e)
@@ -191,6 +205,8 @@ public static class CasePrinter
                 line.Word("vmentry");
                 line.Word(v.Ok ? "ok" : "fail");
                 break;
+            default:
+                throw new ArgumentException($"no canonical form for {e.GetType().Name}", nameof(e));
         }
     }
 

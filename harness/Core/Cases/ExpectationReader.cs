@@ -117,7 +117,7 @@ internal static class ExpectationReader
     {
         if (tokens.Count < 2)
         {
-            errors.Report(line, tokens[0].Start + tokens[0].Length + 1, "=> vmentry needs ok or fail after it");
+            errors.Report(line, tokens[0].Start + 1, "=> vmentry needs ok or fail after it");
             failed = true;
             return null;
         }

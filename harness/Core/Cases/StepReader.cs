@@ -39,7 +39,9 @@ internal static class StepReader
             "write" => Access(f, AccessKind.Write),
             "fetch" => Access(f, AccessKind.Fetch),
             "entry" => Entry(f),
-            _ => new VmEntryStep(),
+            "vmentry" => new VmEntryStep(),
+            // VerbTable and this switch name the same verbs; a verb in one only is a programming error.
+            _ => throw new InvalidOperationException($"verb {f.Verb} has keys in VerbTable but no reader"),
         };
         return f.Failed ? null : step;
     }

@@ -41,10 +41,6 @@ internal static class VerbTable
         _ => StepCategory.Operation,
     };
 
-    public static bool TryGetKeys(string verb, out string[] keys) => KeysByVerb.TryGetValue(verb, out keys!);
-
-    public static bool IsVerb(ReadOnlySpan<char> verb) => KeysByVerb.GetAlternateLookup<ReadOnlySpan<char>>().ContainsKey(verb);
-
     public static bool TryGetVerb(ReadOnlySpan<char> verb, out string name, out string[] keys)
     {
         var lookup = KeysByVerb.GetAlternateLookup<ReadOnlySpan<char>>();

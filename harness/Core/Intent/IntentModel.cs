@@ -78,7 +78,7 @@ public sealed class IntentModel
 
     public ApiResult Map(ulong gpa, ulong hpa, ulong size, EptPermissions permissions, MemoryType memoryType, bool ignorePat)
     {
-        if (PageSizeOf(size) is not { } pageSize || !SizeSupported(pageSize) || !PermissionSupported(permissions) || !TypeSupported(memoryType))
+        if (PageSizeOf(size) is not { } pageSize || !SizeSupported(pageSize) || !PermissionSupported(permissions))
         {
             return ApiResult.Unsupported;
         }
@@ -93,7 +93,8 @@ public sealed class IntentModel
             return ApiResult.OutOfRange;
         }
 
-        if (!PermissionValid(permissions))
+        // A reserved memory type would be a misconfiguration (EPT-MISCONFIG-5): refused like one.
+        if (!PermissionValid(permissions) || !TypeSupported(memoryType))
         {
             return ApiResult.InvalidPermission;
         }
@@ -187,11 +188,6 @@ public sealed class IntentModel
 
     public ApiResult AddMemoryRange(ulong start, ulong end, MemoryType type)
     {
-        if (!TypeSupported(type) || type == MemoryType.UCMinus)
-        {
-            return ApiResult.Unsupported;
-        }
-
         if (!Aligned(start, 4096) || !Aligned(end, 4096) || end <= start)
         {
             return ApiResult.Unaligned;
@@ -200,6 +196,11 @@ public sealed class IntentModel
         if (end > GpaLimit)
         {
             return ApiResult.OutOfRange;
+        }
+
+        if (!TypeSupported(type))
+        {
+            return ApiResult.InvalidPermission;
         }
 
         if (memoryMap.Any(r => r.Start < end && start < r.End))
@@ -293,7 +294,7 @@ public sealed class IntentModel
     /// </summary>
     private ApiResult ChangeRange(ulong gpa, ulong size, EptPermissions? permissions, MemoryType? type, Func<IntendedPage, IntendedPage?> change)
     {
-        if ((type is { } t && !TypeSupported(t)) || (permissions is { } p0 && !PermissionSupported(p0)))
+        if (permissions is { } p0 && !PermissionSupported(p0))
         {
             return ApiResult.Unsupported;
         }
@@ -308,7 +309,7 @@ public sealed class IntentModel
             return ApiResult.OutOfRange;
         }
 
-        if (permissions is { } p && !PermissionValid(p))
+        if ((permissions is { } p && !PermissionValid(p)) || (type is { } t && !TypeSupported(t)))
         {
             return ApiResult.InvalidPermission;
         }

@@ -83,7 +83,10 @@ internal sealed class CaseExecution : IDisposable
         {
             var step = @case.Steps[i];
             currentIndex = i;
-            Trace($"step {i + 1} (line {step.Line}): {step.Verb}{(step.Expectation is null ? string.Empty : " => …")}");
+            if (options.Trace is not null)
+            {
+                Trace($"step {i + 1} (line {step.Line}): {CasePrinter.PrintStep(step)}");
+            }
             var stop = step.Category switch
             {
                 StepCategory.Operation => Operation(i, step),
@@ -326,10 +329,20 @@ internal sealed class CaseExecution : IDisposable
 
         if (options.Trace is not null)
         {
+            var sb = new StringBuilder();
             for (int t = 0; t < sessions.Length; t++)
             {
-                Trace($"  {targets[t].Name}: {(observations[t] is { } o ? Describe.Observation(o) : "(answers at the end of the case)")}");
+                if (observations[t] is { } o)
+                {
+                    AppendObservation(sb, t, o, "  ");
+                }
+                else
+                {
+                    sb.Append($"  {targets[t].Name}: (answers at the end of the case)\n");
+                }
             }
+
+            options.Trace.Write(sb.ToString());
         }
 
         if (baselineIndex < 0)
@@ -452,6 +465,26 @@ internal sealed class CaseExecution : IDisposable
 
             var answers = sessions[t].Finish();
             int baselineIndex = Array.FindIndex(targets, x => x.Traits.HasFlag(TargetTraits.Immediate));
+            if (options.Trace is not null)
+            {
+                var sb = new StringBuilder();
+                sb.Append($"{targets[t].Name} answered at the end of the case{(sessions[t].UnsupportedReason is { } why ? $" (unsupported: {why})" : string.Empty)}:\n");
+                foreach (var (stepIndex, _, _) in probes)
+                {
+                    sb.Append($"  step {stepIndex + 1} (line {@case.Steps[stepIndex].Line}): ");
+                    if (answers.TryGetValue(stepIndex, out var answer))
+                    {
+                        AppendObservation(sb, t, answer, string.Empty);
+                    }
+                    else
+                    {
+                        sb.Append("no answer\n");
+                    }
+                }
+
+                options.Trace.Write(sb.ToString());
+            }
+
             foreach (var (stepIndex, baseline, stale) in probes)
             {
                 var step = @case.Steps[stepIndex];
@@ -527,7 +560,7 @@ internal sealed class CaseExecution : IDisposable
     private string Report(Step step, Observation?[]? all, string? signature)
     {
         var sb = new StringBuilder();
-        sb.Append($"step {StepNumber(step)}, line {step.Line}: {step.Verb}\n");
+        sb.Append($"step {StepNumber(step)}, line {step.Line}: {CasePrinter.PrintStep(step)}\n");
         if (signature is not null)
         {
             sb.Append($"signature: {signature}\n");
@@ -542,22 +575,28 @@ internal sealed class CaseExecution : IDisposable
                     continue;
                 }
 
-                sb.Append($"{targets[t].Name}: {Describe.Observation(o)}\n");
-                foreach (var line in Describe.Walk(o.Walk))
-                {
-                    sb.Append("    ").Append(line).Append('\n');
-                }
-
-                if (!o.Rules.IsEmpty && targets[t].RuleNames.Count > 0)
-                {
-                    var names = o.Rules.Indices().Where(i => i < targets[t].RuleNames.Count).Select(i => targets[t].RuleNames[i]);
-                    sb.Append($"    rules fired: {string.Join(' ', names)}\n");
-                }
+                AppendObservation(sb, t, o, string.Empty);
             }
         }
 
         sb.Append($"replay: {options.ReplayCommand(@case.SourceName)}\n");
         return sb.ToString();
+    }
+
+    /// <summary>One translator's observation, its walk decoded entry by entry, and the rules it fired.</summary>
+    private void AppendObservation(StringBuilder sb, int t, Observation o, string indent)
+    {
+        sb.Append($"{indent}{targets[t].Name}: {Describe.Observation(o)}\n");
+        foreach (var line in Describe.Walk(o.Walk))
+        {
+            sb.Append(indent).Append("    ").Append(line).Append('\n');
+        }
+
+        if (!o.Rules.IsEmpty && targets[t].RuleNames.Count > 0)
+        {
+            var names = o.Rules.Indices().Where(i => i < targets[t].RuleNames.Count).Select(i => targets[t].RuleNames[i]);
+            sb.Append($"{indent}    rules fired: {string.Join(' ', names)}\n");
+        }
     }
 
     private int StepNumber(Step step) => currentIndex + 1;

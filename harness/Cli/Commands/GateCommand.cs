@@ -1,0 +1,81 @@
+using System.CommandLine;
+using System.Diagnostics;
+using EptFuzz.Harness.Reporting;
+using EptFuzz.Harness.Running;
+
+namespace EptFuzz.Cli.Commands;
+
+/// <summary>
+/// <c>eptfuzz gate</c>: the release conformance gate. Replays the whole corpus, writes the
+/// machine reports, and exits non-zero on any divergence, failed expectation, bad file or
+/// infrastructure failure. Known divergences are listed and counted, never failing.
+/// </summary>
+internal static class GateCommand
+{
+    public static Command Create()
+    {
+        var corpus = new Option<string>("--corpus") { Description = "Corpus directory", DefaultValueFactory = _ => "corpus" };
+        var targets = Shared.Targets();
+        var known = Shared.Known();
+        var junit = new Option<string?>("--junit") { Description = "Write a JUnit XML report here" };
+        var tap = new Option<string?>("--tap") { Description = "Write a TAP 13 report here" };
+        var sarif = new Option<string?>("--sarif") { Description = "Write a SARIF 2.1.0 report here" };
+        var json = new Option<string?>("--json") { Description = "Write the tool's JSON report here" };
+        var command = new Command("gate", "Replay the corpus as a release gate and write JUnit/TAP/SARIF/JSON reports") { corpus, targets, known, junit, tap, sarif, json };
+        command.SetAction(parse => Run(
+            parse.GetValue(corpus)!, parse.GetValue(targets)!, parse.GetValue(known),
+            parse.GetValue(junit), parse.GetValue(tap), parse.GetValue(sarif), parse.GetValue(json)));
+        return command;
+    }
+
+    private static int Run(string corpus, string targetList, string? knownPath, string? junit, string? tap, string? sarif, string? json)
+    {
+        if (!Directory.Exists(corpus))
+        {
+            return Shared.Usage($"--corpus: no such directory: {corpus}");
+        }
+
+        var (targets, error) = Composition.CreateTargets(targetList);
+        if (error is not null)
+        {
+            return Shared.Usage(error);
+        }
+
+        var (known, knownErrors) = Composition.LoadKnown(knownPath, corpus);
+        if (knownErrors.Count > 0)
+        {
+            return Shared.Usage(string.Join(Environment.NewLine + "eptfuzz: ", knownErrors));
+        }
+
+        var (files, _) = CorpusReplay.FindCases([corpus]);
+        var options = Composition.Options(targets, known, null, targetList);
+        var clock = Stopwatch.StartNew();
+        var results = new List<CaseResult>(files.Count);
+        foreach (var file in files)
+        {
+            results.Add(CorpusReplay.RunFile(file, options));
+        }
+
+        var report = new GateReport("eptfuzz", typeof(GateCommand).Assembly.GetName().Version?.ToString() ?? "0", targets.Select(t => t.Name).ToList(), results, clock.Elapsed);
+        foreach (var (path, text) in new[] { (junit, (Func<GateReport, string>)JUnitWriter.Write), (tap, TapWriter.Write), (sarif, SarifWriter.Write), (json, JsonReportWriter.Write) })
+        {
+            if (path is not null)
+            {
+                WriteAtomically(path, text(report));
+            }
+        }
+
+        Shared.PrintSummary(results, clock.Elapsed);
+        return report.ExitCode;
+    }
+
+    /// <summary>Reports are written whole or not at all (temp file + rename).</summary>
+    internal static void WriteAtomically(string path, string text)
+    {
+        var full = Path.GetFullPath(path);
+        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+        var temp = full + ".tmp";
+        File.WriteAllText(temp, text);
+        File.Move(temp, full, overwrite: true);
+    }
+}

@@ -1,0 +1,65 @@
+using System.CommandLine;
+using System.Diagnostics;
+using EptFuzz.Harness.Running;
+
+namespace EptFuzz.Cli.Commands;
+
+/// <summary><c>eptfuzz replay FILE|DIR... [--targets …] [--trace]</c>.</summary>
+internal static class ReplayCommand
+{
+    public static Command Create()
+    {
+        var paths = new Argument<string[]>("paths") { Description = ".ept files or directories (searched recursively)", Arity = ArgumentArity.OneOrMore };
+        var targets = Shared.Targets();
+        var trace = new Option<bool>("--trace") { Description = "Print every step with each translator's observation" };
+        var known = Shared.Known();
+        var command = new Command("replay", "Replay cases on the selected translators and compare them step by step") { paths, targets, trace, known };
+        command.SetAction(parse => Run(parse.GetValue(paths)!, parse.GetValue(targets)!, parse.GetValue(trace), parse.GetValue(known)));
+        return command;
+    }
+
+    private static int Run(string[] paths, string targetList, bool trace, string? knownPath)
+    {
+        var (files, missing) = CorpusReplay.FindCases(paths);
+        if (missing.Count > 0)
+        {
+            return Shared.Usage(string.Join(Environment.NewLine + "eptfuzz: ", missing));
+        }
+
+        var (targets, error) = Composition.CreateTargets(targetList);
+        if (error is not null)
+        {
+            return Shared.Usage(error);
+        }
+
+        var corpusDir = Directory.Exists(paths[0]) ? paths[0] : Path.GetDirectoryName(Path.GetFullPath(paths[0])) ?? ".";
+        var (known, knownErrors) = Composition.LoadKnown(knownPath, knownPath is null ? "corpus" : corpusDir);
+        if (knownErrors.Count > 0)
+        {
+            return Shared.Usage(string.Join(Environment.NewLine + "eptfuzz: ", knownErrors));
+        }
+
+        var options = Composition.Options(targets, known, trace ? Console.Out : null, targetList);
+        var clock = Stopwatch.StartNew();
+        var results = new List<CaseResult>();
+        foreach (var file in files)
+        {
+            if (trace)
+            {
+                Console.Out.WriteLine($"== {file}");
+            }
+
+            var result = CorpusReplay.RunFile(file, options);
+            if (result.Status == CaseStatus.BadInput)
+            {
+                // Located errors go to stderr as FILE:LINE:COLUMN: message, one per line.
+                Console.Error.WriteLine(result.Detail.Length > 0 ? result.Detail : result.Message);
+            }
+
+            results.Add(result);
+        }
+
+        Shared.PrintSummary(results, clock.Elapsed);
+        return ExitCodes.For(results);
+    }
+}

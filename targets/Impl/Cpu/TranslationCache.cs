@@ -1,0 +1,167 @@
+using EptFuzz.Contract;
+
+namespace EptFuzz.Impl.Cpu;
+
+/// <summary>A cached guest-physical mapping (EPT-CACHE-1): GPA page → HPA, privileges, memory type.</summary>
+public struct PhysicalMapping
+{
+    public bool Valid;
+    /// <summary>EPTP[51:12] when it was made (EPT-CACHE-2).</summary>
+    public ulong Tag;
+    public ulong PageNumber;
+    public EptLevel Level;
+    public ulong HpaBase;
+    /// <summary>AND of the permission bits over the walk, in entry-bit form.</summary>
+    public ulong Permissions;
+    public MemoryType MemoryType;
+    public bool IgnorePat;
+    /// <summary>The leaf's D flag was set when cached; a write through a clean mapping must walk again to set it.</summary>
+    public bool Dirty;
+    /// <summary>EPTP[6] and the MBEC control when cached: a mapping made under other settings is not used.</summary>
+    public bool AccessedDirty;
+    public bool Mbec;
+}
+
+/// <summary>A cached combined mapping (EPT-CACHE-1): linear page → HPA through guest paging and EPT.</summary>
+public struct CombinedMapping
+{
+    public bool Valid;
+    public ulong Tag;
+    public ulong PageNumber;
+    /// <summary>log2 of the cached linear page: the smaller of the guest page and the EPT page.</summary>
+    public int Shift;
+    public ulong GpaBase;
+    public ulong HpaBase;
+    public EptLevel EptLevel;
+    public ulong Permissions;
+    public MemoryType MemoryType;
+    /// <summary>AND of U/S, AND of R/W, OR of XD over the guest entries.</summary>
+    public bool User;
+    public bool Writable;
+    public bool ExecuteDisable;
+    public bool GuestDirty;
+    public bool EptDirty;
+    public bool AccessedDirty;
+    public bool Mbec;
+}
+
+/// <summary>
+/// The TLB: direct-mapped arrays of structs per page size, so lookups and fills allocate nothing.
+/// It may keep a translation after a raw memory write until INVEPT, as hardware may; it never
+/// holds a failed access or anything from a not-present or misconfigured entry (only successful
+/// accesses are inserted). Any hit that would not be a plain success is treated as a miss, so
+/// every architectural event comes from a fresh walk.
+/// </summary>
+public sealed class TranslationCache
+{
+    private const int Slots = 256;
+
+    // Index [size - 1][slot]: sizes 4K, 2M, 1G.
+    private readonly PhysicalMapping[][] _physical = [new PhysicalMapping[Slots], new PhysicalMapping[Slots], new PhysicalMapping[Slots]];
+    private readonly CombinedMapping[][] _combined = [new CombinedMapping[Slots], new CombinedMapping[Slots], new CombinedMapping[Slots]];
+
+    private static int Slot(ulong pageNumber) => (int)((pageNumber ^ (pageNumber >> 8) ^ (pageNumber >> 16)) & (Slots - 1));
+
+    public bool TryGetPhysical(ulong tag, ulong gpa, out PhysicalMapping mapping)
+    {
+        for (int size = 0; size < 3; size++)
+        {
+            ulong page = gpa >> (12 + 9 * size);
+            ref PhysicalMapping slot = ref _physical[size][Slot(page)];
+            if (slot.Valid && slot.Tag == tag && slot.PageNumber == page)
+            {
+                mapping = slot;
+                return true;
+            }
+        }
+
+        mapping = default;
+        return false;
+    }
+
+    public void Insert(in PhysicalMapping mapping)
+    {
+        _physical[(int)mapping.Level - 1][Slot(mapping.PageNumber)] = mapping;
+    }
+
+    public bool TryGetCombined(ulong tag, ulong linear, out CombinedMapping mapping)
+    {
+        for (int size = 0; size < 3; size++)
+        {
+            ulong page = linear >> (12 + 9 * size);
+            ref CombinedMapping slot = ref _combined[size][Slot(page)];
+            if (slot.Valid && slot.Tag == tag && slot.PageNumber == page)
+            {
+                mapping = slot;
+                return true;
+            }
+        }
+
+        mapping = default;
+        return false;
+    }
+
+    /// <summary>Inserts a combined mapping for a linear page of 4 KiB << (9 * <paramref name="sizeIndex"/>).</summary>
+    public void Insert(in CombinedMapping mapping, int sizeIndex)
+    {
+        _combined[sizeIndex][Slot(mapping.PageNumber)] = mapping;
+    }
+
+    /// <summary>INVEPT single-context: guest-physical and combined mappings tagged with this EPTP[51:12] (EPT-INVEPT-3).</summary>
+    public void Invalidate(ulong tag)
+    {
+        for (int size = 0; size < 3; size++)
+        {
+            foreach (ref PhysicalMapping slot in _physical[size].AsSpan())
+            {
+                slot.Valid &= slot.Tag != tag;
+            }
+
+            foreach (ref CombinedMapping slot in _combined[size].AsSpan())
+            {
+                slot.Valid &= slot.Tag != tag;
+            }
+        }
+    }
+
+    /// <summary>INVEPT global: every guest-physical and combined mapping.</summary>
+    public void InvalidateAll()
+    {
+        for (int size = 0; size < 3; size++)
+        {
+            Array.Clear(_physical[size]);
+            Array.Clear(_combined[size]);
+        }
+    }
+
+    /// <summary>A new CR3 or paging mode (MOV to CR3/CR0/CR4): combined mappings go, guest-physical ones stay.</summary>
+    public void InvalidateCombined()
+    {
+        for (int size = 0; size < 3; size++)
+        {
+            Array.Clear(_combined[size]);
+        }
+    }
+
+    public int ValidCount
+    {
+        get
+        {
+            int count = 0;
+            for (int size = 0; size < 3; size++)
+            {
+                foreach (PhysicalMapping slot in _physical[size])
+                {
+                    count += slot.Valid ? 1 : 0;
+                }
+
+                foreach (CombinedMapping slot in _combined[size])
+                {
+                    count += slot.Valid ? 1 : 0;
+                }
+            }
+
+            return count;
+        }
+    }
+}

@@ -1,0 +1,232 @@
+using EptFuzz.Contract;
+using EptFuzz.Impl.Ept;
+
+namespace EptFuzz.Impl.Cpu;
+
+// The EPT side of the virtual CPU: one GPA access through the TLB or a fresh walk (EPT-ORDER-1).
+public sealed partial class VirtualCpu
+{
+    private const ulong AccessedDirtyEnable = 1UL << 6;
+
+    /// <summary>One GPA access: what it needs, how a violation describes it.</summary>
+    private readonly record struct GpaRequest(ulong Gpa, ulong Need, ulong AccessBits, bool Write, bool Final, ulong Linear, ulong Advanced);
+
+    private struct GpaTranslation
+    {
+        public ulong Hpa;
+        public EptLevel Level;
+        public ulong Permissions;
+        public MemoryType MemoryType;
+        public bool IgnorePat;
+        public bool Dirty;
+        public bool FromCache;
+    }
+
+    private bool AccessedDirtyOn => (Eptp & AccessedDirtyEnable) != 0;
+
+    private ulong Tag => Eptp & EptBits.AddressMask;
+
+    /// <summary>The permission an access needs: R, W, X; under MBEC, XS (bit 2) or XU (bit 10) by the linear address's mode (EPT-MBEC-4).</summary>
+    private ulong Need(AccessKind kind, bool userMode) => kind switch
+    {
+        AccessKind.Read => EptBits.ReadAccess,
+        AccessKind.Write => EptBits.WriteAccess,
+        _ => Controls.Mbec && userMode ? EptBits.UserModeExecute : EptBits.ExecuteAccess,
+    };
+
+    /// <summary>Exit-qualification bits 0/1/2 for an access of this kind.</summary>
+    private static ulong AccessBits(AccessKind kind) => kind switch
+    {
+        AccessKind.Read => 1,
+        AccessKind.Write => 2,
+        _ => 4,
+    };
+
+    private bool TranslateGpa(in GpaRequest request, out GpaTranslation translation)
+    {
+        bool accessedDirty = AccessedDirtyOn;
+        bool mbec = Controls.Mbec;
+        if (CachingEnabled && _tlb.TryGetPhysical(Tag, request.Gpa, out PhysicalMapping cached)
+            && cached.AccessedDirty == accessedDirty && cached.Mbec == mbec
+            && (cached.Permissions & request.Need) == request.Need
+            && (!request.Write || !accessedDirty || cached.Dirty))
+        {
+            translation = new GpaTranslation
+            {
+                Hpa = cached.HpaBase | (request.Gpa & (LevelGeometry.Span(cached.Level) - 1)),
+                Level = cached.Level,
+                Permissions = cached.Permissions,
+                MemoryType = cached.MemoryType,
+                IgnorePat = cached.IgnorePat,
+                Dirty = cached.Dirty,
+                FromCache = true,
+            };
+            return true;
+        }
+
+        translation = default;
+        ulong gpa = request.Gpa;
+        int levels = (int)((Eptp >> 3) & 7) + 1;
+        if ((gpa >> 52) != 0 || (levels == 4 && (gpa >> 48) != 0))
+        {
+            // With 4-level EPT, GPA[51:48] != 0 is a violation with no entry read (EPT-WALK-4, EPT-VIOL-6).
+            Violation(request, 0);
+            return false;
+        }
+
+        Span<ulong> entries = stackalloc ulong[5];
+        int count = 0;
+        ulong table = Eptp & EptBits.AddressMask;
+        ulong permissions = EptBits.PermissionMask;
+        ulong leaf;
+        EptLevel level = (EptLevel)levels;
+        while (true)
+        {
+            ulong address = LevelGeometry.EntryAddress(table, gpa, level);
+            ulong value = _memory.Read(new Hpa(address));
+            _result.AddWalk(new WalkEntry(WalkStructure.Ept, level, new Hpa(address), value, gpa));
+            if (!EptBits.IsPresent(value, mbec))
+            {
+                Violation(request, 0);
+                return false;
+            }
+
+            if (IsMisconfigured(value, level, mbec))
+            {
+                _result.Kind = OutcomeKind.EptMisconfiguration;
+                _result.Gpa = new Gpa(gpa);
+                return false;
+            }
+
+            permissions &= value;
+            entries[count++] = address;
+            if (level == EptLevel.Pte || ((level == EptLevel.Pde || level == EptLevel.Pdpte) && (value & EptBits.LargePage) != 0))
+            {
+                leaf = value;
+                break;
+            }
+
+            table = value & EptBits.AddressMask;
+            level--;
+        }
+
+        // Permissions are checked only after the whole walk: a lower misconfiguration wins (EPT-ORDER-1).
+        if ((permissions & request.Need) != request.Need)
+        {
+            Violation(request, permissions);
+            return false;
+        }
+
+        bool dirty = (leaf & EptBits.Dirty) != 0;
+        if (accessedDirty)
+        {
+            // EPT-AD-2/3: the access is performed, so A on every entry of its walk and D on the leaf of a write.
+            for (int i = 0; i < count; i++)
+            {
+                bool isLeaf = i == count - 1;
+                ulong current = _memory.Read(new Hpa(entries[i]));
+                ulong updated = current | EptBits.Accessed | (isLeaf && request.Write ? EptBits.Dirty : 0);
+                if (updated != current)
+                {
+                    _memory.Write(new Hpa(entries[i]), updated);
+                    _result.AddWrite(new MemoryWrite(new Hpa(entries[i]), updated));
+                }
+            }
+
+            dirty |= request.Write;
+        }
+
+        ulong span = LevelGeometry.Span(level);
+        translation = new GpaTranslation
+        {
+            Hpa = (leaf & LevelGeometry.LeafAddressMask(level)) | (gpa & (span - 1)),
+            Level = level,
+            Permissions = permissions,
+            MemoryType = EptBits.DecodeType(leaf),
+            IgnorePat = (leaf & EptBits.IgnorePat) != 0,
+            Dirty = dirty,
+        };
+        if (CachingEnabled)
+        {
+            _tlb.Insert(new PhysicalMapping
+            {
+                Valid = true,
+                Tag = Tag,
+                PageNumber = gpa >> LevelGeometry.Shift(level),
+                Level = level,
+                HpaBase = translation.Hpa & ~(span - 1),
+                Permissions = permissions,
+                MemoryType = translation.MemoryType,
+                IgnorePat = translation.IgnorePat,
+                Dirty = dirty,
+                AccessedDirty = accessedDirty,
+                Mbec = mbec,
+            });
+        }
+
+        return true;
+    }
+
+    /// <summary>Exit qualification per Table 27-7 (EPT-EXITQ-1/2) as SEMANTICS.md fixes it.</summary>
+    private void Violation(in GpaRequest request, ulong permissions)
+    {
+        ulong qualification = request.AccessBits
+            | ((permissions & EptBits.ReadAccess) != 0 ? 1UL << 3 : 0)
+            | ((permissions & EptBits.WriteAccess) != 0 ? 1UL << 4 : 0)
+            | ((permissions & EptBits.ExecuteAccess) != 0 ? 1UL << 5 : 0)
+            | (Controls.Mbec && (permissions & EptBits.UserModeExecute) != 0 ? 1UL << 6 : 0)
+            // Every access here has a guest-linear address (CR0.PG = 0 makes the GPA one).
+            | (1UL << 7)
+            | (request.Final ? 1UL << 8 : 0)
+            | (_cpu.AdvancedExitInfo && request.Final ? request.Advanced : 0);
+        _result.Kind = OutcomeKind.EptViolation;
+        _result.Gpa = new Gpa(request.Gpa);
+        _result.Qualification = qualification;
+        _result.GuestLinearAddress = request.Linear;
+        _result.GuestLinearAddressValid = true;
+    }
+
+    /// <summary>EPT-MISCONFIG-1..6 for a present entry at <paramref name="level"/> on this processor.</summary>
+    private bool IsMisconfigured(ulong value, EptLevel level, bool mbec)
+    {
+        bool read = (value & EptBits.ReadAccess) != 0;
+        if (!read && (value & EptBits.WriteAccess) != 0)
+        {
+            return true;
+        }
+
+        bool execute = (value & EptBits.ExecuteAccess) != 0 || (mbec && (value & EptBits.UserModeExecute) != 0);
+        if (!read && execute && !_cpu.ExecuteOnly)
+        {
+            return true;
+        }
+
+        // [51:N] reserved at every level.
+        if ((value & EptBits.AddressMask & ~EptBits.AddressMaskBelow(_cpu.MaxPhyAddr)) != 0)
+        {
+            return true;
+        }
+
+        switch (level)
+        {
+            case EptLevel.Pml5e:
+            case EptLevel.Pml4e:
+                // [7:3] reserved.
+                return (value & 0xF8UL) != 0;
+            case EptLevel.Pdpte:
+            case EptLevel.Pde:
+                if ((value & EptBits.LargePage) == 0)
+                {
+                    // [6:3] reserved in an entry that references a table.
+                    return (value & 0x78UL) != 0;
+                }
+
+                // Bit 7 is reserved where the page size is not supported; [29:12] / [20:12] are reserved in a page.
+                bool supported = level == EptLevel.Pdpte ? _cpu.Page1G : _cpu.Page2M;
+                ulong lowAddress = EptBits.AddressMask & (LevelGeometry.Span(level) - 1);
+                return !supported || (value & lowAddress) != 0 || !EptBits.IsValidEptMemoryType(EptBits.DecodeType(value));
+            default:
+                return !EptBits.IsValidEptMemoryType(EptBits.DecodeType(value));
+        }
+    }
+}

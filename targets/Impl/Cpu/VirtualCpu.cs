@@ -1,0 +1,136 @@
+using EptFuzz.Contract;
+using EptFuzz.Impl.Ept;
+
+namespace EptFuzz.Impl.Cpu;
+
+/// <summary>
+/// A virtual CPU in VMX non-root operation with EPT: performs guest accesses the way the processor
+/// would (SEMANTICS.md), with a TLB that INVEPT invalidates. Decodes EPT and guest entries with
+/// this project's own code. One <see cref="AccessResult"/> is reused for every access, so a TLB
+/// hit and a walk allocate nothing.
+/// </summary>
+public sealed partial class VirtualCpu
+{
+    private readonly CpuCapabilities _cpu;
+    private readonly IHostMemory _memory;
+    private readonly TranslationCache _tlb = new();
+    private readonly AccessResult _result = new();
+
+    public VirtualCpu(CpuCapabilities cpu, IHostMemory memory)
+    {
+        _cpu = cpu;
+        _memory = memory;
+    }
+
+    public ulong Eptp { get; private set; }
+
+    public VmxControls Controls { get; private set; }
+
+    public GuestPaging Paging { get; private set; } = GuestPaging.Off;
+
+    public TranslationCache Tlb => _tlb;
+
+    /// <summary>False: every access walks (a non-caching CPU, for comparisons in tests).</summary>
+    public bool CachingEnabled { get; set; } = true;
+
+    /// <summary>VM entry accepts the current EPTP and controls.</summary>
+    public bool VmEntryPasses => VmEntryChecks.Passes(Eptp, Controls, _cpu);
+
+    public void SetEptp(ulong eptp) => Eptp = eptp;
+
+    public void SetControls(VmxControls controls) => Controls = controls;
+
+    public void SetGuestPaging(GuestPaging paging)
+    {
+        Paging = paging;
+        // Loading CR3/CR0/CR4 drops combined mappings; guest-physical ones do not depend on guest paging.
+        _tlb.InvalidateCombined();
+    }
+
+    public void Invept(InveptType type)
+    {
+        if (type == InveptType.Global)
+        {
+            _tlb.InvalidateAll();
+        }
+        else
+        {
+            _tlb.Invalidate(Tag);
+        }
+    }
+
+    /// <summary>Performs one guest access. The returned object is reused by the next call.</summary>
+    public AccessResult Access(in Access access)
+    {
+        _result.Reset();
+        if (!VmEntryPasses)
+        {
+            _result.Kind = OutcomeKind.NoVmEntry;
+        }
+        else if (!access.Linear || !Paging.Enabled)
+        {
+            PhysicalAccess(access.Kind, access.Address);
+        }
+        else
+        {
+            LinearAccess(access.Kind, access.Address, access.Cpl);
+        }
+
+        return _result;
+    }
+
+    /// <summary>
+    /// The EPT entry at <paramref name="level"/> on the walk for <paramref name="gpa"/>, by the reach
+    /// rule of SEMANTICS.md: stop at a not-present entry or a page above the level. Writes nothing.
+    /// </summary>
+    public bool TryReadEntry(Gpa gpa, EptLevel level, out ulong value)
+    {
+        value = 0;
+        ulong walk = (Eptp >> 3) & 7;
+        if (walk is not (3 or 4) || (int)level > (int)walk + 1)
+        {
+            return false;
+        }
+
+        ulong table = Eptp & EptBits.AddressMask;
+        for (EptLevel current = (EptLevel)(walk + 1); ; current--)
+        {
+            value = _memory.Read(new Hpa(LevelGeometry.EntryAddress(table, gpa.Value, current)));
+            if (current == level)
+            {
+                return true;
+            }
+
+            if (!EptBits.IsPresent(value, Controls.Mbec) || (LevelGeometry.CanMapPage(current) && (value & EptBits.LargePage) != 0))
+            {
+                value = 0;
+                return false;
+            }
+
+            table = value & EptBits.AddressMask;
+        }
+    }
+
+    /// <summary>CR0.PG = 0: the linear address is the GPA, a user-mode address, PAT type WB (EPT-MT-2, EPT-MBEC-3).</summary>
+    private void PhysicalAccess(AccessKind kind, ulong gpa)
+    {
+        // Advanced information with paging off: user-mode (bit 9) and read/write (bit 10), executable (bit 11 = 0).
+        var request = new GpaRequest(gpa, Need(kind, userMode: true), AccessBits(kind), kind == AccessKind.Write, true, gpa, (1UL << 9) | (1UL << 10));
+        if (TranslateGpa(request, out GpaTranslation translation))
+        {
+            Translated(translation, gpa, MemoryType.WB);
+        }
+    }
+
+    private void Translated(in GpaTranslation translation, ulong gpa, MemoryType pat)
+    {
+        ulong visible = Controls.Mbec ? translation.Permissions : translation.Permissions & ~EptBits.UserModeExecute;
+        _result.Kind = OutcomeKind.Translated;
+        _result.Hpa = new Hpa(translation.Hpa);
+        _result.PageSize = LevelGeometry.SizeOf(translation.Level);
+        _result.Gpa = new Gpa(gpa);
+        _result.Permissions = EptBits.Decode(visible);
+        _result.MemoryType = MemoryTypes.Effective(translation.MemoryType, translation.IgnorePat, pat);
+        _result.FromCache = translation.FromCache;
+    }
+}

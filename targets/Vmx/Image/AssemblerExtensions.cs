@@ -1,0 +1,50 @@
+using Iced.Intel;
+
+namespace EptFuzz.Targets.Vmx.Image;
+
+/// <summary>Turns an Iced <see cref="Assembler"/> into bytes at a fixed address; all image code is position dependent.</summary>
+internal static class AssemblerExtensions
+{
+    public static byte[] ToBytes(this Assembler assembler, ulong address)
+    {
+        using var stream = new MemoryStream();
+        assembler.Assemble(new StreamCodeWriter(stream), address);
+        return stream.ToArray();
+    }
+
+    /// <summary>Assembles and returns the address of every label in <paramref name="labels"/> as well.</summary>
+    public static byte[] ToBytes(this Assembler assembler, ulong address, IReadOnlyList<Label> labels, out ulong[] labelAddresses)
+    {
+        using var stream = new MemoryStream();
+        var result = assembler.Assemble(new StreamCodeWriter(stream), address, BlockEncoderOptions.ReturnNewInstructionOffsets);
+        labelAddresses = new ulong[labels.Count];
+        for (int i = 0; i < labels.Count; i++)
+        {
+            labelAddresses[i] = result.GetLabelRIP(labels[i]);
+        }
+
+        return stream.ToArray();
+    }
+
+    /// <summary>Writes the string to the debug console (port 0xE9), one OUT per byte (the device takes 1-byte accesses only).</summary>
+    public static void PrintLiteral(this Assembler a, string text)
+    {
+        a.mov(AssemblerRegisters.dx, DebugPort.Console);
+        foreach (char c in text)
+        {
+            a.mov(AssemblerRegisters.al, (byte)c);
+            a.@out(AssemblerRegisters.dx, AssemblerRegisters.al);
+        }
+    }
+}
+
+/// <summary>I/O ports the image talks to.</summary>
+public static class DebugPort
+{
+    /// <summary>Bochs' port_e9_hack and QEMU's isa-debugcon.</summary>
+    public const ushort Console = 0xE9;
+    /// <summary>QEMU isa-debug-exit (iobase=0xf4, iosize=4): status = (value &lt;&lt; 1) | 1.</summary>
+    public const ushort QemuExit = 0xF4;
+    /// <summary>Bochs' unmapped-port device stops the simulation when it reads "Shutdown" here.</summary>
+    public const ushort BochsShutdown = 0x8900;
+}

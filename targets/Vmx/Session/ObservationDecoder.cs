@@ -1,0 +1,172 @@
+using EptFuzz.Contract;
+using EptFuzz.Targets.Vmx.Image;
+using EptFuzz.Targets.Vmx.Runner;
+
+namespace EptFuzz.Targets.Vmx.Session;
+
+/// <summary>
+/// Turns the kernel's records into observations with the meanings of SEMANTICS.md, mapping
+/// reported addresses back to the case's through the tags and the relocation table. Anything the
+/// kernel should have printed but did not is an infrastructure failure, never a finding.
+/// </summary>
+internal sealed class ObservationDecoder(string target, OracleReport report, Relocation relocation, CpuCapabilities caseCpu, EmulatedCpu cpu, int windowIndex, int guestWindowSlot)
+{
+    private const int ReasonException = 0;
+    private const int ReasonVmcall = 18;
+    private const int ReasonEptViolation = 48;
+    private const int ReasonEptMisconfiguration = 49;
+    private const uint InvalidControlField = 7;
+
+    public Observation Decode(ProbePlan plan)
+    {
+        if (plan.Unsupported is string reason)
+        {
+            return Observation.Unsupported(reason);
+        }
+
+        if (plan.Known is Observation known)
+        {
+            return known;
+        }
+
+        if (plan.Dumped)
+        {
+            return DecodeDump(plan);
+        }
+
+        if (report.EntryFailures.TryGetValue((ulong)plan.Id, out uint error))
+        {
+            if (error != InvalidControlField)
+            {
+                throw Fail(plan, $"VM entry failed with VM-instruction error {error} (only 7, invalid control field, comes from the case's EPTP)");
+            }
+
+            return plan.Probe.Kind == ProbeKind.VmEntry
+                ? new Observation { Kind = OutcomeKind.VmEntry, VmEntryOk = false }
+                : new Observation { Kind = OutcomeKind.NoVmEntry };
+        }
+
+        if (!report.Exits.TryGetValue((ulong)plan.Id, out var exit))
+        {
+            throw Fail(plan, "the kernel printed no record for this probe");
+        }
+
+        if (exit.EntryFailure)
+        {
+            throw Fail(plan, $"VM entry failed on guest state (exit reason 0x{exit.Reason:x}, qualification {exit.Qualification})");
+        }
+
+        if (plan.Probe.Kind == ProbeKind.VmEntry)
+        {
+            return exit.BasicReason == ReasonVmcall
+                ? new Observation { Kind = OutcomeKind.VmEntry, VmEntryOk = true }
+                : throw Fail(plan, $"the VM-entry probe exited with reason {exit.BasicReason}, not VMCALL");
+        }
+
+        // The oracle's own code and tables live in one PML4 slot; an exit about an address there is
+        // the guest failing to run its code through the case's tables, not the probe.
+        ulong faulting = exit.BasicReason == ReasonEptViolation ? exit.GuestLinear : exit.Qualification;
+        bool aboutWindow = exit.BasicReason == ReasonException || (exit.BasicReason == ReasonEptViolation && (exit.Qualification & 0x80) != 0);
+        int slot = (int)((faulting >> 39) & 0x1FF);
+        if (aboutWindow && faulting >> 48 == 0 && slot == (plan.ThroughCasePaging ? guestWindowSlot : windowIndex))
+        {
+            return Observation.Unsupported($"the oracle's guest could not run its own code through the case's tables (exit {exit.BasicReason} at 0x{faulting:x})");
+        }
+
+        return exit.BasicReason switch
+        {
+            ReasonVmcall => Translated(plan, exit),
+            ReasonEptViolation => Violation(plan, exit),
+            ReasonEptMisconfiguration => new Observation { Kind = OutcomeKind.EptMisconfiguration, Gpa = new Gpa(exit.GuestPhysical) },
+            ReasonException when (exit.InterruptionInfo & 0x8000_00FF) == 0x8000_000E =>
+                new Observation { Kind = OutcomeKind.GuestPageFault, ErrorCode = exit.InterruptionErrorCode },
+            _ => throw Fail(plan, $"unexpected exit reason {exit.BasicReason} (interruption info 0x{exit.InterruptionInfo:x}, guest RIP 0x{exit.GuestRip:x})"),
+        };
+    }
+
+    private Observation DecodeDump(ProbePlan plan)
+    {
+        if (!report.Dumps.TryGetValue((ulong)plan.Id, out ulong dumped))
+        {
+            throw Fail(plan, "the kernel printed no entry dump");
+        }
+
+        const ulong accessedDirty = EptEntry.Accessed | EptEntry.Dirty;
+        if ((dumped & ~accessedDirty) != (plan.VmEntryValue & ~accessedDirty))
+        {
+            throw Fail(plan, $"the entry holds 0x{dumped:x}; the kernel wrote 0x{plan.VmEntryValue:x} and hardware may only add A/D");
+        }
+
+        // The processor only ever sets A (bit 8) and D (bit 9); the rest is the case's own value.
+        return new Observation { Kind = OutcomeKind.Entry, EntryValue = (plan.CaseEntryValue & ~accessedDirty) | (dumped & accessedDirty) };
+    }
+
+    private Observation Translated(ProbePlan plan, ExitRecord exit)
+    {
+        var access = plan.Probe.Access;
+        if (access.Kind == AccessKind.Fetch)
+        {
+            // A VMCALL exit reports the RIP of the VMCALL itself: 5 bytes (mov ebx, id) past the target.
+            if (exit.GuestRip != access.Address + 5 || !relocation.TryResolveId((uint)exit.Rbx, out ulong casePage, out var fetchSize))
+            {
+                return Observation.Unsupported($"the fetch ran something other than the planted code (RBX 0x{exit.Rbx:x}, RIP 0x{exit.GuestRip:x})");
+            }
+
+            return new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(casePage | (access.Address & 0xFFF)), PageSize = fetchSize, Gpa = FinalGpa(plan) };
+        }
+
+        if (!Tag.TryDecode(exit.Rbx, out ulong tagged, out int sizeCode))
+        {
+            return Observation.Unsupported("the access landed on a page the case writes itself (no tag tells which case page it was)");
+        }
+
+        if ((tagged & 0xFF8) != (access.Address & 0xFF8))
+        {
+            throw Fail(plan, $"the tag read back (0x{exit.Rbx:x}) is for another page offset than GPA 0x{access.Address:x}");
+        }
+
+        return new Observation
+        {
+            Kind = OutcomeKind.Translated,
+            Hpa = new Hpa((tagged & ~7UL) | (access.Address & 7)),
+            PageSize = (PageSize)sizeCode,
+            Gpa = FinalGpa(plan),
+        };
+    }
+
+    /// <summary>The final GPA: the probe address unless the access went through the case's guest paging, where no exit reports it (left 0).</summary>
+    private static Gpa FinalGpa(ProbePlan plan) => plan.ThroughCasePaging ? default : new Gpa(plan.Probe.Access.Address);
+
+    private Observation Violation(ProbePlan plan, ExitRecord exit)
+    {
+        // Bits 0-12 are defined for EPT violations; 6 is undefined without MBEC, 9-11 without
+        // advanced exit information, so neither is reported unless both sides have the feature.
+        ulong qualification = exit.Qualification & 0x1FFF;
+        qualification &= ~(1UL << 6);
+        if (!(caseCpu.AdvancedExitInfo && cpu.Capabilities.AdvancedExitInfo))
+        {
+            qualification &= ~0xE00UL;
+        }
+
+        // Write probes are a read-modify-write (add 0) so memory keeps the case's contents; for
+        // those the SDM leaves bit 0 implementation-specific when bit 1 is set. A plain write's
+        // final access has bit 0 clear.
+        if (plan.Probe.Access.Kind == AccessKind.Write && (qualification & 0x102) == 0x102)
+        {
+            qualification &= ~1UL;
+        }
+
+        bool linearValid = (qualification & 0x80) != 0;
+        return new Observation
+        {
+            Kind = OutcomeKind.EptViolation,
+            Qualification = qualification,
+            Gpa = new Gpa(exit.GuestPhysical),
+            GuestLinearAddress = linearValid ? exit.GuestLinear : 0,
+            GuestLinearAddressValid = linearValid,
+        };
+    }
+
+    private TargetFailureException Fail(ProbePlan plan, string message) =>
+        new(target, $"step {plan.Probe.Step}: {message}");
+}

@@ -1,0 +1,23 @@
+using EptFuzz.Contract;
+
+namespace EptFuzz.Targets.Vmx.Session;
+
+/// <summary>How one probe of the case is asked of the VM, and what the host already knows about it.</summary>
+internal sealed class ProbePlan(int id, Probe probe)
+{
+    /// <summary>The number the kernel prints for this probe (its index in the case).</summary>
+    public int Id { get; } = id;
+    public Probe Probe { get; } = probe;
+    /// <summary>Set when the oracle cannot express the probe.</summary>
+    public string? Unsupported { get; set; }
+    /// <summary>Set when the answer follows from the case's memory without running anything (an entry probe that stops early, or an entry in a page hardware never walks).</summary>
+    public Observation? Known { get; set; }
+    /// <summary>The guest ran (or tried to run) this probe: expect a P or F line.</summary>
+    public bool Runs { get; set; }
+    /// <summary>A gva probe run through the case's own guest paging (else guest paging is the oracle's identity map).</summary>
+    public bool ThroughCasePaging { get; set; }
+    /// <summary>Entry probes: the case's value of the entry and the relocated value the VM holds for it; expect an E line.</summary>
+    public bool Dumped { get; set; }
+    public ulong CaseEntryValue { get; set; }
+    public ulong VmEntryValue { get; set; }
+}

@@ -1,0 +1,170 @@
+using EptFuzz.Contract;
+using EptFuzz.Targets.Vmx.Image;
+
+namespace EptFuzz.Targets.Vmx.Session;
+
+/// <summary>A run of tagged VM pages that back consecutive case pages reached through leaves of one size.</summary>
+public readonly record struct TaggedRun(ulong VmStart, ulong CaseStart, int Pages, PageSize Size, uint FirstId)
+{
+    public int SizeCode => (int)Size;
+}
+
+/// <summary>
+/// Where each case host-physical page lives in the VM. Three kinds of VM page:
+/// <list type="bullet">
+/// <item>plain pages: pages the case writes (EPT tables, guest tables, poked data) and EPT roots; zeroed, then written exactly as the case writes them;</item>
+/// <item>tagged 4 KiB pages: targets of 4 KiB EPT leaves that the case never writes;</item>
+/// <item>tagged 2 MiB blocks: targets of 2 MiB leaves, a 2 MiB-aligned VM block per aligned case block.</item>
+/// </list>
+/// Tagged pages hold <see cref="Tag"/> values, so a read reports which case address (and which leaf
+/// size) it reached. A case page reached both as a 4 KiB target and inside a 2 MiB block gets two VM
+/// copies: its data is never an observation, only where the access landed.
+/// </summary>
+public sealed class Relocation
+{
+    private readonly Dictionary<ulong, ulong> plain = [];
+    private readonly Dictionary<ulong, ulong> tagged4K = [];
+    private readonly Dictionary<ulong, ulong> blocks2M = [];
+    private readonly List<TaggedRun> runs = [];
+    private ulong nextPage;
+    private ulong nextBlockTop;
+
+    public Relocation(ulong poolStart = KernelLayout.PoolStart, ulong poolEnd = KernelLayout.RamBytes)
+    {
+        PoolStart = poolStart;
+        PoolEnd = poolEnd;
+        nextPage = poolStart;
+        nextBlockTop = poolEnd & ~0x1FFFFFUL;
+    }
+
+    public ulong PoolStart { get; }
+    public ulong PoolEnd { get; }
+    public IReadOnlyDictionary<ulong, ulong> PlainPages => plain;
+    public IReadOnlyDictionary<ulong, ulong> Tagged4KPages => tagged4K;
+    public IReadOnlyDictionary<ulong, ulong> Blocks2M => blocks2M;
+    public IReadOnlyList<TaggedRun> Runs => runs;
+    public int TaggedPageCount => runs.Sum(r => r.Pages);
+
+    /// <summary>Gives a case page a zeroed VM page. False when the VM is out of RAM.</summary>
+    public bool AddPlain(ulong casePage)
+    {
+        if (plain.ContainsKey(casePage))
+        {
+            return true;
+        }
+
+        if (!TakePage(out ulong vm))
+        {
+            return false;
+        }
+
+        plain[casePage] = vm;
+        return true;
+    }
+
+    /// <summary>Backs the target of a leaf of <paramref name="size"/> at aligned case address <paramref name="caseBase"/>.</summary>
+    public bool AddLeafTarget(ulong caseBase, PageSize size)
+    {
+        switch (size)
+        {
+            case PageSize.Size4K:
+                if (plain.ContainsKey(caseBase) || tagged4K.ContainsKey(caseBase))
+                {
+                    return true;
+                }
+
+                if (!TakePage(out ulong vm))
+                {
+                    return false;
+                }
+
+                tagged4K[caseBase] = vm;
+                runs.Add(new TaggedRun(vm, caseBase, 1, PageSize.Size4K, NextId()));
+                return true;
+            case PageSize.Size2M:
+                if (blocks2M.ContainsKey(caseBase))
+                {
+                    return true;
+                }
+
+                ulong block = nextBlockTop - 0x200000;
+                if (nextBlockTop < 0x200000 || block < nextPage)
+                {
+                    return false;
+                }
+
+                nextBlockTop = block;
+                blocks2M[caseBase] = block;
+                runs.Add(new TaggedRun(block, caseBase, 512, PageSize.Size2M, NextId()));
+                return true;
+            default:
+                return false;
+        }
+    }
+
+    /// <summary>The VM page of a table (plain) page.</summary>
+    public bool TryMapPlain(ulong casePage, out ulong vmPage) => plain.TryGetValue(casePage, out vmPage);
+
+    /// <summary>The VM address a leaf of <paramref name="size"/> at aligned case base should point to.</summary>
+    public bool TryMapLeaf(ulong caseBase, PageSize size, out ulong vmBase) => size switch
+    {
+        PageSize.Size4K => plain.TryGetValue(caseBase, out vmBase) || tagged4K.TryGetValue(caseBase, out vmBase),
+        PageSize.Size2M => blocks2M.TryGetValue(caseBase, out vmBase),
+        _ => Fail(out vmBase),
+    };
+
+    /// <summary>The case page and leaf size behind a planted fetch id.</summary>
+    public bool TryResolveId(uint id, out ulong casePage, out PageSize size)
+    {
+        foreach (var run in runs)
+        {
+            if (id >= run.FirstId && id < run.FirstId + (uint)run.Pages)
+            {
+                casePage = run.CaseStart + ((ulong)(id - run.FirstId) << 12);
+                size = run.Size;
+                return true;
+            }
+        }
+
+        casePage = 0;
+        size = default;
+        return false;
+    }
+
+    /// <summary>Every VM page this relocation uses, with the case page it backs.</summary>
+    public IEnumerable<(ulong Vm, ulong Case)> AllPages()
+    {
+        foreach (var (c, v) in plain)
+        {
+            yield return (v, c);
+        }
+
+        foreach (var run in runs)
+        {
+            for (int i = 0; i < run.Pages; i++)
+            {
+                yield return (run.VmStart + ((ulong)i << 12), run.CaseStart + ((ulong)i << 12));
+            }
+        }
+    }
+
+    private uint NextId() => (uint)TaggedPageCount;
+
+    private bool TakePage(out ulong vm)
+    {
+        vm = nextPage;
+        if (nextPage + 0x1000 > nextBlockTop)
+        {
+            return false;
+        }
+
+        nextPage += 0x1000;
+        return true;
+    }
+
+    private static bool Fail(out ulong value)
+    {
+        value = 0;
+        return false;
+    }
+}

@@ -1,0 +1,133 @@
+using EptFuzz.Contract;
+using EptFuzz.Targets.Vmx.Image;
+using EptFuzz.Targets.Vmx.Runner;
+
+namespace EptFuzz.Targets.Vmx.Session;
+
+/// <summary>
+/// One case on the VMX oracle: a batch session. It records every call, and <see cref="Finish"/>
+/// builds one image for the whole case, boots the emulator once and answers every probe.
+/// </summary>
+public sealed class VmxSession : ITargetSession
+{
+    private readonly IEmulator emulator;
+    private readonly CpuCapabilities caseCpu;
+    private readonly EmulatedCpu cpu;
+    private readonly List<CaseStep> steps = [];
+    private string? planProblem;
+    private bool finished;
+
+    internal VmxSession(IEmulator emulator, CpuCapabilities caseCpu, EmulatedCpu cpu)
+    {
+        this.emulator = emulator;
+        this.caseCpu = caseCpu;
+        this.cpu = cpu;
+        CapabilityMismatch = cpu.Mismatch(caseCpu);
+    }
+
+    /// <summary>The case's cpu differs from the emulated processor in a capability that changes verdicts.</summary>
+    public string? CapabilityMismatch { get; }
+
+    public string? UnsupportedReason => CapabilityMismatch ?? planProblem;
+
+    /// <summary>Statistics of the last boot (for the README's cost figures and for tests).</summary>
+    public BootStatistics? Statistics { get; private set; }
+
+    public void SetEptp(ulong eptp) => Record(CaseStep.OfEptp(eptp));
+
+    public void SetControls(VmxControls controls) => Record(CaseStep.Of(controls));
+
+    public void SetGuestPaging(GuestPaging paging) => Record(CaseStep.Of(paging));
+
+    public void Write(MemoryWrite write) => Record(CaseStep.Of(write));
+
+    public void Invept(InveptType type) => Record(CaseStep.OfInvept());
+
+    public Observation? Submit(in Probe probe)
+    {
+        Record(CaseStep.Of(probe));
+        return null;
+    }
+
+    public IReadOnlyDictionary<int, Observation> Finish()
+    {
+        ObjectDisposedException.ThrowIf(finished, this);
+        finished = true;
+        var result = new Dictionary<int, Observation>();
+        if (CapabilityMismatch is string mismatch)
+        {
+            foreach (var step in steps.Where(s => s.Kind == CaseStepKind.Probe))
+            {
+                result[step.Probe.Step] = Observation.Unsupported(mismatch);
+            }
+
+            return result;
+        }
+
+        var planner = new CasePlanner(steps, caseCpu, cpu);
+        var (script, probes, problem) = planner.Plan();
+        planProblem = problem;
+        DiskImage? image = null;
+        if (problem is null && probes.Any(p => p.Runs || p.Dumped))
+        {
+            try
+            {
+                image = DiskImage.Build(script);
+            }
+            catch (ImageTooLargeException tooLarge)
+            {
+                planProblem = $"the case does not fit into one boot image: {tooLarge.Message}";
+            }
+        }
+
+        if (planProblem is not null)
+        {
+            foreach (var plan in probes)
+            {
+                result[plan.Probe.Step] = Observation.Unsupported(plan.Unsupported ?? planProblem);
+            }
+
+            return result;
+        }
+
+        OracleReport? report = null;
+        if (image is not null)
+        {
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            report = OracleBoot.Run(emulator, image);
+            Statistics = new BootStatistics(watch.Elapsed, probes.Count(p => p.Runs || p.Dumped), script.Count, image.KernelBytes);
+            if (!report.VmxReady)
+            {
+                throw new TargetFailureException(emulator.Name, $"the kernel did not reach VMX operation ({report.NoVmx ?? "no reason printed"})");
+            }
+        }
+
+        var decoder = new ObservationDecoder(emulator.Name, report ?? OracleReportEmpty.Value, planner.Relocation, caseCpu, cpu, planner.WindowIndex, planner.GuestWindowSlot);
+        foreach (var plan in probes)
+        {
+            result[plan.Probe.Step] = decoder.Decode(plan);
+        }
+
+        return result;
+    }
+
+    public void Dispose()
+    {
+        finished = true;
+    }
+
+    private void Record(CaseStep step)
+    {
+        ObjectDisposedException.ThrowIf(finished, this);
+        steps.Add(step);
+    }
+}
+
+/// <summary>What one boot cost: wall time, probes answered by the VM, script commands, kernel bytes.</summary>
+public sealed record BootStatistics(TimeSpan Elapsed, int ProbesRun, int Commands, int KernelBytes);
+
+/// <summary>The report used when nothing had to run (every probe known or unsupported).</summary>
+internal static class OracleReportEmpty
+{
+    public static readonly OracleReport Value = OracleReport.Parse("HELLO eptfuzz-vmx 1\nVMX ready\nEND\n");
+}

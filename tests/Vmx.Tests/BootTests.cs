@@ -1,0 +1,75 @@
+using EptFuzz.Contract;
+using EptFuzz.Targets.Vmx.Image;
+using EptFuzz.Targets.Vmx.Runner;
+
+namespace EptFuzz.Vmx.Tests;
+
+/// <summary>Boots the real image. Each boot takes well under a second in Bochs and TCG.</summary>
+public sealed class BootTests
+{
+    [BochsFact]
+    public void Bochs_BootsToVmxAndReportsTheCapabilityMsrs()
+    {
+        var report = OracleBoot.Run(new BochsEmulator(new BochsOptions()), DiskImage.Build(new ScriptBuilder()));
+        Assert.True(report.Ended);
+        Assert.Null(report.NoVmx);
+        Assert.True(report.VmxReady);
+        // corei7_skylake_x: EPT allowed in the secondary controls, EPT capabilities present.
+        Assert.NotEqual(0UL, report.Msrs[0x48B] & (1UL << 33));
+        Assert.NotEqual(0UL, report.Msrs[0x48C] & (1UL << 6));
+    }
+
+    [QemuFact]
+    public void QemuTcg_BootsAndReportsNoVmx()
+    {
+        var report = OracleBoot.Run(new QemuEmulator(new QemuOptions { Kvm = false }), DiskImage.Build(new ScriptBuilder()));
+        Assert.True(report.Ended);
+        Assert.Equal("NOVMX", report.NoVmx);
+        Assert.False(report.VmxReady);
+    }
+
+    [Fact]
+    public void NestedVmx_WithoutVmxFlag_IsUnavailable()
+    {
+        string root = Directory.CreateTempSubdirectory("eptfuzz-root-").FullName;
+        try
+        {
+            Directory.CreateDirectory(Path.Combine(root, "dev"));
+            Directory.CreateDirectory(Path.Combine(root, "proc"));
+            File.WriteAllText(Path.Combine(root, "dev/kvm"), string.Empty);
+            File.WriteAllText(Path.Combine(root, "proc/cpuinfo"), "flags\t\t: fpu sse2 hypervisor\n");
+            var emulator = new QemuEmulator(new QemuOptions { HostRoot = root });
+            Assert.StartsWith("unavailable: the host CPU has no vmx flag", emulator.Unavailable());
+            var failure = Assert.Throws<TargetFailureException>(() => OracleBoot.Run(emulator, DiskImage.Build(new ScriptBuilder())));
+            Assert.Contains("unavailable", failure.Message);
+
+            File.WriteAllText(Path.Combine(root, "proc/cpuinfo"), "flags\t\t: fpu vmx sse2\n");
+            Directory.CreateDirectory(Path.Combine(root, "sys/module/kvm_intel/parameters"));
+            File.WriteAllText(Path.Combine(root, "sys/module/kvm_intel/parameters/nested"), "N\n");
+            Assert.Equal("unavailable: kvm_intel nested=N (reload kvm_intel with nested=1)", emulator.Unavailable());
+            File.WriteAllText(Path.Combine(root, "sys/module/kvm_intel/parameters/nested"), "Y\n");
+            Assert.Null(emulator.Unavailable());
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void MissingEmulator_NamesThePackage()
+    {
+        var emulator = new BochsEmulator(new BochsOptions { Executable = "/nonexistent/bochs" });
+        var failure = Assert.Throws<TargetFailureException>(() => OracleBoot.Run(emulator, DiskImage.Build(new ScriptBuilder())));
+        Assert.Contains("install the Debian packages bochs, bochs-sdl", failure.Message);
+    }
+
+    [BochsFact]
+    public void Bochs_HungEmulator_IsAnInfrastructureFailure()
+    {
+        // A timeout too short for any boot: the watchdog kills Bochs twice (one retry) and reports it.
+        var emulator = new BochsEmulator(new BochsOptions { Timeout = TimeSpan.FromMilliseconds(1) });
+        var failure = Assert.Throws<TargetFailureException>(() => OracleBoot.Run(emulator, DiskImage.Build(new ScriptBuilder())));
+        Assert.Contains("failed twice", failure.Message);
+    }
+}

@@ -1,0 +1,102 @@
+using EptFuzz.Contract;
+using EptFuzz.Targets.Vmx.Image;
+using EptFuzz.Targets.Vmx.Session;
+
+namespace EptFuzz.Vmx.Tests;
+
+/// <summary>The planner without an emulator: relocation of entries, the window, and what becomes unsupported.</summary>
+public sealed class CasePlannerTests
+{
+    private static readonly EmulatedCpu Cpu = new()
+    {
+        Engine = "test",
+        Capabilities = CpuCapabilities.Default with { MaxPhyAddr = 40 },
+        GuestPage1G = true,
+        Msrs = new Dictionary<uint, ulong>(),
+    };
+
+    private static CaseStep W(ulong address, ulong value) => CaseStep.Of(new MemoryWrite(new Hpa(address), value));
+
+    private static CaseStep Read(int step, ulong gpa) => CaseStep.Of(Probe.ForAccess(step, Access.Physical(AccessKind.Read, new Gpa(gpa))));
+
+    private static List<CaseStep> Tables(ulong leaf) =>
+    [
+        W(0x1000, 0x2007), W(0x2000, 0x3007), W(0x3000, 0x4007), W(0x4000, leaf), CaseStep.OfEptp(0x105E),
+    ];
+
+    [Fact]
+    public void Plan_RewritesOnlyAddressFields()
+    {
+        // A PTE with ignored high bits (62:52) and suppress-#VE, plus a reserved bit 45 above the case's MAXPHYADDR 44.
+        ulong pte = 0x7FF0_0000_0000_0000UL | (1UL << 45) | 0x4020_0000 | 0x37;
+        var steps = Tables(pte);
+        steps.Add(Read(1, 0x10));
+        var planner = new CasePlanner(steps, CpuCapabilities.Default with { MaxPhyAddr = 44 }, Cpu);
+        var (script, probes, problem) = planner.Plan();
+        Assert.Null(problem);
+        Assert.True(probes.Single().Runs);
+        var r = planner.Relocation;
+        ulong vmTarget = r.Tagged4KPages[0x4020_0000];
+        Assert.Equal(pte & ~EptEntryMask(44) | vmTarget, planner.RelocateEntry(pte, EptLevel.Pte));
+        Assert.Equal(r.PlainPages[0x3000] | 7, planner.RelocateEntry(0x3007, EptLevel.Pdpte));
+        // A 2M leaf misaligned in bit 13 keeps its misalignment after relocation.
+        Assert.Equal(0x4060_2000UL & 0x1FFFFF, planner.RelocateEntry(0x4060_20B7, EptLevel.Pde) & 0x1FF000);
+        Assert.NotEmpty(script.ToBytes());
+    }
+
+    [Fact]
+    public void Plan_WindowAvoidsTheCaseRootSlotsAndProbeRegions()
+    {
+        var steps = Tables(0x4020_0037);
+        steps.Add(Read(1, 0x10));
+        var planner = new CasePlanner(steps, CpuCapabilities.Default with { MaxPhyAddr = 40 }, Cpu);
+        Assert.Null(planner.Plan().Problem);
+        Assert.Equal(1, planner.WindowIndex); // below 2^40 only PML4 slots 0 and 1 exist; the case uses 0
+
+        var wide = Cpu with { Capabilities = Cpu.Capabilities with { MaxPhyAddr = 46 } };
+        var widePlanner = new CasePlanner([.. steps, W(0x1000 + 127 * 8, 0), Read(2, 126UL << 39)], CpuCapabilities.Default with { MaxPhyAddr = 46 }, wide);
+        Assert.Null(widePlanner.Plan().Problem);
+        Assert.Equal(125, widePlanner.WindowIndex);
+
+        // Slot 1 written by the case as well: nothing is left for the window.
+        Assert.Contains("every PML4 slot", new CasePlanner([.. steps, W(0x1008, 0)], CpuCapabilities.Default with { MaxPhyAddr = 40 }, Cpu).Plan().Problem);
+    }
+
+    [Fact]
+    public void Plan_NarrowerCaseMaxPhyAddrWithBitsInBetween_IsUnsupported()
+    {
+        var steps = Tables((1UL << 38) | 0x37);
+        steps.Add(Read(1, 0x10));
+        var (_, probes, problem) = new CasePlanner(steps, CpuCapabilities.Default with { MaxPhyAddr = 36 }, Cpu).Plan();
+        Assert.Contains("bits 36-39", problem);
+        Assert.Equal(problem, probes.Single().Unsupported);
+    }
+
+    [Fact]
+    public void Plan_OneGigabyteLeaf_IsUnsupported()
+    {
+        List<CaseStep> steps = [W(0x1000, 0x2007), W(0x2000, 0x4000_00B7), CaseStep.OfEptp(0x105E), Read(1, 0x10)];
+        Assert.Contains("1 GiB", new CasePlanner(steps, CpuCapabilities.Default with { MaxPhyAddr = 40 }, Cpu).Plan().Problem);
+    }
+
+    [Fact]
+    public void Plan_ProbesTheGuestCannotExpress_AreUnsupportedOneByOne()
+    {
+        var steps = Tables(0x4020_0037);
+        steps.Add(Read(1, 1UL << 41));
+        steps.Add(CaseStep.Of(Probe.ForAccess(2, Access.Physical(AccessKind.Fetch, new Gpa(0xFFA)))));
+        steps.Add(CaseStep.Of(Probe.ForAccess(3, Access.ThroughPaging(AccessKind.Read, new Gva(0x1000), 3))));
+        steps.Add(CaseStep.Of(Probe.ForEntry(4, new Gpa(0x200000), EptLevel.Pte)));
+        steps.Add(CaseStep.Of(Probe.ForEntry(5, new Gpa(0), EptLevel.Pte)));
+        var (_, probes, problem) = new CasePlanner(steps, CpuCapabilities.Default with { MaxPhyAddr = 40 }, Cpu).Plan();
+        Assert.Null(problem);
+        Assert.Contains("MAXPHYADDR", probes[0].Unsupported);
+        Assert.Contains("last 7 bytes", probes[1].Unsupported);
+        Assert.True(probes[2].Runs && !probes[2].ThroughCasePaging); // guest paging off: a guest-physical access
+        Assert.Equal(OutcomeKind.EntryNotReached, probes[3].Known!.Kind); // PD slot 1 is empty
+        Assert.True(probes[4].Dumped);
+        Assert.Equal(0x4020_0037UL, probes[4].CaseEntryValue);
+    }
+
+    private static ulong EptEntryMask(int maxPhyAddr) => ((1UL << maxPhyAddr) - 1) & ~0xFFFUL;
+}
