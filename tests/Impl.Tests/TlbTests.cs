@@ -19,7 +19,9 @@ public sealed class TlbTests
         Assert.Equal(OutcomeKind.Translated, stale.Kind);
         Assert.Empty(stale.Walk);
 
+        Assert.Equal(1, rig.Session.Cpu.Tlb.ValidCount);
         rig.Session.Invept(InveptType.SingleContext);
+        Assert.Equal(0, rig.Session.Cpu.Tlb.ValidCount);
         Observation fresh = rig.Probe(AccessKind.Read, 0x1000);
         Assert.Equal(OutcomeKind.EptViolation, fresh.Kind);
         Assert.Equal(4, fresh.Walk.Count);
