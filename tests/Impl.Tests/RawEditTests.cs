@@ -35,6 +35,25 @@ public sealed class RawEditTests
     }
 
     [Fact]
+    public void Edit_KeepsAccessedDirtyWhenTheCallerMirrorsTheCpuWritesIntoHypervisorMemory()
+    {
+        var rig = new Rig(eptp: new EptpRequest { AccessedDirty = true });
+        rig.Map(0x1000, 0x5000, K4);
+        Observation read = rig.Probe(AccessKind.Read, 0x1000);
+        // The hypervisor never sees the CPU's A/D writes unless someone copies them in (not journaled).
+        foreach (MemoryWrite write in read.Writes)
+        {
+            rig.Hypervisor.Memory.Write(write.Address, write.Value);
+        }
+
+        rig.Ok(h => h.Edit(new Gpa(0x1000), EptLevel.Pte, 1UL << 9, 0, null));
+        Assert.Equal(0x300UL, rig.Entry(0x1000, EptLevel.Pte).EntryValue & 0x300);
+        // The operations still recognise their own entries with A/D set.
+        rig.Ok(h => h.Unmap(new Gpa(0x1000), K4));
+        Assert.Equal(1, rig.Hypervisor.Ept.Pool.InUse);
+    }
+
+    [Fact]
     public void Poke_WritesHostMemoryAndIsJournaled()
     {
         var rig = new Rig();
