@@ -1,0 +1,98 @@
+using System.Text;
+using System.Text.Json;
+using EptFuzz.Harness.Cases;
+using EptFuzz.Harness.Running;
+
+namespace EptFuzz.Harness.Fuzzing;
+
+/// <summary>The layout of a campaign directory, and its append-only event log.</summary>
+internal sealed class CampaignFiles : IDisposable
+{
+    private readonly object eventGate = new();
+    private StreamWriter? events;
+
+    public CampaignFiles(string outDir)
+    {
+        Root = outDir;
+    }
+
+    public string Root { get; }
+
+    public string Queue => Path.Combine(Root, "queue");
+
+    public string Findings => Path.Combine(Root, "findings");
+
+    public string Hangs => Path.Combine(Root, "hangs");
+
+    public string EventsPath => Path.Combine(Root, "events.jsonl");
+
+    public void Create()
+    {
+        Directory.CreateDirectory(Queue);
+        Directory.CreateDirectory(Findings);
+        Directory.CreateDirectory(Hangs);
+        events = new StreamWriter(new FileStream(EventsPath, FileMode.Append, FileAccess.Write, FileShare.Read), new UTF8Encoding(false)) { AutoFlush = true };
+    }
+
+    public string ReducedPath(string hash) => Path.Combine(Findings, hash + ".ept");
+
+    public string RawPath(string hash) => Path.Combine(Findings, hash + ".raw.ept");
+
+    public string TestPath(string hash) => Path.Combine(Findings, hash + ".test.cs");
+
+    /// <summary>The finding's report data for the HTML page (message, each side's observation and walk).</summary>
+    public string DetailPath(string hash) => Path.Combine(Findings, hash + ".json");
+
+    public string CurrentSlot(int worker) => Path.Combine(Queue, $".current-{worker}.ept");
+
+    public void Log(CampaignEvent e)
+    {
+        string line = JsonSerializer.Serialize(e, CampaignStats.JsonLine);
+        lock (eventGate)
+        {
+            events?.WriteLine(line);
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (eventGate)
+        {
+            events?.Dispose();
+            events = null;
+        }
+    }
+
+    /// <summary>Queue entries in the order they were kept.</summary>
+    public IEnumerable<string> QueueEntries() =>
+        Directory.Exists(Queue)
+            ? Directory.EnumerateFiles(Queue, "id-*.ept").Order(StringComparer.Ordinal)
+            : [];
+
+    /// <summary>What the report shows of a finding: the run of its reduced case.</summary>
+    public static string DetailJson(FindingRecord record, CaseResult reduced) => JsonSerializer.Serialize(
+        new FindingDetail(record.Signature, record.Hash, reduced.Message, reduced.Detail),
+        CampaignStats.Json);
+
+    /// <summary>The header of a raw (unreduced) finding.</summary>
+    public static EptCase AnnotateRaw(EptCase c, CaseResult result, FindingOrigin origin, string path, Func<string, string> replay)
+    {
+        var header = new List<string>
+        {
+            $"found by: {origin.FoundBy} (generator {origin.GeneratorVersion})",
+        };
+        if (origin.CaseSeed is { } seed)
+        {
+            header.Add($"case seed: 0x{seed:x16}");
+        }
+
+        header.Add($"signature: {result.Signature}");
+        header.Add($"raw finding, {c.Steps.Length} steps, not reduced");
+        header.Add($"first divergence: {result.Message}");
+        header.Add($"replay: {replay(path)}");
+        return c with { HeaderComments = [.. header.Select(h => h.Replace('\n', ' '))], SourceName = path };
+    }
+}
+
+/// <summary>findings/HASH.json.</summary>
+public sealed record FindingDetail(string Signature, string Hash, string Message, string Detail);

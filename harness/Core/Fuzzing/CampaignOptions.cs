@@ -1,0 +1,205 @@
+using System.Globalization;
+using EptFuzz.Harness.Running;
+
+namespace EptFuzz.Harness.Fuzzing;
+
+/// <summary>Everything <c>eptfuzz fuzz</c> takes. Limits apply to this invocation; counters are cumulative over resumes.</summary>
+public sealed record CampaignOptions
+{
+    /// <summary><c>--out DIR</c>: queue/, findings/, hangs/, stats.json, events.jsonl.</summary>
+    public required string OutDir { get; init; }
+
+    /// <summary>Fresh run options (a hypervisor factory and fresh targets) per worker; the CLI builds them from <c>--targets</c>.</summary>
+    public required Func<RunOptions> Targets { get; init; }
+
+    /// <summary><c>--seed S</c>: the campaign seed; case seeds derive from it, the shard and the case index.</summary>
+    public ulong Seed { get; init; }
+
+    /// <summary><c>--max-total-time SEC</c> for this invocation; null = no limit.</summary>
+    public TimeSpan? MaxTotalTime { get; init; }
+
+    /// <summary><c>--runs N</c>: cases to run in this invocation; null = no limit.</summary>
+    public long? Runs { get; init; }
+
+    /// <summary><c>--jobs N</c>: workers on this machine.</summary>
+    public int Jobs { get; init; } = 1;
+
+    /// <summary><c>--corpus DIR</c>: .ept seeds to start from (expectations are dropped: mutants are differential).</summary>
+    public string? CorpusDir { get; init; }
+
+    /// <summary><c>--resume</c>: continue the campaign in <see cref="OutDir"/>.</summary>
+    public bool Resume { get; init; }
+
+    /// <summary><c>--shard K/N</c>.</summary>
+    public Shard Shard { get; init; } = Shard.Single;
+
+    public GeneratorProfile Profile { get; init; } = GeneratorProfile.Default;
+
+    /// <summary>Time cap for reducing one finding (<c>--reduce-time</c>).</summary>
+    public TimeSpan ReduceCap { get; init; } = Reducer.DefaultCap;
+
+    /// <summary>Also write <c>findings/HASH.test.cs</c>, an xunit regression test.</summary>
+    public bool EmitRegressionTests { get; init; }
+
+    /// <summary>The expression the emitted tests use for their run options.</summary>
+    public string RegressionOptionsExpression { get; init; } = RegressionTestEmitter.DefaultOptionsExpression;
+
+    /// <summary>How often a status is reported, written to stats.json and logged in events.jsonl.</summary>
+    public TimeSpan StatusInterval { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>A case that runs longer than this is copied to hangs/.</summary>
+    public TimeSpan HangThreshold { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Percent of iterations that generate a fresh case instead of mutating a kept one.</summary>
+    public int FreshPercent { get; init; } = 25;
+
+    /// <summary>Write each case to queue/.current-W.ept before it runs (see README: cheap, crash-safe slot).</summary>
+    public bool WriteCurrentCase { get; init; } = true;
+
+    /// <summary>The command line, recorded in finding headers ("found by").</summary>
+    public string CommandLine { get; init; } = "eptfuzz fuzz";
+
+    /// <summary>Null when usable, else a message naming the flag.</summary>
+    public string? Validate()
+    {
+        if (string.IsNullOrWhiteSpace(OutDir))
+        {
+            return "--out: an output directory is required";
+        }
+
+        if (Jobs is < 1 or > 256)
+        {
+            return string.Create(CultureInfo.InvariantCulture, $"--jobs must be 1 to 256, found {Jobs}");
+        }
+
+        if (Runs is < 0)
+        {
+            return string.Create(CultureInfo.InvariantCulture, $"--runs must not be negative, found {Runs}");
+        }
+
+        if (MaxTotalTime is { } t && t < TimeSpan.Zero)
+        {
+            return "--max-total-time must not be negative";
+        }
+
+        if (ReduceCap < TimeSpan.Zero)
+        {
+            return "--reduce-time must not be negative";
+        }
+
+        if (Shard.Count < 1 || Shard.Index < 1 || Shard.Index > Shard.Count)
+        {
+            return $"--shard {Shard}: K must be 1 to N";
+        }
+
+        if (FreshPercent is < 0 or > 100)
+        {
+            return "the fresh-case percentage must be 0 to 100";
+        }
+
+        if (StatusInterval <= TimeSpan.Zero)
+        {
+            return "the status interval must be positive";
+        }
+
+        if (CorpusDir is { } c && !Directory.Exists(c))
+        {
+            return $"--corpus {c}: no such directory";
+        }
+
+        return Profile.Validate();
+    }
+}
+
+/// <summary>A status: the numbers of the status line, cumulative over resumes.</summary>
+public sealed record CampaignStatus
+{
+    public long Executions { get; init; }
+
+    /// <summary>Executions per second in this invocation.</summary>
+    public double ExecPerSecond { get; init; }
+
+    public int RulesHit { get; init; }
+
+    public int RulesModelled { get; init; }
+
+    /// <summary>Every coverage feature set (rules, pairs, transitions, outcomes).</summary>
+    public int Features { get; init; }
+
+    public int CorpusSize { get; init; }
+
+    /// <summary>Distinct divergence signatures.</summary>
+    public int Findings { get; init; }
+
+    /// <summary>Findings seen again with a known signature (counted, not re-reduced).</summary>
+    public long Duplicates { get; init; }
+
+    public long KnownDivergences { get; init; }
+
+    /// <summary>Cases a target refused as bad input (e.g. more table pages than the pool allows).</summary>
+    public long Rejected { get; init; }
+
+    public long InfrastructureFailures { get; init; }
+
+    public long Hangs { get; init; }
+
+    /// <summary>Total campaign time, over resumes.</summary>
+    public TimeSpan Elapsed { get; init; }
+
+    /// <summary>One plain status line.</summary>
+    public string Line() => string.Create(
+        CultureInfo.InvariantCulture,
+        $"[{Elapsed:hh\\:mm\\:ss}] execs {Executions} ({ExecPerSecond:0}/s)  rules {RulesHit}/{RulesModelled}  features {Features}  corpus {CorpusSize}  findings {Findings} (+{Duplicates} dup)  rejected {Rejected}  infra {InfrastructureFailures}  hangs {Hangs}");
+}
+
+/// <summary>One distinct finding (a divergence signature).</summary>
+public sealed record FindingRecord
+{
+    public required string Signature { get; init; }
+
+    public required string Hash { get; init; }
+
+    /// <summary>Times seen (the first included).</summary>
+    public long Count { get; init; } = 1;
+
+    /// <summary>The seed of the generated case it came from (a mutant records its own iteration seed).</summary>
+    public ulong CaseSeed { get; init; }
+
+    public int StepsBefore { get; init; }
+
+    public int StepsAfter { get; init; }
+
+    public double ReduceSeconds { get; init; }
+
+    /// <summary>Campaign time when it was first seen.</summary>
+    public double FoundAtSeconds { get; init; }
+
+    public long FoundAtExecution { get; init; }
+
+    /// <summary>The first line of the divergence (each side's outcome).</summary>
+    public string Message { get; init; } = string.Empty;
+
+    /// <summary>Relative to the campaign directory.</summary>
+    public string ReducedPath => $"findings/{Hash}.ept";
+
+    public string RawPath => $"findings/{Hash}.raw.ept";
+}
+
+/// <summary>How a campaign ended.</summary>
+public sealed record CampaignSummary
+{
+    public required CampaignStatus Final { get; init; }
+
+    public required IReadOnlyList<FindingRecord> Findings { get; init; }
+
+    public required string OutDir { get; init; }
+
+    /// <summary>runs, time, cancelled.</summary>
+    public required string StopReason { get; init; }
+
+    /// <summary>Corpus files that could not be used, with their located errors.</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
+
+    /// <summary>Exit code: 1 when the campaign has findings, 3 when a target failed, else 0.</summary>
+    public int ExitCode => Findings.Count > 0 ? ExitCodes.Divergence : Final.InfrastructureFailures > 0 ? ExitCodes.Infrastructure : ExitCodes.Ok;
+}

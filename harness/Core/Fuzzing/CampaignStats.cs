@@ -1,0 +1,177 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace EptFuzz.Harness.Fuzzing;
+
+/// <summary>One point of the campaign's history (for the report's charts).</summary>
+public sealed record HistoryPoint(double Seconds, long Executions, double ExecPerSecond, int RulesHit, int Features, int CorpusSize, int Findings);
+
+/// <summary>
+/// stats.json: the campaign's identity (seed, shard, generator), its cumulative counters, its
+/// findings and its history. Rewritten atomically at every status, finding and stop, so a killed
+/// campaign resumes from the last one.
+/// </summary>
+public sealed class CampaignStats
+{
+    public const string FileName = "stats.json";
+
+    internal static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+    };
+
+    internal static readonly JsonSerializerOptions JsonLine = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    public int FormatVersion { get; set; } = 1;
+
+    /// <summary>The campaign seed, as 0x-hex text (JSON numbers lose 64-bit precision in many readers).</summary>
+    public string Seed { get; set; } = "0x0";
+
+    public string Shard { get; set; } = "1/1";
+
+    public int GeneratorVersion { get; set; } = CaseGenerator.Version;
+
+    public string CpuProfile { get; set; } = "random";
+
+    public int StepsPerCase { get; set; } = GeneratorProfile.DefaultSteps;
+
+    /// <summary>The next case index of this shard (cases before it were claimed by a worker).</summary>
+    public ulong NextCaseIndex { get; set; }
+
+    public long Executions { get; set; }
+
+    public long Rejected { get; set; }
+
+    public long InfrastructureFailures { get; set; }
+
+    public long Hangs { get; set; }
+
+    public long KnownDivergences { get; set; }
+
+    public long Duplicates { get; set; }
+
+    public double ElapsedSeconds { get; set; }
+
+    public int CorpusSize { get; set; }
+
+    public int RulesHit { get; set; }
+
+    public int RulesModelled { get; set; }
+
+    public int Features { get; set; }
+
+    public List<string> RulesHitNames { get; set; } = [];
+
+    /// <summary>The names of the targets, baseline first.</summary>
+    public List<string> Targets { get; set; } = [];
+
+    public List<FindingRecord> Findings { get; set; } = [];
+
+    public List<HistoryPoint> History { get; set; } = [];
+
+    public static string PathIn(string outDir) => System.IO.Path.Combine(outDir, FileName);
+
+    public static bool Exists(string outDir) => File.Exists(PathIn(outDir));
+
+    /// <summary>Reads stats.json; a message instead when it is missing or unreadable.</summary>
+    public static CampaignStats? Load(string outDir, out string error)
+    {
+        error = string.Empty;
+        string path = PathIn(outDir);
+        if (!File.Exists(path))
+        {
+            error = $"{path}: no campaign here (stats.json is missing)";
+            return null;
+        }
+
+        try
+        {
+            CampaignStats? stats = JsonSerializer.Deserialize<CampaignStats>(File.ReadAllText(path), Json);
+            if (stats is null)
+            {
+                error = $"{path}: empty";
+            }
+
+            return stats;
+        }
+        catch (JsonException e)
+        {
+            error = $"{path}: not a campaign's stats.json ({e.Message})";
+            return null;
+        }
+    }
+
+    public void Save(string outDir) => FindingFile.WriteAtomic(PathIn(outDir), JsonSerializer.Serialize(this, Json));
+
+    public static string SeedText(ulong seed) => string.Create(CultureInfo.InvariantCulture, $"0x{seed:x}");
+}
+
+/// <summary>One line of events.jsonl.</summary>
+public sealed record CampaignEvent
+{
+    /// <summary>start, resume, status, finding, hang, infrastructure, corpus-rejected, stop.</summary>
+    public required string Type { get; init; }
+
+    public double Seconds { get; init; }
+
+    public long Executions { get; init; }
+
+    public string? Signature { get; init; }
+
+    public string? Hash { get; init; }
+
+    public string? Path { get; init; }
+
+    public string? Message { get; init; }
+
+    public double? ExecPerSecond { get; init; }
+
+    public int? RulesHit { get; init; }
+
+    public int? RulesModelled { get; init; }
+
+    public int? CorpusSize { get; init; }
+
+    public int? Findings { get; init; }
+
+    /// <summary>Reads events.jsonl, skipping a torn last line (a kill can cut one).</summary>
+    public static IReadOnlyList<CampaignEvent> ReadAll(string outDir)
+    {
+        string path = System.IO.Path.Combine(outDir, "events.jsonl");
+        var events = new List<CampaignEvent>();
+        if (!File.Exists(path))
+        {
+            return events;
+        }
+
+        string[] lines = File.ReadAllLines(path);
+        for (int i = 0; i < lines.Length; i++)
+        {
+            if (lines[i].Length == 0)
+            {
+                continue;
+            }
+
+            try
+            {
+                if (JsonSerializer.Deserialize<CampaignEvent>(lines[i], CampaignStats.JsonLine) is { } e)
+                {
+                    events.Add(e);
+                }
+            }
+            catch (JsonException) when (i == lines.Length - 1)
+            {
+                // Only the last line can be torn by a kill; anything else is corruption and throws.
+            }
+        }
+
+        return events;
+    }
+}

@@ -1,0 +1,152 @@
+using EptFuzz.Contract;
+using EptFuzz.Harness.Cases;
+
+namespace EptFuzz.Harness.Fuzzing;
+
+/// <summary>
+/// Generates whole cases from a seed. (seed, <see cref="Version"/>, cpu profile) determine the
+/// case, and therefore its printed bytes, on any machine: the only randomness is <see cref="Prng"/>.
+/// </summary>
+/// <remarks>
+/// A case is: <c>cpu</c>, <c>eptp</c>, sometimes <c>controls</c>, sometimes a memory map with
+/// <c>identity-map</c> or a guest paging set-up, then a random mix of operations, raw edits,
+/// guest mappings and probes, with more probes after raw edits and an <c>invept</c> now and then
+/// so that the raw edits get compared. Every address comes from <see cref="StepFactory"/>, which
+/// biases it to table-index edges, huge-page boundaries and the MAXPHYADDR edge.
+/// </remarks>
+public static class CaseGenerator
+{
+    /// <summary>Bump when the same seed would generate different bytes.</summary>
+    public const int Version = 1;
+
+    public static EptCase Generate(ulong seed, GeneratorProfile profile)
+    {
+        ArgumentNullException.ThrowIfNull(profile);
+        if (profile.Validate() is { } why)
+        {
+            throw new ArgumentException(why, nameof(profile));
+        }
+
+        var rng = new Prng(seed);
+        var steps = new List<Step>(profile.Steps);
+        CpuStep cpuStep = Cpu(rng, profile.Cpu);
+        steps.Add(cpuStep);
+        CpuCapabilities cpu = cpuStep.ToCapabilities();
+        var factory = new StepFactory(rng, cpu);
+
+        EptpStep eptp = Eptp(rng, cpu);
+        steps.Add(eptp);
+        factory.Learn(eptp);
+        if (cpu.Mbec && rng.Chance(70))
+        {
+            var controls = new ControlsStep(true);
+            steps.Add(controls);
+            factory.Learn(controls);
+        }
+
+        // Identity maps are the slowest steps to run (hundreds of leaves): rare, and small.
+        if (rng.Chance(5))
+        {
+            steps.AddRange(factory.MemoryMapSetUp());
+        }
+
+        if (rng.Chance(35))
+        {
+            steps.AddRange(factory.GuestSetUp());
+        }
+
+        bool rawSinceInvept = false;
+        while (steps.Count < profile.Steps)
+        {
+            Step step = NextStep(rng, factory, rawSinceInvept);
+            if (step is EditStep or PokeStep or GEditStep)
+            {
+                rawSinceInvept = true;
+            }
+            else if (step is InveptStep)
+            {
+                rawSinceInvept = false;
+            }
+
+            steps.Add(step);
+            factory.Learn(step);
+        }
+
+        return new EptCase(steps, sourceName: $"gen-{seed:x16}.ept");
+    }
+
+    private static Step NextStep(Prng rng, StepFactory f, bool rawSinceInvept)
+    {
+        if (rawSinceInvept && rng.Chance(15))
+        {
+            return new InveptStep(rng.Chance(80) ? InveptType.SingleContext : InveptType.Global);
+        }
+
+        // operation, probe, raw edit, poke, guest map, guest edit, restrict guest tables, late eptp
+        int choice = rng.Weighted([42, 38, 7, 2, f.GuestPaging ? 8 : 0, f.GuestPaging ? 2 : 0, f.GuestPaging ? 2 : 0, 1]);
+        return choice switch
+        {
+            0 => f.Operation(),
+            1 => f.Probe(),
+            2 => f.Edit(),
+            3 => f.Poke(),
+            4 => f.GMap(),
+            5 => f.GEdit(),
+            6 => f.RestrictGuestTables(),
+            _ => LateEptp(rng, f),
+        };
+    }
+
+    /// <summary>A later <c>eptp</c>: a raw value to try the VM-entry checks, or the named fields again.</summary>
+    private static Step LateEptp(Prng rng, StepFactory f)
+    {
+        if (rng.Chance(60))
+        {
+            // [2:0] memory type, [5:3] walk length - 1, [6] A/D, [11:7] reserved, [51:12] root.
+            ulong raw = rng.Pick<ulong>([0, 6, 6, 1, 2, 7]) | ((ulong)rng.Pick<int>([3, 3, 4, 1, 7]) << 3) | (rng.Chance(30) ? 0x40UL : 0)
+                | (rng.Chance(10) ? 1UL << (7 + rng.Below(5)) : 0) | ((rng.NextU64() & 0xFFFF) << 12);
+            return EptpStep.FromRaw(raw);
+        }
+
+        return Eptp(rng, f.Cpu);
+    }
+
+    private static CpuStep Cpu(Prng rng, CpuProfile profile)
+    {
+        switch (profile)
+        {
+            case CpuProfile.Default:
+                return new CpuStep();
+            case CpuProfile.Full:
+                return new CpuStep(MaxPhyAddr: 52, ExecuteOnly: true, Page2M: true, Page1G: true, AccessedDirty: true, Mbec: true, Walk5: true, AdvancedExitInfo: true, EptpUc: true, EptpWb: true);
+            case CpuProfile.Minimal:
+                return new CpuStep(MaxPhyAddr: 36, ExecuteOnly: false, Page2M: true, Page1G: false, AccessedDirty: false, Mbec: false, Walk5: false, AdvancedExitInfo: false, EptpUc: false, EptpWb: true);
+        }
+
+        // Random: each key is written or left to its default, so both paths are exercised.
+        return new CpuStep(
+            MaxPhyAddr: rng.Chance(75) ? rng.Pick<int>([36, 39, 40, 46, 48, 52]) : null,
+            ExecuteOnly: rng.Chance(30) ? rng.Chance(70) : null,
+            Page2M: rng.Chance(15) ? rng.Chance(80) : null,
+            Page1G: rng.Chance(30) ? rng.Chance(60) : null,
+            AccessedDirty: rng.Chance(40) ? rng.Chance(60) : null,
+            Mbec: rng.Chance(50) ? rng.Chance(70) : null,
+            Walk5: rng.Chance(50) ? rng.Chance(70) : null,
+            AdvancedExitInfo: rng.Chance(40) ? rng.Chance(70) : null,
+            EptpUc: rng.Chance(10) ? rng.Coin() : null,
+            EptpWb: rng.Chance(5) ? rng.Chance(80) : null);
+    }
+
+    private static EptpStep Eptp(Prng rng, CpuCapabilities cpu)
+    {
+        int? walk = cpu.Walk5 && rng.Chance(60) ? 5 : rng.Chance(30) ? 4 : null;
+        if (rng.Chance(3))
+        {
+            walk = 5; // asked of a processor that may lack it
+        }
+
+        bool? ad = rng.Chance(60) ? cpu.AccessedDirty ? rng.Chance(70) : rng.Chance(10) : null;
+        MemoryType? mt = rng.Chance(25) ? rng.Chance(80) ? MemoryType.UC : MemoryType.WB : null;
+        return new EptpStep(null, mt, walk, ad);
+    }
+}

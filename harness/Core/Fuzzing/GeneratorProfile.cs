@@ -1,0 +1,49 @@
+namespace EptFuzz.Harness.Fuzzing;
+
+/// <summary>
+/// Which processors generated cases run on. Part of what regenerates a case: (seed, generator
+/// version, cpu profile) give the same bytes on any machine.
+/// </summary>
+public enum CpuProfile
+{
+    /// <summary>Each case draws its own capabilities (MAXPHYADDR, 5-level walks, A/D, MBEC, …).</summary>
+    Random,
+    /// <summary>The case format's defaults: <c>cpu</c> with no keys.</summary>
+    Default,
+    /// <summary>Everything on: 5-level walks, A/D, MBEC, advanced exit information, 1G pages.</summary>
+    Full,
+    /// <summary>The least a processor with EPT may have: no execute-only, no 1G pages, no A/D, 4-level walks.</summary>
+    Minimal,
+}
+
+/// <summary>How the generator shapes cases.</summary>
+public sealed record GeneratorProfile
+{
+    public const int DefaultSteps = 64;
+
+    /// <summary>Steps per generated case (the cpu/eptp/set-up steps included); at least 4.</summary>
+    public int Steps { get; init; } = DefaultSteps;
+
+    public CpuProfile Cpu { get; init; } = CpuProfile.Random;
+
+    public static GeneratorProfile Default { get; } = new();
+
+    /// <summary>Parses a <c>--cpu-profile</c> value; null and a message when it is not one.</summary>
+    public static CpuProfile? ParseCpuProfile(string text, out string error)
+    {
+        error = string.Empty;
+        foreach (CpuProfile p in Enum.GetValues<CpuProfile>())
+        {
+            if (string.Equals(p.ToString(), text, StringComparison.OrdinalIgnoreCase))
+            {
+                return p;
+            }
+        }
+
+        error = $"unknown cpu profile '{text}': expected one of random, default, full, minimal";
+        return null;
+    }
+
+    /// <summary>A message when the profile cannot be used, else null.</summary>
+    public string? Validate() => Steps is < 4 or > 10_000 ? $"steps per case must be 4 to 10000, found {Steps}" : null;
+}

@@ -1,0 +1,110 @@
+namespace EptFuzz.Harness.Fuzzing;
+
+/// <summary>
+/// The fuzzer's own random numbers: xoshiro256** seeded through SplitMix64 (as Fuzzlyn does).
+/// The sequence depends on the seed alone, never on the machine, the runtime or the clock, so a
+/// seed regenerates the same case byte for byte anywhere. <see cref="System.Random"/> is never
+/// used: its algorithm is not specified across .NET versions.
+/// </summary>
+public sealed class Prng
+{
+    private ulong s0, s1, s2, s3;
+
+    public Prng(ulong seed)
+    {
+        ulong x = seed;
+        s0 = SplitMix64(ref x);
+        s1 = SplitMix64(ref x);
+        s2 = SplitMix64(ref x);
+        s3 = SplitMix64(ref x);
+    }
+
+    /// <summary>
+    /// A seed for stream <paramref name="stream"/> of <paramref name="seed"/> (a worker, a shard, a
+    /// case index): one SplitMix64 finalization of both, so neighbouring streams are unrelated.
+    /// </summary>
+    public static ulong Derive(ulong seed, ulong stream)
+    {
+        ulong x = seed ^ (stream * 0xD1B54A32D192ED03UL);
+        _ = SplitMix64(ref x);
+        return SplitMix64(ref x);
+    }
+
+    public static ulong SplitMix64(ref ulong x)
+    {
+        ulong z = x += 0x9E3779B97F4A7C15UL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
+    }
+
+    public ulong NextU64()
+    {
+        ulong result = RotateLeft(s1 * 5, 7) * 9;
+        ulong t = s1 << 17;
+        s2 ^= s0;
+        s3 ^= s1;
+        s1 ^= s2;
+        s0 ^= s3;
+        s2 ^= t;
+        s3 = RotateLeft(s3, 45);
+        return result;
+    }
+
+    /// <summary>Uniform in [0, bound) (Lemire's multiply-shift with rejection); bound must be positive.</summary>
+    public ulong Below(ulong bound)
+    {
+        if (bound == 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(bound), "bound must be positive");
+        }
+
+        // Lemire's nearly divisionless method: the division runs only when the low half is small.
+        UInt128 m = (UInt128)NextU64() * bound;
+        if ((ulong)m < bound)
+        {
+            ulong threshold = (0 - bound) % bound;
+            while ((ulong)m < threshold)
+            {
+                m = (UInt128)NextU64() * bound;
+            }
+        }
+
+        return (ulong)(m >> 64);
+    }
+
+    public int Below(int bound) => (int)Below((ulong)bound);
+
+    /// <summary>True with probability <paramref name="percent"/>/100.</summary>
+    public bool Chance(int percent) => Below(100) < percent;
+
+    public bool Coin() => (NextU64() >> 63) != 0;
+
+    public T Pick<T>(ReadOnlySpan<T> items) => items[Below(items.Length)];
+
+    public T Pick<T>(IReadOnlyList<T> items) => items[Below(items.Count)];
+
+    /// <summary>An index drawn with the given integer weights.</summary>
+    public int Weighted(ReadOnlySpan<int> weights)
+    {
+        int total = 0;
+        foreach (int w in weights)
+        {
+            total += w;
+        }
+
+        int r = Below(total);
+        for (int i = 0; i < weights.Length; i++)
+        {
+            r -= weights[i];
+            if (r < 0)
+            {
+                return i;
+            }
+        }
+
+        return weights.Length - 1;
+    }
+
+    private static ulong RotateLeft(ulong x, int k) => (x << k) | (x >> (64 - k));
+}

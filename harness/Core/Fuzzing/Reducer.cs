@@ -1,0 +1,437 @@
+using System.Diagnostics;
+using System.Numerics;
+using EptFuzz.Contract;
+using EptFuzz.Harness.Cases;
+using EptFuzz.Harness.Running;
+
+namespace EptFuzz.Harness.Fuzzing;
+
+/// <summary>What a reduction produced.</summary>
+public sealed record ReductionResult
+{
+    /// <summary>The smallest case found that still shows <see cref="Signature"/> (the input when it did not reproduce).</summary>
+    public required EptCase Case { get; init; }
+
+    public required string Signature { get; init; }
+
+    /// <summary>False when the input did not show the signature at all (nothing was reduced).</summary>
+    public required bool Reproduced { get; init; }
+
+    public required int StepsBefore { get; init; }
+
+    public required int StepsAfter { get; init; }
+
+    public required TimeSpan Elapsed { get; init; }
+
+    /// <summary>Candidate cases run.</summary>
+    public required int Runs { get; init; }
+
+    /// <summary>True when the time cap stopped the reduction before it reached a fixed point.</summary>
+    public required bool TimedOut { get; init; }
+
+    /// <summary>The run of <see cref="Case"/> (its message and detail describe each side's observation).</summary>
+    public required CaseResult Result { get; init; }
+}
+
+/// <summary>
+/// Shrinks a diverging case while it keeps the same divergence signature and stays valid: first
+/// delta debugging over the steps (ddmin, removing complements), then each step simplified
+/// (optional keys dropped, smaller page sizes, fewer permissions and bits, page-aligned and
+/// smaller addresses) until nothing more helps or the time cap is reached. A candidate is taken
+/// only when it is strictly smaller (<see cref="Cost"/>), so the result never grows.
+/// </summary>
+public static class Reducer
+{
+    public static readonly TimeSpan DefaultCap = TimeSpan.FromSeconds(60);
+
+    /// <summary>What a result must keep to count as "the same failure": its signature, or for a failed expectation the status.</summary>
+    public static string? KeyOf(CaseResult result)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        return result.Signature ?? (result.Status == CaseStatus.ExpectationFailed ? "expectation-failed" : null);
+    }
+
+    /// <summary>Runs the case once to learn its signature, then reduces; null when the case shows no failure to keep.</summary>
+    public static ReductionResult? Reduce(EptCase c, RunOptions options, TimeSpan cap)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        CaseResult first = CaseRunner.Run(c, options);
+        return KeyOf(first) is { } key ? Reduce(c, x => CaseRunner.Run(x, options), key, cap) : null;
+    }
+
+    public static ReductionResult Reduce(EptCase c, Func<EptCase, CaseResult> run, string signature, TimeSpan cap)
+    {
+        ArgumentNullException.ThrowIfNull(c);
+        ArgumentNullException.ThrowIfNull(run);
+        ArgumentNullException.ThrowIfNull(signature);
+        var clock = Stopwatch.StartNew();
+        var state = new Search(c, run, signature, cap, clock);
+        CaseResult original = run(c);
+        state.Runs++;
+        if (KeyOf(original) != signature)
+        {
+            return Finish(state, c, original, reproduced: false);
+        }
+
+        state.Best = original;
+        var steps = new List<Step>(c.Steps);
+        steps = state.DeltaDebug(steps);
+        for (int pass = 0; pass < 8 && !state.OutOfTime; pass++)
+        {
+            bool changed = state.SimplifySteps(steps);
+            // A simpler step can make another step unnecessary.
+            int before = steps.Count;
+            steps = state.DeltaDebug(steps);
+            if (!changed && steps.Count == before)
+            {
+                break;
+            }
+        }
+
+        return Finish(state, c with { Steps = [.. steps] }, state.Best, reproduced: true);
+    }
+
+    private static ReductionResult Finish(Search s, EptCase result, CaseResult run, bool reproduced) => new()
+    {
+        Case = result,
+        Signature = s.Signature,
+        Reproduced = reproduced,
+        StepsBefore = s.Original.Steps.Length,
+        StepsAfter = result.Steps.Length,
+        Elapsed = s.Clock.Elapsed,
+        Runs = s.Runs,
+        TimedOut = s.OutOfTime,
+        Result = run,
+    };
+
+    /// <summary>
+    /// The size of a step, compared lexicographically: printed length first, then the total bit
+    /// length plus the set bits of its numbers (so 1G → 2M, 0x1ff000 → 0x1000 and 0x3fe01238 →
+    /// 0x3fe01000 count as smaller).
+    /// </summary>
+    public static (int Length, int Magnitude) Cost(Step step)
+    {
+        ArgumentNullException.ThrowIfNull(step);
+        string text = CasePrinter.PrintStep(step);
+        int magnitude = 0;
+        foreach (ulong v in Numbers(step))
+        {
+            magnitude += 64 - BitOperations.LeadingZeroCount(v) + BitOperations.PopCount(v);
+        }
+
+        return (text.Length, magnitude);
+    }
+
+    private static bool Smaller(Step candidate, Step current)
+    {
+        var a = Cost(candidate);
+        var b = Cost(current);
+        return a.Length < b.Length || (a.Length == b.Length && a.Magnitude < b.Magnitude);
+    }
+
+    private static IEnumerable<ulong> Numbers(Step step)
+    {
+        switch (step)
+        {
+            case MapStep m:
+                yield return m.Gpa.Value;
+                yield return m.Hpa.Value;
+                yield return m.Size;
+                yield return (ulong)m.Permissions;
+                break;
+            case UnmapStep u:
+                yield return u.Gpa.Value;
+                yield return u.Size;
+                break;
+            case ProtectStep p:
+                yield return p.Gpa.Value;
+                yield return p.Size;
+                yield return (ulong)p.Permissions;
+                break;
+            case RetypeStep r:
+                yield return r.Gpa.Value;
+                yield return r.Size;
+                break;
+            case SplitStep s:
+                yield return s.Gpa.Value;
+                break;
+            case MergeStep m:
+                yield return m.Gpa.Value;
+                yield return m.Size;
+                break;
+            case EditStep e:
+                yield return e.Gpa.Value;
+                yield return e.Set ?? 0;
+                yield return e.Clear ?? 0;
+                yield return e.LeafHpa?.Value ?? 0;
+                break;
+            case PokeStep p:
+                yield return p.Hpa.Value;
+                yield return p.Value;
+                break;
+            case GMapStep g:
+                yield return g.Gva.Value;
+                yield return g.Gpa.Value;
+                yield return g.Size;
+                break;
+            case GEditStep g:
+                yield return g.Gva.Value;
+                yield return g.Set ?? 0;
+                yield return g.Clear ?? 0;
+                break;
+            case AccessStep a:
+                yield return a.Gpa?.Value ?? a.Gva?.Value ?? 0;
+                break;
+            case EntryStep e:
+                yield return e.Gpa.Value;
+                break;
+            case EptpStep e:
+                yield return e.Raw ?? 0;
+                break;
+        }
+    }
+
+    /// <summary>Simpler variants of one step, most promising first. Each is checked by the caller.</summary>
+    internal static IEnumerable<Step> Simplifications(Step step)
+    {
+        if (step.Expectation is not null)
+        {
+            yield return step with { Expectation = null };
+        }
+
+        switch (step)
+        {
+            case CpuStep c:
+                if (c.MaxPhyAddr is not null) yield return c with { MaxPhyAddr = null };
+                if (c.ExecuteOnly is not null) yield return c with { ExecuteOnly = null };
+                if (c.Page2M is not null) yield return c with { Page2M = null };
+                if (c.Page1G is not null) yield return c with { Page1G = null };
+                if (c.AccessedDirty is not null) yield return c with { AccessedDirty = null };
+                if (c.Mbec is not null) yield return c with { Mbec = null };
+                if (c.Walk5 is not null) yield return c with { Walk5 = null };
+                if (c.AdvancedExitInfo is not null) yield return c with { AdvancedExitInfo = null };
+                if (c.EptpUc is not null) yield return c with { EptpUc = null };
+                if (c.EptpWb is not null) yield return c with { EptpWb = null };
+                break;
+            case EptpStep { Raw: null } e:
+                if (e.MemoryType is not null) yield return e with { MemoryType = null };
+                if (e.WalkLength is not null) yield return e with { WalkLength = null };
+                if (e.AccessedDirty is not null) yield return e with { AccessedDirty = null };
+                break;
+            case EptpStep e:
+                yield return new EptpStep { Position = e.Position };
+                break;
+            case GuestStep g when g.Paging:
+                if (g.Wp is not null) yield return g with { Wp = null };
+                if (g.Nxe is not null) yield return g with { Nxe = null };
+                if (g.Smep is not null) yield return g with { Smep = null };
+                if (g.Pat is not null) yield return g with { Pat = null };
+                break;
+            case MapStep m:
+                if (m.MemoryType is not null) yield return m with { MemoryType = null };
+                if (m.IgnorePat is not null) yield return m with { IgnorePat = null };
+                foreach (ulong size in SmallerSizes(m.Size)) yield return m with { Size = size };
+                foreach (EptPermissions p in FewerPermissions(m.Permissions)) yield return m with { Permissions = p };
+                if (m.Hpa.Value != m.Gpa.Value) yield return m with { Hpa = new Hpa(m.Gpa.Value) };
+                foreach (ulong a in SimplerAddresses(m.Hpa.Value, m.Size)) yield return m with { Hpa = new Hpa(a) };
+                foreach (ulong a in SimplerAddresses(m.Gpa.Value, m.Size)) yield return m with { Gpa = new Gpa(a) };
+                break;
+            case UnmapStep u:
+                foreach (ulong size in SmallerSizes(u.Size)) yield return u with { Size = size };
+                foreach (ulong a in SimplerAddresses(u.Gpa.Value, 4096)) yield return u with { Gpa = new Gpa(a) };
+                break;
+            case ProtectStep p:
+                foreach (ulong size in SmallerSizes(p.Size)) yield return p with { Size = size };
+                foreach (EptPermissions q in FewerPermissions(p.Permissions)) yield return p with { Permissions = q };
+                foreach (ulong a in SimplerAddresses(p.Gpa.Value, 4096)) yield return p with { Gpa = new Gpa(a) };
+                break;
+            case RetypeStep r:
+                if (r.IgnorePat is not null) yield return r with { IgnorePat = null };
+                foreach (ulong size in SmallerSizes(r.Size)) yield return r with { Size = size };
+                if (r.MemoryType != MemoryType.WB) yield return r with { MemoryType = MemoryType.WB };
+                break;
+            case SplitStep s:
+                foreach (ulong a in SimplerAddresses(s.Gpa.Value, 4096)) yield return s with { Gpa = new Gpa(a) };
+                break;
+            case EditStep e:
+                if (e.LeafHpa is not null) yield return e with { LeafHpa = null };
+                if (e.Set is not null) yield return e with { Set = null };
+                if (e.Clear is not null) yield return e with { Clear = null };
+                if (e.Set is { } set && BitOperations.PopCount(set) > 1) yield return e with { Set = set & (0 - set) };
+                if (e.Clear is { } clear && BitOperations.PopCount(clear) > 1) yield return e with { Clear = clear & (0 - clear) };
+                foreach (ulong a in SimplerAddresses(e.Gpa.Value, 4096)) yield return e with { Gpa = new Gpa(a) };
+                break;
+            case GMapStep g:
+                foreach (ulong size in SmallerSizes(g.Size)) yield return g with { Size = size };
+                if (g.Permissions != GuestPagePermissions.None) yield return g with { Permissions = GuestPagePermissions.None };
+                break;
+            case GEditStep g:
+                if (g.Set is not null && g.Clear is not null) yield return g with { Set = null };
+                if (g.Clear is not null && g.Set is not null) yield return g with { Clear = null };
+                break;
+            case AccessStep a:
+                if (a.Cpl is not null) yield return a with { Cpl = null };
+                if (a.Gpa is { } gpa)
+                {
+                    foreach (ulong x in SimplerAddresses(gpa.Value, 1)) yield return a with { Gpa = new Gpa(x) };
+                }
+                else if (a.Gva is { } gva && (gva.Value & 0xFFF) != 0)
+                {
+                    yield return a with { Gva = new Gva(gva.Value & ~0xFFFUL) };
+                }
+
+                break;
+            case EntryStep e:
+                foreach (ulong x in SimplerAddresses(e.Gpa.Value, 4096)) yield return e with { Gpa = new Gpa(x) };
+                break;
+            case IdentityMapStep im when im.Offset is not null:
+                yield return new IdentityMapStep { Position = im.Position };
+                break;
+        }
+    }
+
+    private static IEnumerable<ulong> SmallerSizes(ulong size)
+    {
+        foreach (ulong s in (ulong[])[1UL << 12, 1UL << 21, 1UL << 30])
+        {
+            if (s < size)
+            {
+                yield return s;
+            }
+        }
+    }
+
+    private static IEnumerable<EptPermissions> FewerPermissions(EptPermissions p)
+    {
+        foreach (EptPermissions bit in (EptPermissions[])[EptPermissions.UserModeExecute, EptPermissions.ExecuteAccess, EptPermissions.WriteAccess, EptPermissions.ReadAccess])
+        {
+            if (p.HasFlag(bit))
+            {
+                yield return p & ~bit;
+            }
+        }
+    }
+
+    /// <summary>The address with its offset inside the page dropped, and with its highest bit cleared (keeping the alignment).</summary>
+    private static IEnumerable<ulong> SimplerAddresses(ulong a, ulong align)
+    {
+        ulong pageAligned = a & ~0xFFFUL;
+        if (pageAligned != a)
+        {
+            yield return pageAligned;
+        }
+
+        if (a != 0)
+        {
+            ulong top = 1UL << (63 - BitOperations.LeadingZeroCount(a));
+            ulong cleared = a & ~top;
+            if (align <= 1 || (cleared & (align - 1)) == 0)
+            {
+                yield return cleared;
+            }
+        }
+    }
+
+    private sealed class Search(EptCase original, Func<EptCase, CaseResult> run, string signature, TimeSpan cap, Stopwatch clock)
+    {
+        public EptCase Original { get; } = original;
+
+        public string Signature { get; } = signature;
+
+        public Stopwatch Clock { get; } = clock;
+
+        public int Runs { get; set; }
+
+        public CaseResult Best { get; set; } = null!;
+
+        public bool OutOfTime => Clock.Elapsed >= cap;
+
+        /// <summary>Does this candidate keep the failure? Invalid candidates are not run.</summary>
+        public bool Keeps(List<Step> steps)
+        {
+            if (OutOfTime || steps.Count == 0 || !CaseShape.IsValid(steps))
+            {
+                return false;
+            }
+
+            Runs++;
+            CaseResult r = run(Original with { Steps = [.. steps] });
+            if (KeyOf(r) != Signature)
+            {
+                return false;
+            }
+
+            Best = r;
+            return true;
+        }
+
+        /// <summary>ddmin over the steps, by complements (Zeller and Hildebrandt, 2002).</summary>
+        public List<Step> DeltaDebug(List<Step> steps)
+        {
+            int n = 2;
+            while (steps.Count >= 2 && !OutOfTime)
+            {
+                int chunk = (steps.Count + n - 1) / n;
+                bool reduced = false;
+                for (int start = 0; start < steps.Count && !OutOfTime; start += chunk)
+                {
+                    var complement = new List<Step>(steps.Count);
+                    complement.AddRange(steps.Take(start));
+                    complement.AddRange(steps.Skip(start + chunk));
+                    if (Keeps(complement))
+                    {
+                        steps = complement;
+                        n = Math.Max(n - 1, 2);
+                        reduced = true;
+                        break;
+                    }
+                }
+
+                if (!reduced)
+                {
+                    if (n >= steps.Count)
+                    {
+                        break;
+                    }
+
+                    n = Math.Min(steps.Count, n * 2);
+                }
+            }
+
+            return steps;
+        }
+
+        /// <summary>One pass over every step, taking the first simpler variant that keeps the failure; true when any changed.</summary>
+        public bool SimplifySteps(List<Step> steps)
+        {
+            bool changed = false;
+            for (int i = 0; i < steps.Count && !OutOfTime; i++)
+            {
+                bool again = true;
+                for (int guard = 0; again && guard < 16; guard++)
+                {
+                    again = false;
+                    foreach (Step candidate in Simplifications(steps[i]))
+                    {
+                        if (!Smaller(candidate, steps[i]))
+                        {
+                            continue;
+                        }
+
+                        Step old = steps[i];
+                        steps[i] = candidate;
+                        if (Keeps(steps))
+                        {
+                            changed = again = true;
+                            break;
+                        }
+
+                        steps[i] = old;
+                    }
+                }
+            }
+
+            return changed;
+        }
+    }
+}

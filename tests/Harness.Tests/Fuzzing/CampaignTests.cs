@@ -1,0 +1,188 @@
+using EptFuzz.Harness.Cases;
+using EptFuzz.Harness.Fuzzing;
+using EptFuzz.Harness.Tests.Fuzzing.Support;
+
+namespace EptFuzz.Harness.Tests.Fuzzing;
+
+public sealed class CampaignTests : IDisposable
+{
+    private const string PlantedSignature = "write.gpa|model:violation|broken:ok|kind";
+    private readonly DirectoryInfo temp = Directory.CreateTempSubdirectory("eptfuzz-campaign-");
+
+    public void Dispose() => temp.Delete(recursive: true);
+
+    private string Out(string name) => Path.Combine(temp.FullName, name);
+
+    private static CampaignOptions Options(string outDir, long runs, bool planted = true, int jobs = 1) => new()
+    {
+        OutDir = outDir,
+        Targets = () => TestTargets.Options(planted),
+        Seed = 0x5eed,
+        Runs = runs,
+        Jobs = jobs,
+        Profile = new GeneratorProfile { Steps = 32 },
+        // Status ticks are time-driven; make them rare so that the work is bounded by --runs alone.
+        StatusInterval = TimeSpan.FromHours(1),
+        CommandLine = "eptfuzz fuzz --seed 0x5eed",
+    };
+
+    [Fact]
+    public void PlantedDivergence_IsFound_WrittenRawAndReduced_AndReported()
+    {
+        string dir = Out("planted");
+        var summary = new Campaign(Options(dir, 1500) with { EmitRegressionTests = true }).Run(CancellationToken.None);
+
+        FindingRecord f = Assert.Single(summary.Findings, x => x.Signature == PlantedSignature);
+        Assert.Equal(1, summary.ExitCode);
+        Assert.True(File.Exists(Path.Combine(dir, f.RawPath)));
+        Assert.True(File.Exists(Path.Combine(dir, "findings", f.Hash + ".test.cs")));
+        var reduced = CaseParser.Parse(File.ReadAllText(Path.Combine(dir, f.ReducedPath)), f.ReducedPath);
+        Assert.True(reduced.Succeeded, reduced.ErrorText());
+        Assert.InRange(reduced.Case.Steps.Length, 2, 5);
+        Assert.Equal(f.StepsAfter, reduced.Case.Steps.Length);
+        Assert.True(f.StepsBefore > f.StepsAfter);
+        Assert.Equal(PlantedSignature, Running.CaseRunner.Run(reduced.Case, TestTargets.Options(planted: true)).Signature);
+        Assert.Contains(reduced.Case.HeaderComments, h => h.StartsWith("case seed: 0x", StringComparison.Ordinal));
+
+        var events = CampaignEvent.ReadAll(dir);
+        Assert.Contains(events, e => e.Type == "finding" && e.Signature == PlantedSignature);
+        Assert.Equal("stop", events[^1].Type);
+        var stats = CampaignStats.Load(dir, out string error);
+        Assert.True(stats is not null, error);
+        Assert.Equal(1500, stats.Executions);
+        Assert.Contains(stats.Findings, x => x.Signature == PlantedSignature && x.Count == f.Count);
+        Assert.Equal(summary.Final.Duplicates, stats.Duplicates);
+        Assert.Equal(summary.Final.Duplicates + summary.Findings.Count, summary.Findings.Sum(x => x.Count));
+        Assert.True(summary.Final.CorpusSize > 0);
+        Assert.Equal(summary.Final.CorpusSize, Directory.GetFiles(Path.Combine(dir, "queue"), "id-*.ept").Length);
+    }
+
+    [Fact]
+    public void WithoutABug_NothingIsFound_AndCoverageIsReported()
+    {
+        string dir = Out("clean");
+        var summary = new Campaign(Options(dir, 300, planted: false)).Run(CancellationToken.None);
+        Assert.Empty(summary.Findings);
+        Assert.Equal(0, summary.ExitCode);
+        Assert.Equal(300, summary.Final.Executions);
+        Assert.Equal(WalkingTarget.Rules.Length, summary.Final.RulesModelled);
+        Assert.InRange(summary.Final.RulesHit, 10, WalkingTarget.Rules.Length);
+        Assert.Contains($"rules {summary.Final.RulesHit}/{WalkingTarget.Rules.Length}", summary.Final.Line(), StringComparison.Ordinal);
+        // Every queue entry is a valid case that regenerates or replays.
+        foreach (string file in Directory.GetFiles(Path.Combine(dir, "queue"), "id-*.ept"))
+        {
+            Assert.True(CaseParser.Parse(File.ReadAllText(file), file).Succeeded);
+        }
+
+        // The slot holds the last case run, as valid text.
+        string slot = Path.Combine(dir, "queue", ".current-0.ept");
+        Assert.True(CaseParser.Parse(File.ReadAllText(slot), slot).Succeeded);
+    }
+
+    [Fact]
+    public void Jobs_RunExactlyTheRequestedNumberOfCases_AndFindTheBug()
+    {
+        string dir = Out("jobs");
+        var summary = new Campaign(Options(dir, 1500, jobs: 3)).Run(CancellationToken.None);
+        Assert.Equal(1500, summary.Final.Executions);
+        Assert.Contains(summary.Findings, x => x.Signature == PlantedSignature);
+        // Duplicates are counted, never reduced twice: one reduced file per signature.
+        Assert.Equal(summary.Findings.Count, Directory.GetFiles(Path.Combine(dir, "findings"), "*.raw.ept").Length);
+    }
+
+    [Fact]
+    public void Resume_AfterAKill_KeepsFindingsAndCounters_AndFinishesInterruptedReductions()
+    {
+        string dir = Out("resume");
+        var first = new Campaign(Options(dir, 1500)).Run(CancellationToken.None);
+        FindingRecord f = Assert.Single(first.Findings, x => x.Signature == PlantedSignature);
+
+        // Simulate kill -9 right after the raw finding was written: no reduced file, stats.json
+        // from before the finding, and a case left in flight in the slot.
+        File.Delete(Path.Combine(dir, f.ReducedPath));
+        var stats = CampaignStats.Load(dir, out _)!;
+        stats.Findings.RemoveAll(x => x.Signature == PlantedSignature);
+        stats.Save(dir);
+        long executionsBefore = stats.Executions;
+
+        var second = new Campaign(Options(dir, 300) with { Resume = true }).Run(CancellationToken.None);
+
+        Assert.Contains(second.Findings, x => x.Signature == PlantedSignature);
+        Assert.True(File.Exists(Path.Combine(dir, f.ReducedPath)));
+        var reduced = CaseParser.Parse(File.ReadAllText(Path.Combine(dir, f.ReducedPath)), "r.ept");
+        Assert.True(reduced.Succeeded, reduced.ErrorText());
+        // Cumulative: the first session's runs, the queue replayed to rebuild coverage, the slot, and 300 new runs.
+        Assert.True(second.Final.Executions >= executionsBefore + 300, $"{second.Final.Executions} < {executionsBefore} + 300");
+        Assert.True(second.Final.CorpusSize >= first.Final.CorpusSize);
+        Assert.True(second.Final.RulesHit >= first.Final.RulesHit);
+        var after = CampaignStats.Load(dir, out _)!;
+        Assert.True(after.NextCaseIndex >= 1800);
+        Assert.Contains(CampaignEvent.ReadAll(dir), e => e.Type == "resume");
+    }
+
+    [Fact]
+    public void Shards_RunDisjointCases()
+    {
+        var seeds = new HashSet<ulong>();
+        for (int k = 1; k <= 4; k++)
+        {
+            for (ulong i = 0; i < 2000; i++)
+            {
+                Assert.True(seeds.Add(Campaign.CaseSeed(0x5eed, new Shard(k, 4), i)), $"shard {k}/4 case {i} repeats a seed");
+            }
+        }
+
+        // Two shards of the same campaign keep no common generated case.
+        var a = new Campaign(Options(Out("s1"), 200, planted: false) with { Shard = new Shard(1, 2), FreshPercent = 100 }).Run(CancellationToken.None);
+        var b = new Campaign(Options(Out("s2"), 200, planted: false) with { Shard = new Shard(2, 2), FreshPercent = 100 }).Run(CancellationToken.None);
+        Assert.True(a.Final.CorpusSize > 0 && b.Final.CorpusSize > 0);
+        var qa = Directory.GetFiles(Path.Combine(Out("s1"), "queue"), "id-*.ept").Select(p => Path.GetFileName(p)[10..]).ToHashSet();
+        var qb = Directory.GetFiles(Path.Combine(Out("s2"), "queue"), "id-*.ept").Select(p => Path.GetFileName(p)[10..]).ToHashSet();
+        Assert.Empty(qa.Intersect(qb));
+    }
+
+    [Fact]
+    public void ShardText_IsParsed_AndBadValuesGiveClearMessages()
+    {
+        Assert.True(Shard.TryParse("2/8", out Shard s, out _));
+        Assert.Equal(new Shard(2, 8), s);
+        Assert.False(Shard.TryParse("0/8", out _, out string e1));
+        Assert.Contains("K must be 1 to N", e1, StringComparison.Ordinal);
+        Assert.False(Shard.TryParse("x", out _, out string e2));
+        Assert.Contains("K/N", e2, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void BadOptions_AreRefusedWithMessagesThatNameTheFlag()
+    {
+        var e = Assert.Throws<CampaignUsageException>(() => new Campaign(Options(Out("bad"), 1) with { Jobs = 0 }).Run(CancellationToken.None));
+        Assert.Contains("--jobs", e.Message, StringComparison.Ordinal);
+        e = Assert.Throws<CampaignUsageException>(() => new Campaign(Options(Out("none"), 1) with { Resume = true }).Run(CancellationToken.None));
+        Assert.Contains("--resume", e.Message, StringComparison.Ordinal);
+
+        string dir = Out("twice");
+        new Campaign(Options(dir, 5, planted: false)).Run(CancellationToken.None);
+        e = Assert.Throws<CampaignUsageException>(() => new Campaign(Options(dir, 5, planted: false)).Run(CancellationToken.None));
+        Assert.Contains("already holds a campaign", e.Message, StringComparison.Ordinal);
+        e = Assert.Throws<CampaignUsageException>(() => new Campaign(Options(dir, 5, planted: false) with { Resume = true, Seed = 1 }).Run(CancellationToken.None));
+        Assert.Contains("--seed 0x5eed", e.Message, StringComparison.Ordinal);
+        e = Assert.Throws<CampaignUsageException>(() => new Campaign(Options(Out("c"), 5) with { CorpusDir = Out("missing") }).Run(CancellationToken.None));
+        Assert.Contains("--corpus", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void CorpusSeeds_AreLoaded_AndTheirExpectationsDropped()
+    {
+        string corpus = Out("corpus");
+        Directory.CreateDirectory(corpus);
+        File.WriteAllText(Path.Combine(corpus, "a.ept"), "eptcase 1\ncpu\neptp\nmap gpa=0x3fe00000 hpa=0x1000000 size=2M perm=r\nread gpa=0x3fe00000 => ok hpa=0x1000000\n");
+        File.WriteAllText(Path.Combine(corpus, "broken.ept"), "eptcase 1\nmap gpa=zzz\n");
+        var summary = new Campaign(Options(Out("withcorpus"), 1, planted: false) with { CorpusDir = corpus }).Run(CancellationToken.None);
+        Assert.Contains(summary.Warnings, w => w.Contains("broken.ept", StringComparison.Ordinal));
+        string first = Directory.GetFiles(Path.Combine(Out("withcorpus"), "queue"), "id-000000-*.ept").Single();
+        string text = File.ReadAllText(first);
+        Assert.Contains("map gpa=0x3fe00000", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("=>", text, StringComparison.Ordinal);
+        Assert.Contains(CampaignEvent.ReadAll(Out("withcorpus")), ev => ev.Type == "corpus-rejected");
+    }
+}
