@@ -1,0 +1,109 @@
+using System.Diagnostics;
+using EptFuzz.Contract;
+using EptFuzz.Harness.Cases;
+using EptFuzz.Harness.Fuzzing;
+using EptFuzz.Harness.Running;
+using EptFuzz.Targets.Model;
+
+namespace EptFuzz.Mutants.Tests;
+
+/// <summary>What one fuzzing campaign against one compiled implementation found.</summary>
+public sealed record DetectionResult
+{
+    public required string Name { get; init; }
+
+    /// <summary>The first finding, or null when the budget ran out without one.</summary>
+    public FindingRecord? Finding { get; init; }
+
+    /// <summary>The reduced case as written to findings/HASH.ept, parsed back.</summary>
+    public EptCase? Reduced { get; init; }
+
+    /// <summary>Executions the campaign ran in all (the budget when nothing was found).</summary>
+    public long Executions { get; init; }
+
+    public TimeSpan Elapsed { get; init; }
+
+    public bool Detected => Finding is not null;
+}
+
+/// <summary>
+/// Runs the fuzzer's own <see cref="Campaign"/> against a compiled implementation: the real model is
+/// the baseline, the compiled hypervisor builds the tables and the compiled virtual CPU is the
+/// second translator (what <c>eptfuzz fuzz</c> does with its default <c>--targets model,impl</c>).
+/// Everything is the campaign's default except what is set here: one worker (so that the execution
+/// count is reproducible), a fixed seed, a runs budget, a shorter reduction cap, and a stop as soon
+/// as the first finding is reduced.
+/// </summary>
+public static class Detection
+{
+    /// <summary>The campaign seed every variant is fuzzed with.</summary>
+    public const ulong Seed = 0x5EED_E97F;
+
+    /// <summary>Cases per variant before it counts as missed.</summary>
+    public const long Budget = 20_000;
+
+    /// <summary>Time cap for reducing the finding (the campaign's default is 60 s).</summary>
+    public static readonly TimeSpan ReduceCap = TimeSpan.FromSeconds(15);
+
+    public static RunOptions Options(CompiledImpl impl)
+    {
+        ArgumentNullException.ThrowIfNull(impl);
+        return new RunOptions
+        {
+            Hypervisor = impl.CreateHypervisor,
+            Targets = [new ModelTarget(), impl.CreateTarget()],
+        };
+    }
+
+    public static DetectionResult Run(CompiledImpl impl, string outDir, long budget)
+    {
+        ArgumentNullException.ThrowIfNull(impl);
+        var clock = Stopwatch.StartNew();
+        var options = new CampaignOptions
+        {
+            OutDir = outDir,
+            Targets = () => Options(impl),
+            Seed = Seed,
+            Runs = budget,
+            Jobs = 1,
+            ReduceCap = ReduceCap,
+            // Status ticks only decide how soon the campaign stops after its first finding.
+            StatusInterval = TimeSpan.FromMilliseconds(100),
+            CommandLine = $"mutant {impl.Name}: eptfuzz fuzz --seed 0x{Seed:x} --runs {budget} --jobs 1",
+        };
+        using var stop = new CancellationTokenSource();
+        CampaignSummary summary = new Campaign(options).Run(stop.Token, new StopAtFirstFinding(stop));
+        FindingRecord? first = summary.Findings.Where(f => f.Hash.Length > 0).MinBy(f => f.FoundAtExecution);
+        EptCase? reduced = null;
+        if (first is not null)
+        {
+            string path = Path.Combine(outDir, first.ReducedPath);
+            ParseResult parsed = CaseParser.Parse(File.ReadAllBytes(path), path);
+            reduced = parsed.Succeeded ? parsed.Case : throw new InvalidOperationException($"the reduced finding does not parse: {parsed.ErrorText()}");
+        }
+
+        return new DetectionResult
+        {
+            Name = impl.Name,
+            Finding = first,
+            Reduced = reduced,
+            Executions = summary.Final.Executions,
+            Elapsed = clock.Elapsed,
+        };
+    }
+
+    /// <summary>Replays a case (the way the campaign runs one: a throwing hypervisor is a crash finding).</summary>
+    public static CaseResult Replay(EptCase c, CompiledImpl impl) => Campaign.SafeRun(c, Options(impl));
+
+    /// <summary>Cancels the campaign at the first status that counts a finding; called on the campaign's own thread.</summary>
+    private sealed class StopAtFirstFinding(CancellationTokenSource stop) : IProgress<CampaignStatus>
+    {
+        public void Report(CampaignStatus value)
+        {
+            if (value.Findings > 0)
+            {
+                stop.Cancel();
+            }
+        }
+    }
+}

@@ -1,0 +1,301 @@
+namespace EptFuzz.Mutants.Tests;
+
+/// <summary>
+/// Realistic EPT bugs, each a small patch of targets/Impl: the mistakes a hypervisor author makes
+/// in walk geometry, large pages, split/merge/unmap bookkeeping, the table-page pool, permission
+/// combination, misconfiguration and VM-entry checks, memory types, A/D, exit qualifications,
+/// the TLB and INVEPT, and guest paging. Rule ids are those of shared/spec/ept-rules.md.
+/// </summary>
+public static class MutantCatalog
+{
+    private const string Geometry = "Ept/LevelGeometry.cs";
+    private const string Table = "Ept/ExtendedPageTable.cs";
+    private const string Reshape = "Ept/ExtendedPageTable.Reshape.cs";
+    private const string Checks = "Ept/ExtendedPageTable.Checks.cs";
+    private const string Pool = "Memory/TablePagePool.cs";
+    private const string EptWalk = "Cpu/VirtualCpu.Ept.cs";
+    private const string GuestWalk = "Cpu/VirtualCpu.Guest.cs";
+    private const string Cpu = "Cpu/VirtualCpu.cs";
+    private const string Tlb = "Cpu/TranslationCache.cs";
+    private const string Types = "Cpu/MemoryTypes.cs";
+    private const string Entry = "Cpu/VmEntryChecks.cs";
+
+    public static IReadOnlyList<Mutant> All { get; } =
+    [
+        // ---- walk and index geometry (shared by the table builder and the walker) ----
+        new(
+            "IndexShiftTypoAtPml4",
+            Geometry,
+            "public static int Shift(EptLevel level) => 12 + 9 * ((int)level - 1);",
+            "public static int Shift(EptLevel level) => level switch { EptLevel.Pte => 12, EptLevel.Pde => 21, EptLevel.Pdpte => 30, EptLevel.Pml4e => 38, _ => 48 };",
+            "the level-shift table says 38 for the PML4 (should be 39): tables are built and walked with GPA[46:38]",
+            "EPT-WALK-1: the PML4E is selected by GPA[47:39]"),
+        new(
+            "IndexMaskEightBits",
+            Geometry,
+            "public static int Index(ulong address, EptLevel level) => (int)((address >> Shift(level)) & 511);",
+            "public static int Index(ulong address, EptLevel level) => (int)((address >> Shift(level)) & 255);",
+            "table indices are masked with 0xFF instead of 0x1FF, so entries 256..511 alias 0..255",
+            "EPT-WALK-1: each level is indexed by 9 GPA bits"),
+
+        // ---- large pages ----
+        new(
+            "WalkerIgnoresLargePageInPdpte",
+            EptWalk,
+            "if (level == EptLevel.Pte || ((level == EptLevel.Pde || level == EptLevel.Pdpte) && (value & EptBits.LargePage) != 0))",
+            "if (level == EptLevel.Pte || (level == EptLevel.Pde && (value & EptBits.LargePage) != 0))",
+            "the walker stops at bit 7 only in PDEs: a 1 GiB page's frame is walked as if it were a page directory",
+            "EPT-WALK-2: a PDPTE with bit 7 = 1 maps a 1-GByte page"),
+        new(
+            "LargePageOffsetDropped",
+            EptWalk,
+            "Hpa = (leaf & LevelGeometry.LeafAddressMask(level)) | (gpa & (span - 1)),",
+            "Hpa = (leaf & LevelGeometry.LeafAddressMask(level)) | (gpa & (LevelGeometry.PageBytes - 1)),",
+            "the HPA takes only the 12-bit page offset from the GPA, whatever the page size",
+            "EPT-WALK-2: a 2-MByte page keeps GPA[20:0], a 1-GByte page GPA[29:0]"),
+        new(
+            "LargePageReservedBitsUnchecked",
+            EptWalk,
+            "return !supported || (value & lowAddress) != 0 || !EptBits.IsValidEptMemoryType(EptBits.DecodeType(value));",
+            "return !supported || !EptBits.IsValidEptMemoryType(EptBits.DecodeType(value));",
+            "a 2 MiB / 1 GiB leaf with address bits below its alignment is walked instead of misconfigured",
+            "EPT-MISCONFIG-6: bits [20:12] of a 2-MByte and [29:12] of a 1-GByte page are reserved"),
+        new(
+            "HugePageWithoutCapability",
+            EptWalk,
+            "return !supported || (value & lowAddress) != 0 || !EptBits.IsValidEptMemoryType(EptBits.DecodeType(value));",
+            "return (value & lowAddress) != 0 || !EptBits.IsValidEptMemoryType(EptBits.DecodeType(value));",
+            "bit 7 is honoured in a PDPTE/PDE even when the processor lacks that page size",
+            "EPT-MISCONFIG-4: bit 7 is reserved where the page size is not supported (CAP[16], CAP[17])"),
+
+        // ---- split, merge and unmap bookkeeping ----
+        new(
+            "PartialRangeTakesWholeHugePage",
+            Reshape,
+            "if (pageGpa >= start && end - pageGpa >= span)",
+            "if (pageGpa + span > start && end > pageGpa)",
+            "a huge page that the range only overlaps counts as covered: partial unmap/protect/retype hits the whole page instead of splitting it",
+            "API: unmap/protect/retype change exactly [gpa, gpa+size); a partly covered huge page is split first"),
+        new(
+            "SplitGrantsTablePermissions",
+            Reshape,
+            "ulong attributes = value & ~EptBits.AddressMask & ~EptBits.LargePage;",
+            "ulong attributes = (value & EptBits.TypeMask) | NonLeafBits;",
+            "split copies the memory type but gives the 512 new pages the non-leaf permissions (RWX)",
+            "API: split keeps every page's permissions (EPT-PERM-1 then grants accesses the map forbade)"),
+        new(
+            "SplitDropsMemoryType",
+            Reshape,
+            "ulong attributes = value & ~EptBits.AddressMask & ~EptBits.LargePage;",
+            "ulong attributes = value & (EptBits.PermissionMask | EptBits.Accessed | EptBits.Dirty);",
+            "split keeps the permissions but not the memory type and IPAT: the new pages become UC",
+            "API: split keeps every page's memory type (EPT-MT-4)"),
+        new(
+            "SplitChildStrideFourK",
+            Reshape,
+            "ulong hpa = baseHpa + ((ulong)i * span);",
+            "ulong hpa = baseHpa + ((ulong)i << 12);",
+            "the table that replaces a huge page steps its children's HPAs by 4 KiB at every level",
+            "API: split maps the same HPAs (EPT-WALK-2 on the new 2 MiB leaves)"),
+        new(
+            "MergeNonContiguous",
+            Reshape,
+            "|| (value & LevelGeometry.LeafAddressMask(childLevel)) != baseHpa + ((ulong)i * childSpan)",
+            "|| (value & LevelGeometry.LeafAddressMask(childLevel)) < baseHpa",
+            "merge checks that every page lies above the first one, not that they are contiguous",
+            "API: merge of pages that are not one contiguous, aligned block is NotMergeable"),
+        new(
+            "MergeIgnoresAttributes",
+            Reshape,
+            "|| (value & ~EptBits.AddressMask & ~History) != attributes)",
+            "|| (value & EptBits.PermissionMask) == 0)",
+            "merge checks that every page is present, not that their permissions and memory types are equal",
+            "API: merge of pages with different attributes is NotMergeable"),
+
+        // ---- the table-page pool ----
+        new(
+            "RecycledTablePageNotZeroed",
+            Pool,
+            "if (tx.Read(taken + offset) != 0)",
+            "if (fromBump && tx.Read(taken + offset) != 0)",
+            "only never-used pages are zeroed: a table page freed by merge comes back with its 512 old leaves",
+            "API: a new table starts empty (a stale entry maps a GPA nobody mapped)"),
+        new(
+            "FreedTableStillReferenced",
+            Reshape,
+            "                ClearEntry(info.ParentEntry);\n",
+            string.Empty,
+            "an emptied table is returned to the pool but its parent entry still points at it (use after free once the page is reused)",
+            "API: a freed table page is unreachable; after unmap the range is NotExist and maps again"),
+        new(
+            "TableWithBlankLeavesFreed",
+            Reshape,
+            "if (_tx.Read(table + offset) != 0 || _blankLeaves.Contains(table + offset))",
+            "if (_tx.Read(table + offset) != 0)",
+            "a table whose only mappings are all-zero leaves (perm=none, UC, HPA 0) counts as empty and is freed while still in use",
+            "API: a mapped page stays mapped until it is unmapped"),
+
+        // ---- permissions across levels ----
+        new(
+            "PermissionsFromLeafOnly",
+            EptWalk,
+            "permissions &= value;",
+            "permissions = value;",
+            "the permissions of the last entry read replace, rather than AND with, those of the levels above",
+            "EPT-PERM-1: an access is allowed only if every entry of the walk allows it"),
+
+        // ---- misconfigurations ----
+        new(
+            "WalkerAcceptsWriteOnly",
+            EptWalk,
+            "if (!read && (value & EptBits.WriteAccess) != 0)",
+            "if (!read && (value & EptBits.WriteAccess) != 0 && (value & EptBits.ExecuteAccess) != 0)",
+            "write without read is flagged only together with execute (-WX); -W- is walked",
+            "EPT-MISCONFIG-1: bit 1 set with bit 0 clear is a misconfiguration"),
+        new(
+            "MapAcceptsWriteOnly",
+            Checks,
+            "if (!read && (permissions & EptPermissions.WriteAccess) != 0)",
+            "if (!read && (permissions & EptPermissions.WriteAccess) != 0 && (permissions & EptPermissions.ExecuteAccess) != 0)",
+            "the API refuses write-without-read only when execute is asked for too, and installs -W- entries",
+            "API: perm=w is InvalidPermission (it would be EPT-MISCONFIG-1)"),
+        new(
+            "ExecuteOnlyCapabilityInverted",
+            EptWalk,
+            "if (!read && execute && !_cpu.ExecuteOnly)",
+            "if (!read && execute && _cpu.ExecuteOnly)",
+            "the execute-only capability bit is read with the wrong polarity",
+            "EPT-MISCONFIG-2: execute without read is a misconfiguration only without CAP[0]"),
+        new(
+            "UserExecuteIgnoredInMisconfig",
+            EptWalk,
+            "bool execute = (value & EptBits.ExecuteAccess) != 0 || (mbec && (value & EptBits.UserModeExecute) != 0);",
+            "bool execute = (value & EptBits.ExecuteAccess) != 0;",
+            "the execute-without-read check looks at bit 2 only, not at user-mode execute (bit 10) under MBEC",
+            "EPT-MISCONFIG-3: XU without read is a misconfiguration without execute-only support"),
+        new(
+            "MaxPhyAddrOffByOne",
+            EptWalk,
+            "if ((value & EptBits.AddressMask & ~EptBits.AddressMaskBelow(_cpu.MaxPhyAddr)) != 0)",
+            "if ((value & EptBits.AddressMask & ~EptBits.AddressMaskBelow(_cpu.MaxPhyAddr + 1)) != 0)",
+            "the reserved-address check starts one bit too high: bit MAXPHYADDR itself is accepted",
+            "EPT-MISCONFIG-6: bits [51:MAXPHYADDR] are reserved"),
+        new(
+            "MapHpaLimitOffByOne",
+            Table,
+            "hpa.Value >= HpaLimit || size > HpaLimit - hpa.Value",
+            "hpa.Value >= HpaLimit || size >= HpaLimit - hpa.Value",
+            "a page that ends exactly at 2^MAXPHYADDR is refused as out of range",
+            "API: map accepts any HPA range below 2^MAXPHYADDR"),
+
+        // ---- memory types ----
+        new(
+            "MemoryTypeTableTypo",
+            Types,
+            "0, 1, 1, 4, 5, 5, // WP",
+            "0, 1, 1, 4, 4, 5, // WP",
+            "a transcription error in Table 11-7: EPT type WP with PAT WB gives WT instead of WP",
+            "EPT-MT-5: the effective type combines the EPT type (as MTRR) and the PAT type"),
+        new(
+            "GuestPatBitFromPageSizeBit",
+            GuestWalk,
+            "ulong patBit = level == EptLevel.Pte ? GuestBits.PageSize : GuestBits.LargePat;",
+            "ulong patBit = GuestBits.PageSize;",
+            "the PAT index of a 2 MiB / 1 GiB guest page takes bit 7 (PS, always 1) instead of bit 12",
+            "Vol 3A §4.9.2: PAT is bit 12 of a PDE/PDPTE that maps a page; EPT-MT-5"),
+
+        // ---- accessed and dirty ----
+        new(
+            "DirtyNotSetOnHugeLeaf",
+            EptWalk,
+            "ulong updated = current | EptBits.Accessed | (isLeaf && request.Write ? EptBits.Dirty : 0);",
+            "ulong updated = current | EptBits.Accessed | (isLeaf && level == EptLevel.Pte && request.Write ? EptBits.Dirty : 0);",
+            "the EPT dirty flag is set only on 4 KiB leaves, never on a 2 MiB or 1 GiB leaf",
+            "EPT-AD-3: a write sets D in the entry that maps the page, whatever its size"),
+        new(
+            "CachedCleanTranslationSkipsDirty",
+            EptWalk,
+            "&& (!request.Write || !accessedDirty || cached.Dirty))",
+            ")",
+            "a write hits a cached translation made by a read, so the EPT dirty flag is never set",
+            "EPT-AD-3: the first write through a clean translation sets D"),
+        new(
+            "GuestTableReadsNotWritesUnderAd",
+            GuestWalk,
+            "ulong entryNeed = accessedDirty ? EptBits.WriteAccess : EptBits.ReadAccess;",
+            "ulong entryNeed = EptBits.ReadAccess;",
+            "with EPT A/D on, guest paging-structure reads are checked as EPT reads, not writes",
+            "EPT-VIOL-5: with EPTP[6] = 1 accesses to guest paging structures are writes"),
+
+        // ---- exit qualification ----
+        new(
+            "GuestTableViolationReportedAsFinal",
+            EptWalk,
+            "| (request.Final ? 1UL << 8 : 0)",
+            "| (1UL << 8)",
+            "qualification bit 8 is always set, also for a violation on a guest paging-structure access",
+            "EPT-EXITQ-2: bit 8 is 0 for an access to a guest paging-structure entry"),
+
+        // ---- TLB and INVEPT ----
+        new(
+            "SingleContextInveptKeepsCombined",
+            Tlb,
+            "            foreach (ref CombinedMapping slot in _combined[size].AsSpan())\n            {\n                slot.Valid &= slot.Tag != tag;\n            }\n",
+            string.Empty,
+            "single-context INVEPT drops guest-physical mappings but not combined (linear) ones",
+            "EPT-INVEPT-3: single-context INVEPT invalidates guest-physical and combined mappings of the EPTRTA"),
+        new(
+            "SingleContextInveptWrongTag",
+            Cpu,
+            "_tlb.Invalidate(Tag);",
+            "_tlb.Invalidate(Eptp);",
+            "single-context INVEPT compares the whole EPTP (type, walk length, A/D) with the EPTRTA tags and invalidates nothing",
+            "EPT-INVEPT-3: mappings are tagged with EPTP[51:12]"),
+
+        // ---- guest paging ----
+        new(
+            "SmepOnUserFetches",
+            GuestWalk,
+            "|| (kind == AccessKind.Fetch && !userMode && paging.Smep && user);",
+            "|| (kind == AccessKind.Fetch && userMode && paging.Smep && user);",
+            "SMEP is applied to user-mode fetches instead of supervisor-mode fetches from user pages",
+            "Vol 3A §4.6: SMEP forbids supervisor-mode fetches from user-mode pages"),
+        new(
+            "WriteProtectIgnored",
+            GuestWalk,
+            "(kind == AccessKind.Write && !writable && (userMode || paging.Wp))",
+            "(kind == AccessKind.Write && !writable && userMode)",
+            "CR0.WP is ignored: supervisor writes to read-only guest pages succeed",
+            "Vol 3A §4.6: with CR0.WP = 1 supervisor writes need R/W = 1"),
+        new(
+            "NxReservedWithoutNxeUnchecked",
+            GuestWalk,
+            "if ((value & reservedAddress) != 0 || (!nxe && (value & GuestBits.ExecuteDisable) != 0))",
+            "if ((value & reservedAddress) != 0)",
+            "bit 63 (XD) of a guest entry is not reserved when IA32_EFER.NXE = 0",
+            "Vol 3A §4.5: XD is reserved without NXE (a #PF with RSVD)"),
+        new(
+            "GuestUserBitFromLeafOnly",
+            GuestWalk,
+            "user &= (value & GuestBits.UserSupervisor) != 0;",
+            "user = (value & GuestBits.UserSupervisor) != 0;",
+            "the guest U/S of the last entry replaces the AND over all levels",
+            "Vol 3A §4.6: a page is user-mode only if U/S = 1 at every level"),
+
+        // ---- VM-entry checks ----
+        new(
+            "FiveLevelWalkWithoutCapability",
+            Entry,
+            "bool walkLength = walk == 3 || (walk == 4 && cpu.Walk5);",
+            "bool walkLength = walk == 3 || walk == 4;",
+            "VM entry accepts a 5-level EPTP on a processor without 5-level walks",
+            "EPTP-CHK-2: EPTP[5:3] = 4 needs CAP[7]"),
+        new(
+            "EptpReservedBit7Unchecked",
+            Entry,
+            "bool reserved = (eptp & 0xF80UL) == 0;",
+            "bool reserved = (eptp & 0xF00UL) == 0;",
+            "the EPTP reserved-bit mask starts at bit 8: bit 7 is accepted",
+            "EPTP-CHK-4: EPTP[11:7] are reserved (bit 7 without supervisor shadow-stack control)"),
+    ];
+}
