@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text;
+using EptFuzz.Harness.Cases;
 using EptFuzz.Harness.Fuzzing;
 using EptFuzz.Harness.Running;
 using Xunit.Abstractions;
@@ -19,6 +20,9 @@ public sealed class DetectionTests(ITestOutputHelper output)
 
     /// <summary>The table's file, next to the test assembly.</summary>
     public const string TableFile = "mutant-detection.md";
+
+    /// <summary>The reduced finding of each bug, as NAME.ept, next to the test assembly.</summary>
+    public const string FindingsDirectory = "mutant-findings";
 
     [Fact]
     public void Fuzzer_FindsEveryCataloguedBug_WithinBudget_AndReducesItToTenSteps()
@@ -55,12 +59,13 @@ public sealed class DetectionTests(ITestOutputHelper output)
         string table = Table(rows);
         output.WriteLine(table);
         File.WriteAllText(Path.Combine(AppContext.BaseDirectory, TableFile), table);
+        WriteFindings(rows);
 
         var failures = new List<string>();
         Row controlRow = rows["control"];
         if (controlRow.Result.Finding is { } falsePositive)
         {
-            failures.Add($"control: the unpatched implementation diverged at execution {falsePositive.FoundAtExecution}: {falsePositive.Signature}");
+            failures.Add($"control: the unpatched implementation diverged at execution {falsePositive.FoundAtExecution}: {falsePositive.Signature}{Environment.NewLine}{CasePrinter.Print(controlRow.Result.Reduced!)}");
         }
 
         foreach (Mutant m in MutantCatalog.All)
@@ -93,6 +98,20 @@ public sealed class DetectionTests(ITestOutputHelper output)
         if (row.OnControl is { Status: not CaseStatus.Passed } c)
         {
             yield return $"{name}: the reduced finding also fails on the unpatched implementation ({c.Status}: {c.Signature ?? c.Message})";
+        }
+    }
+
+    /// <summary>Each reduced finding as a replayable .ept file, next to the table.</summary>
+    private static void WriteFindings(IReadOnlyDictionary<string, Row> rows)
+    {
+        string dir = Path.Combine(AppContext.BaseDirectory, FindingsDirectory);
+        Directory.CreateDirectory(dir);
+        foreach ((string name, Row row) in rows)
+        {
+            if (row.Result.Reduced is { } c)
+            {
+                File.WriteAllText(Path.Combine(dir, name + ".ept"), CasePrinter.Print(c));
+            }
         }
     }
 
