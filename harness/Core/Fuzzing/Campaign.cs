@@ -134,7 +134,7 @@ public sealed class Campaign
 
         RunOptions first = workers[0].Options;
         DescribeTargets(first, out IReadOnlyList<string> ruleNames, out List<string> targetNames);
-        coverage = new CoverageMap(ruleNames);
+        coverage = new CoverageMap(ruleNames, options.RulesModelled);
         stats.Targets = targetNames;
         files.Log(new CampaignEvent { Type = options.Resume ? "resume" : "start", Seconds = elapsedBase, Executions = executions, Message = options.CommandLine });
 

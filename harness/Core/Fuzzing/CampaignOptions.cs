@@ -56,6 +56,13 @@ public sealed record CampaignOptions
     /// <summary>Write each case to queue/.current-W.ept before it runs (see README: cheap, crash-safe slot).</summary>
     public bool WriteCurrentCase { get; init; } = true;
 
+    /// <summary>
+    /// How many rules the model implements, for "rules hit / rules modelled". The contract only
+    /// carries rule names, so the CLI (which may name the model) passes the model's own count;
+    /// null means the number of rule names the rule-reporting target lists.
+    /// </summary>
+    public int? RulesModelled { get; init; }
+
     /// <summary>The command line, recorded in finding headers ("found by").</summary>
     public string CommandLine { get; init; } = "eptfuzz fuzz";
 

@@ -1,0 +1,163 @@
+using System.Security.Cryptography;
+using System.Text;
+using EptFuzz.Harness.Cases;
+
+namespace EptFuzz.Harness.Fuzzing;
+
+/// <summary>What <c>eptfuzz merge</c> did.</summary>
+public sealed record MergeSummary
+{
+    public required int Inputs { get; init; }
+
+    /// <summary>Queue entries in the merged corpus.</summary>
+    public required int QueueEntries { get; init; }
+
+    /// <summary>Queue entries dropped because another input had the same steps.</summary>
+    public required int DuplicateEntries { get; init; }
+
+    public required IReadOnlyList<FindingRecord> Findings { get; init; }
+
+    public IReadOnlyList<string> Warnings { get; init; } = [];
+}
+
+/// <summary>
+/// <c>eptfuzz merge OUT...</c>: merges the campaign directories of several machines (shards) into
+/// one: the union of their queues without duplicate cases, one finding per signature (the smallest
+/// reduction, with the counts summed), and summed counters.
+/// </summary>
+public static class CampaignMerge
+{
+    /// <summary>Merges <paramref name="inputs"/> into <paramref name="outDir"/>, which must not hold a campaign yet.</summary>
+    public static MergeSummary Merge(IReadOnlyList<string> inputs, string outDir)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        ArgumentNullException.ThrowIfNull(outDir);
+        if (inputs.Count == 0)
+        {
+            throw new CampaignUsageException("merge: name at least one campaign directory");
+        }
+
+        if (CampaignStats.Exists(outDir))
+        {
+            throw new CampaignUsageException($"merge: {outDir} already holds a campaign (stats.json); merge into a new directory");
+        }
+
+        var all = new List<(string Dir, CampaignStats Stats)>();
+        foreach (string dir in inputs)
+        {
+            CampaignStats stats = CampaignStats.Load(dir, out string error) ?? throw new CampaignUsageException($"merge: {error}");
+            all.Add((dir, stats));
+        }
+
+        var files = new CampaignFiles(outDir);
+        files.Create();
+        try
+        {
+            var warnings = new List<string>();
+            (int entries, int duplicates) = MergeQueues(all, files, warnings);
+            List<FindingRecord> findings = MergeFindings(all, files);
+            var merged = new CampaignStats
+            {
+                Seed = all.Select(a => a.Stats.Seed).Distinct(StringComparer.Ordinal).Count() == 1 ? all[0].Stats.Seed : "mixed",
+                Shard = "merged",
+                GeneratorVersion = all[0].Stats.GeneratorVersion,
+                CpuProfile = all[0].Stats.CpuProfile,
+                StepsPerCase = all[0].Stats.StepsPerCase,
+                Executions = all.Sum(a => a.Stats.Executions),
+                Rejected = all.Sum(a => a.Stats.Rejected),
+                InfrastructureFailures = all.Sum(a => a.Stats.InfrastructureFailures),
+                Hangs = all.Sum(a => a.Stats.Hangs),
+                KnownDivergences = all.Sum(a => a.Stats.KnownDivergences),
+                Duplicates = findings.Sum(f => f.Count) - findings.Count,
+                // The machines ran side by side: the merged campaign took as long as the longest.
+                ElapsedSeconds = all.Max(a => a.Stats.ElapsedSeconds),
+                CorpusSize = entries,
+                RulesHitNames = [.. all.SelectMany(a => a.Stats.RulesHitNames).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)],
+                RulesModelled = all.Max(a => a.Stats.RulesModelled),
+                // Feature bitmaps are not stored; the largest input's count is a lower bound.
+                Features = all.Max(a => a.Stats.Features),
+                Targets = all[0].Stats.Targets,
+                Findings = findings,
+                History = [.. all.OrderByDescending(a => a.Stats.Executions).First().Stats.History],
+            };
+            merged.RulesHit = merged.RulesHitNames.Count;
+            merged.Save(outDir);
+            files.Log(new CampaignEvent { Type = "merge", Executions = merged.Executions, Seconds = merged.ElapsedSeconds, Message = string.Join(' ', inputs), Findings = findings.Count, CorpusSize = entries });
+            return new MergeSummary { Inputs = inputs.Count, QueueEntries = entries, DuplicateEntries = duplicates, Findings = findings, Warnings = warnings };
+        }
+        finally
+        {
+            files.Dispose();
+        }
+    }
+
+    private static (int Entries, int Duplicates) MergeQueues(List<(string Dir, CampaignStats Stats)> all, CampaignFiles into, List<string> warnings)
+    {
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        int id = 0, duplicates = 0;
+        foreach (var (dir, _) in all)
+        {
+            foreach (string path in new CampaignFiles(dir).QueueEntries())
+            {
+                ParseResult parsed = CaseParser.Parse(File.ReadAllBytes(path), path);
+                if (!parsed.Succeeded)
+                {
+                    warnings.Add(parsed.ErrorText());
+                    continue;
+                }
+
+                // The same steps are the same entry, whatever their header says.
+                string steps = CasePrinter.Print(parsed.Case with { HeaderComments = [] });
+                if (!seen.Add(Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(steps)))))
+                {
+                    duplicates++;
+                    continue;
+                }
+
+                // id-NNNNNN-SEED.ept: keep the seed part of the name.
+                string name = Path.GetFileName(path);
+                string seedPart = name.Length > 10 ? name[10..] : name;
+                EptCase entry = parsed.Case with { HeaderComments = [.. parsed.Case.HeaderComments, $"merged from {dir}"] };
+                FindingFile.WriteAtomic(Path.Combine(into.Queue, $"id-{id:d6}-{seedPart}"), CasePrinter.Print(entry));
+                id++;
+            }
+        }
+
+        return (id, duplicates);
+    }
+
+    private static List<FindingRecord> MergeFindings(List<(string Dir, CampaignStats Stats)> all, CampaignFiles into)
+    {
+        var best = new Dictionary<string, (FindingRecord Record, string Dir)>(StringComparer.Ordinal);
+        var counts = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var (dir, stats) in all)
+        {
+            foreach (FindingRecord f in stats.Findings)
+            {
+                counts[f.Signature] = counts.GetValueOrDefault(f.Signature) + f.Count;
+                if (!best.TryGetValue(f.Signature, out var current) || f.StepsAfter < current.Record.StepsAfter)
+                {
+                    best[f.Signature] = (f, dir);
+                }
+            }
+        }
+
+        var merged = new List<FindingRecord>();
+        foreach (var (signature, (record, dir)) in best.OrderBy(b => b.Value.Record.FoundAtSeconds))
+        {
+            var source = new CampaignFiles(dir);
+            foreach (string suffix in (string[])[".ept", ".raw.ept", ".json", ".test.cs"])
+            {
+                string from = Path.Combine(source.Findings, record.Hash + suffix);
+                if (File.Exists(from))
+                {
+                    FindingFile.WriteAtomic(Path.Combine(into.Findings, record.Hash + suffix), File.ReadAllText(from));
+                }
+            }
+
+            merged.Add(record with { Count = counts[signature] });
+        }
+
+        return merged;
+    }
+}

@@ -1,0 +1,116 @@
+using EptFuzz.Harness.Cases;
+using EptFuzz.Harness.Fuzzing;
+using EptFuzz.Harness.Running;
+using EptFuzz.Harness.Tests.Fuzzing.Support;
+
+namespace EptFuzz.Harness.Tests.Fuzzing;
+
+public sealed class MergeReportAndGateTests : IDisposable
+{
+    private const string PlantedSignature = "write.gpa|model:violation|broken:ok|kind";
+    private readonly DirectoryInfo temp = Directory.CreateTempSubdirectory("eptfuzz-merge-");
+
+    public void Dispose() => temp.Delete(recursive: true);
+
+    private string Out(string name) => Path.Combine(temp.FullName, name);
+
+    private CampaignSummary Shard(string name, int k, long runs) => new Campaign(new CampaignOptions
+    {
+        OutDir = Out(name),
+        Targets = () => TestTargets.Options(planted: true),
+        Seed = 0x5eed,
+        Runs = runs,
+        Shard = new Shard(k, 2),
+        Profile = new GeneratorProfile { Steps = 32 },
+        StatusInterval = TimeSpan.FromHours(1),
+    }).Run(CancellationToken.None);
+
+    [Fact]
+    public void Merge_UnitesQueues_KeepsOneFindingPerSignature_AndSumsCounters()
+    {
+        var a = Shard("a", 1, 1200);
+        var b = Shard("b", 2, 1200);
+        var m = CampaignMerge.Merge([Out("a"), Out("b")], Out("m"));
+
+        Assert.Equal(2, m.Inputs);
+        Assert.Equal(m.QueueEntries, Directory.GetFiles(Path.Combine(Out("m"), "queue"), "id-*.ept").Length);
+        Assert.Equal(a.Final.CorpusSize + b.Final.CorpusSize, m.QueueEntries + m.DuplicateEntries);
+        var stats = CampaignStats.Load(Out("m"), out string error);
+        Assert.True(stats is not null, error);
+        Assert.Equal(a.Final.Executions + b.Final.Executions, stats.Executions);
+        var signatures = a.Findings.Concat(b.Findings).Select(f => f.Signature).Distinct().ToList();
+        Assert.Equal(signatures.Count, m.Findings.Count);
+        foreach (FindingRecord f in m.Findings)
+        {
+            long total = a.Findings.Concat(b.Findings).Where(x => x.Signature == f.Signature).Sum(x => x.Count);
+            Assert.Equal(total, f.Count);
+            Assert.True(File.Exists(Path.Combine(Out("m"), f.ReducedPath)));
+        }
+
+        Assert.Contains(m.Findings, f => f.Signature == PlantedSignature);
+        var again = Assert.Throws<CampaignUsageException>(() => CampaignMerge.Merge([Out("a")], Out("m")));
+        Assert.Contains("already holds a campaign", again.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Report_IsOneSelfContainedPage_WithChartsFindingsAndWalkTrees()
+    {
+        string dir = Out("r");
+        new Campaign(new CampaignOptions
+        {
+            OutDir = dir,
+            Targets = () => TestTargets.Options(planted: true),
+            Seed = 0x5eed,
+            Runs = 1200,
+            Profile = new GeneratorProfile { Steps = 32 },
+            StatusInterval = TimeSpan.FromHours(1),
+        }).Run(CancellationToken.None);
+        // Status points normally come from the clock; give the chart two of them.
+        var stats = CampaignStats.Load(dir, out _)!;
+        stats.History = [new HistoryPoint(0, 0, 0, 0, 0, 0, 0), new HistoryPoint(10, 1200, 120, stats.RulesHit, stats.Features, stats.CorpusSize, stats.Findings.Count)];
+        stats.Save(dir);
+
+        string path = HtmlReport.Write(dir);
+        string html = File.ReadAllText(path);
+        Assert.StartsWith("<!DOCTYPE html>", html, StringComparison.Ordinal);
+        Assert.DoesNotContain("<script", html, StringComparison.Ordinal);
+        Assert.DoesNotContain("src=", html, StringComparison.Ordinal);
+        Assert.Equal(3, CountOf(html, "<svg"));
+        Assert.Contains("<polyline", html, StringComparison.Ordinal);
+        Assert.Contains(System.Net.WebUtility.HtmlEncode(PlantedSignature), html, StringComparison.Ordinal);
+        Assert.Contains($"{stats.RulesHit}/{stats.RulesModelled}", html, StringComparison.Ordinal);
+        Assert.Contains("<ul class=\"walk\">", html, StringComparison.Ordinal);
+        // The reduced case's steps are on the page.
+        var finding = stats.Findings.Single(f => f.Signature == PlantedSignature);
+        var reduced = CaseParser.Parse(File.ReadAllText(Path.Combine(dir, finding.ReducedPath)), "x.ept").Case!;
+        foreach (Step s in reduced.Steps)
+        {
+            Assert.Contains(System.Net.WebUtility.HtmlEncode(CasePrinter.PrintStep(s)), html, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void GateRandomSet_IsFixedBySeed_AndValid()
+    {
+        var a = RandomSet.Generate(RandomSet.DefaultSeed, 20);
+        var b = RandomSet.Generate(RandomSet.DefaultSeed, 20);
+        var c = RandomSet.Generate(RandomSet.DefaultSeed + 1, 20);
+        Assert.Equal(20, a.Count);
+        Assert.Equal(a.Select(CasePrinter.Print), b.Select(CasePrinter.Print));
+        Assert.NotEqual(a.Select(CasePrinter.Print), c.Select(CasePrinter.Print));
+        Assert.All(a, x => Assert.Empty(CaseValidator.Check(x)));
+        Assert.Equal(a.Count, a.Select(x => x.SourceName).Distinct().Count());
+        Assert.Throws<ArgumentOutOfRangeException>(() => RandomSet.Generate(1, -1));
+    }
+
+    private static int CountOf(string text, string part)
+    {
+        int n = 0;
+        for (int i = text.IndexOf(part, StringComparison.Ordinal); i >= 0; i = text.IndexOf(part, i + 1, StringComparison.Ordinal))
+        {
+            n++;
+        }
+
+        return n;
+    }
+}
