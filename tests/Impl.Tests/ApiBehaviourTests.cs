@@ -42,6 +42,10 @@ public sealed class ApiBehaviourTests
         Assert.True(rig.Hypervisor.Ept.TryTranslate(new Gpa(0x5123), out Hpa hpa));
         Assert.Equal(0x9123UL, hpa.Value);
         Assert.Equal(ApiResult.NotExist, rig.Do(h => h.Protect(new Gpa(0x7000), K4, EptPermissions.ReadAccess)));
+        Assert.Equal(ApiResult.NotExist, rig.Hypervisor.Ept.Walk(new Gpa(0x6000), out _));
+        Assert.Equal(ApiResult.OutOfRange, rig.Hypervisor.Ept.Walk(new Gpa(1UL << 48), out _));
+        Assert.Equal(ApiResult.Ok, rig.Hypervisor.Ept.Walk(new Gpa(0x5000), out EptLeaf leaf));
+        Assert.Equal(EptLevel.Pte, leaf.Level);
         Assert.Equal(ApiResult.NotExist, rig.Do(h => h.Split(new Gpa(0x5000))));
         Assert.Equal(ApiResult.NotExist, rig.Do(h => h.Merge(new Gpa(0x40000000), M2)));
     }

@@ -79,6 +79,7 @@ public sealed class GpaAccessTests
         rig.Map(0x1000, 0x1000, K4);
         Observation write = rig.Probe(AccessKind.Write, 0x2008);
         Assert.Equal(OutcomeKind.EptViolation, write.Kind);
+        Assert.Equal(48, rig.Session.Cpu.Access(Access.Physical(AccessKind.Write, new Gpa(0x2008))).ExitReason);
         Assert.Equal(0x182UL, write.Qualification);
         Assert.Equal(0x2008UL, write.Gpa.Value);
         Observation far = rig.Probe(AccessKind.Read, 0x80_0000_0000);
@@ -106,6 +107,7 @@ public sealed class GpaAccessTests
         rig.Ok(h => h.Invept(InveptType.Global));
         Observation read = rig.Probe(AccessKind.Read, 0x1000);
         Assert.Equal(OutcomeKind.EptMisconfiguration, read.Kind);
+        Assert.Equal(49, rig.Session.Cpu.Access(Access.Physical(AccessKind.Read, new Gpa(0x1000))).ExitReason);
         Assert.Equal(0x1000UL, read.Gpa.Value);
         Assert.Equal(0UL, read.Qualification);
         Assert.False(read.GuestLinearAddressValid);

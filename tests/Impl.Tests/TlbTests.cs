@@ -19,7 +19,9 @@ public sealed class TlbTests
         Assert.Equal(OutcomeKind.Translated, stale.Kind);
         Assert.Empty(stale.Walk);
 
+        Assert.Equal(1, rig.Session.Cpu.Tlb.ValidCount);
         rig.Session.Invept(InveptType.SingleContext);
+        Assert.Equal(0, rig.Session.Cpu.Tlb.ValidCount);
         Observation fresh = rig.Probe(AccessKind.Read, 0x1000);
         Assert.Equal(OutcomeKind.EptViolation, fresh.Kind);
         Assert.Equal(4, fresh.Walk.Count);
@@ -130,6 +132,18 @@ public sealed class TlbTests
         }
 
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+
+        // The hypervisor's own walk (gpa → hpa) allocates nothing either.
+        ulong sum = 0;
+        before = GC.GetAllocatedBytesForCurrentThread();
+        for (ulong i = 0; i < 1024; i++)
+        {
+            sum += rig.Hypervisor.Ept.TryTranslate(new Gpa(i << 12), out Hpa hpa) ? hpa.Value : 0;
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        // Pages 0..511 are the 2 MiB mapping; 512..1023 are unmapped.
+        Assert.Equal(512UL * 0x4000_0000 + (511UL * 512 / 2 << 12), sum);
         // gpa: 3 EPT entries (2 MiB page); gva: 4 guest entries after 3 EPT entries each, then 3 for the final GPA.
         Assert.Equal(1000 * (3 + (4 * (3 + 1)) + 3), walked);
     }

@@ -31,6 +31,14 @@ public sealed class AccessResult
     /// <summary>True when the access was answered from a cached translation.</summary>
     public bool FromCache { get; internal set; }
 
+    /// <summary>The basic VM-exit reason: 48 (EPT violation), 49 (EPT misconfiguration), or 0 when the access caused no VM exit.</summary>
+    public int ExitReason => Kind switch
+    {
+        OutcomeKind.EptViolation => 48,
+        OutcomeKind.EptMisconfiguration => 49,
+        _ => 0,
+    };
+
     public int WalkCount { get; private set; }
     public int WriteCount { get; private set; }
 

@@ -115,6 +115,18 @@ public sealed partial class ExtendedPageTable
         }
     }
 
+    /// <summary>The leaf entry that maps <paramref name="gpa"/>: Ok, NotExist, or OutOfRange beyond the walk's reach.</summary>
+    public ApiResult Walk(Gpa gpa, out EptLeaf leaf)
+    {
+        if (gpa.Value >= GpaLimit)
+        {
+            leaf = default;
+            return ApiResult.OutOfRange;
+        }
+
+        return TryFindLeaf(gpa, out leaf) ? ApiResult.Ok : ApiResult.NotExist;
+    }
+
     /// <summary>gpa → hpa by the hypervisor's own tables; permissions are not checked.</summary>
     public bool TryTranslate(Gpa gpa, out Hpa hpa)
     {

@@ -24,8 +24,6 @@ public sealed class Transaction
     /// <summary>True once the operation overwrote an entry that was present: the caller then owes an INVEPT.</summary>
     public bool TouchedLiveEntry { get; private set; }
 
-    public bool IsEmpty => _undo.Count == 0 && _undoActions.Count == 0;
-
     public ulong Read(ulong address) => _memory.Read(new Hpa(address));
 
     public void Write(ulong address, ulong value)
