@@ -436,13 +436,26 @@ internal sealed class CaseExecution : IDisposable
         }
     }
 
+    /// <summary>
+    /// Did every translator leave the same A/D state behind? Writes are compared where both report
+    /// them; a target that does not report its writes agrees only if its whole observation does.
+    /// </summary>
     private bool AllAgree(Observation?[] observations, int baselineIndex)
     {
         var baseline = observations[baselineIndex]!;
+        var baseTraits = targets[baselineIndex].Traits;
         for (int t = 0; t < observations.Length; t++)
         {
-            if (t != baselineIndex && observations[t] is { Kind: not OutcomeKind.Unsupported } other
-                && ObservationComparer.Compare(baseline, targets[baselineIndex].Traits, other, targets[t].Traits) != Difference.None)
+            if (t == baselineIndex || observations[t] is not { Kind: not OutcomeKind.Unsupported } other)
+            {
+                continue;
+            }
+
+            bool bothReportWrites = baseTraits.HasFlag(TargetTraits.AccessedDirtyWrites) && targets[t].Traits.HasFlag(TargetTraits.AccessedDirtyWrites);
+            bool same = bothReportWrites
+                ? ObservationComparer.SameWrites(baseline.Writes, other.Writes)
+                : ObservationComparer.Compare(baseline, baseTraits, other, targets[t].Traits) == Difference.None;
+            if (!same)
             {
                 return false;
             }
