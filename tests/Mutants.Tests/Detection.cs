@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using EptFuzz.Contract;
 using EptFuzz.Harness.Cases;
+using EptFuzz.Harness.Comparing;
 using EptFuzz.Harness.Fuzzing;
 using EptFuzz.Harness.Running;
 using EptFuzz.Targets.Model;
@@ -14,6 +15,12 @@ public sealed record DetectionResult
 
     /// <summary>The first finding, or null when the budget ran out without one.</summary>
     public FindingRecord? Finding { get; init; }
+
+    /// <summary>Every finding of the campaign (one unless it ran to the end of its budget).</summary>
+    public IReadOnlyList<FindingRecord> Findings { get; init; } = [];
+
+    /// <summary>Cases that showed a divergence listed as known.</summary>
+    public long KnownDivergences { get; init; }
 
     /// <summary>The reduced case as written to findings/HASH.ept, parsed back.</summary>
     public EptCase? Reduced { get; init; }
@@ -45,24 +52,30 @@ public static class Detection
     /// <summary>Time cap for reducing the finding (the campaign's default is 60 s).</summary>
     public static readonly TimeSpan ReduceCap = TimeSpan.FromSeconds(15);
 
-    public static RunOptions Options(CompiledImpl impl)
+    public static RunOptions Options(CompiledImpl impl, KnownDivergences? known = null)
     {
         ArgumentNullException.ThrowIfNull(impl);
         return new RunOptions
         {
             Hypervisor = impl.CreateHypervisor,
             Targets = [new ModelTarget(), impl.CreateTarget()],
+            Known = known ?? KnownDivergences.None,
         };
     }
 
-    public static DetectionResult Run(CompiledImpl impl, string outDir, long budget)
+    /// <summary>
+    /// Fuzzes <paramref name="impl"/> for at most <paramref name="budget"/> cases; divergences listed
+    /// in <paramref name="known"/> are counted, not found (as <c>--known</c> does). With
+    /// <paramref name="stopAtFirst"/> the campaign stops once its first finding is reduced.
+    /// </summary>
+    public static DetectionResult Run(CompiledImpl impl, string outDir, long budget, KnownDivergences known, bool stopAtFirst)
     {
         ArgumentNullException.ThrowIfNull(impl);
         var clock = Stopwatch.StartNew();
         var options = new CampaignOptions
         {
             OutDir = outDir,
-            Targets = () => Options(impl),
+            Targets = () => Options(impl, known),
             Seed = Seed,
             Runs = budget,
             Jobs = 1,
@@ -72,7 +85,7 @@ public static class Detection
             CommandLine = $"mutant {impl.Name}: eptfuzz fuzz --seed 0x{Seed:x} --runs {budget} --jobs 1",
         };
         using var stop = new CancellationTokenSource();
-        CampaignSummary summary = new Campaign(options).Run(stop.Token, new StopAtFirstFinding(stop));
+        CampaignSummary summary = new Campaign(options).Run(stop.Token, stopAtFirst ? new StopAtFirstFinding(stop) : null);
         FindingRecord? first = summary.Findings.Where(f => f.Hash.Length > 0).MinBy(f => f.FoundAtExecution);
         EptCase? reduced = null;
         if (first is not null)
@@ -86,6 +99,8 @@ public static class Detection
         {
             Name = impl.Name,
             Finding = first,
+            Findings = summary.Findings,
+            KnownDivergences = summary.Final.KnownDivergences,
             Reduced = reduced,
             Executions = summary.Final.Executions,
             Elapsed = clock.Elapsed,

@@ -98,12 +98,12 @@ public static class MutantCatalog
             "the table that replaces a huge page steps its children's HPAs by 4 KiB at every level",
             "API: split maps the same HPAs (EPT-WALK-2 on the new 2 MiB leaves)"),
         new(
-            "MergeNonContiguous",
+            "MergeTreatsAccessedDirtyAsAttributes",
             Reshape,
-            "|| (value & LevelGeometry.LeafAddressMask(childLevel)) != baseHpa + ((ulong)i * childSpan)",
-            "|| (value & LevelGeometry.LeafAddressMask(childLevel)) < baseHpa",
-            "merge checks that every page lies above the first one, not that they are contiguous",
-            "API: merge of pages that are not one contiguous, aligned block is NotMergeable"),
+            "const ulong History = EptBits.Accessed | EptBits.Dirty;",
+            "const ulong History = 0;",
+            "merge compares the A/D flags the processor wrote as if they were attributes, so pages the guest touched never merge",
+            "API: merge of contiguous pages with equal permissions and memory type is Ok (A/D are history, EPT-AD-2/3)"),
         new(
             "MergeIgnoresAttributes",
             Reshape,
@@ -128,12 +128,12 @@ public static class MutantCatalog
             "an emptied table is returned to the pool but its parent entry still points at it (use after free once the page is reused)",
             "API: a freed table page is unreachable; after unmap the range is NotExist and maps again"),
         new(
-            "TableWithBlankLeavesFreed",
+            "EmptinessScanStopsHalfway",
             Reshape,
-            "if (_tx.Read(table + offset) != 0 || _blankLeaves.Contains(table + offset))",
-            "if (_tx.Read(table + offset) != 0)",
-            "a table whose only mappings are all-zero leaves (perm=none, UC, HPA 0) counts as empty and is freed while still in use",
-            "API: a mapped page stays mapped until it is unmapped"),
+            "for (ulong offset = 0; offset < LevelGeometry.PageBytes; offset += 8)",
+            "for (ulong offset = 0; offset < LevelGeometry.PageBytes / 2; offset += 8)",
+            "the is-this-table-empty scan covers entries 0..255 only: a table still mapping pages at 256..511 is freed and its parent cleared",
+            "API: a table is freed only when every entry is free; pages stay mapped until unmapped"),
 
         // ---- permissions across levels ----
         new(
