@@ -77,14 +77,16 @@ public sealed class DetectionTests(ITestOutputHelper output)
     private static Row Attributed(Mutant m, CompiledImpl mutant, CompiledImpl control, DetectionResult baseline, string dir)
     {
         var skipped = new List<string>();
+        TimeSpan elapsed = TimeSpan.Zero;
         for (int attempt = 1; ; attempt++)
         {
             DetectionResult r = Detection.Run(mutant, Path.Combine(dir, $"attempt-{attempt}"), Detection.Budget, BaselineAsKnown(baseline, skipped), stopAtFirst: true);
+            elapsed += r.Elapsed;
             CaseResult? onMutant = r.Reduced is { } c ? Detection.Replay(c, mutant) : null;
             CaseResult? onControl = r.Reduced is { } d ? Detection.Replay(d, control) : null;
             if (r.Finding is not { } f || onControl?.Status == CaseStatus.Passed || attempt == MaxAttempts)
             {
-                return new Row(m, r, onMutant, onControl, skipped);
+                return new Row(m, r, onMutant, onControl, skipped, elapsed);
             }
 
             skipped.Add(f.Signature);
@@ -176,7 +178,7 @@ public sealed class DetectionTests(ITestOutputHelper output)
             string found = r.Finding is { } f ? f.FoundAtExecution.ToString(CultureInfo.InvariantCulture) : $"missed (>{Detection.Budget})";
             string signature = r.Finding is { } g ? $"`{g.Signature.Replace("|", "\\|", StringComparison.Ordinal)}`" : "-";
             string steps = r.Reduced is { } c ? c.Steps.Length.ToString(CultureInfo.InvariantCulture) : "-";
-            text.AppendLine(CultureInfo.InvariantCulture, $"| {m.Name} | {found} | {signature} | {steps} | {r.Elapsed.TotalSeconds:0.0} | {row.Skipped.Count} |");
+            text.AppendLine(CultureInfo.InvariantCulture, $"| {m.Name} | {found} | {signature} | {steps} | {row.Elapsed.TotalSeconds:0.0} | {row.Skipped.Count} |");
         }
 
         text.AppendLine();
@@ -189,5 +191,5 @@ public sealed class DetectionTests(ITestOutputHelper output)
         return text.ToString();
     }
 
-    private sealed record Row(Mutant Mutant, DetectionResult Result, CaseResult? OnMutant, CaseResult? OnControl, IReadOnlyList<string> Skipped);
+    private sealed record Row(Mutant Mutant, DetectionResult Result, CaseResult? OnMutant, CaseResult? OnControl, IReadOnlyList<string> Skipped, TimeSpan Elapsed);
 }
