@@ -59,7 +59,7 @@ public static class MutantCatalog
             "return !supported || (value & lowAddress) != 0 || !EptBits.IsValidEptMemoryType(EptBits.DecodeType(value));",
             "return !supported || !EptBits.IsValidEptMemoryType(EptBits.DecodeType(value));",
             "a 2 MiB / 1 GiB leaf with address bits below its alignment is walked instead of misconfigured",
-            "EPT-MISCONFIG-6: bits [20:12] of a 2-MByte and [29:12] of a 1-GByte page are reserved"),
+            "EPT-MISCONFIG-4: bits [20:12] of a 2-MByte and [29:12] of a 1-GByte page are reserved"),
         new(
             "HugePageWithoutCapability",
             EptWalk,
@@ -82,7 +82,7 @@ public static class MutantCatalog
             "ulong attributes = value & ~EptBits.AddressMask & ~EptBits.LargePage;",
             "ulong attributes = (value & EptBits.TypeMask) | NonLeafBits;",
             "split copies the memory type but gives the 512 new pages the non-leaf permissions (RWX)",
-            "API: split keeps every page's permissions (EPT-PERM-1 then grants accesses the map forbade)"),
+            "API: split keeps every page's permissions (EPT-VIOL-2/3/4 then no longer fire where the map forbade the access)"),
         new(
             "SplitDropsMemoryType",
             Reshape,
@@ -128,7 +128,7 @@ public static class MutantCatalog
             "permissions &= value;",
             "permissions = value;",
             "the permissions of the last entry read replace, rather than AND with, those of the levels above",
-            "EPT-PERM-1: an access is allowed only if every entry of the walk allows it"),
+            "EPT-VIOL-2/3/4: an access is refused if any entry of the walk lacks the permission (AND over all levels)"),
 
         // ---- misconfigurations ----
         new(
@@ -220,7 +220,7 @@ public static class MutantCatalog
             "| (request.Final ? 1UL << 8 : 0)",
             "| (1UL << 8)",
             "qualification bit 8 is always set, also for a violation on a guest paging-structure access",
-            "EPT-EXITQ-2: bit 8 is 0 for an access to a guest paging-structure entry"),
+            "EPT-EXITQ-1: bit 8 is 0 for an access to a guest paging-structure entry"),
 
         // ---- TLB and INVEPT ----
         new(
