@@ -425,7 +425,7 @@ public sealed class Campaign
     // ---- findings --------------------------------------------------------------------------
 
     /// <summary>A divergence: counted when its signature is known, else written raw, reduced, written, then reported.</summary>
-    private void OnDivergence(Worker worker, EptCase c, ulong seed, CaseResult result)
+    private void OnDivergence(Worker worker, EptCase c, ulong? seed, bool mutant, CaseResult result)
     {
         string signature = result.Signature!;
         string hash = FindingFile.HashOf(signature);
@@ -441,13 +441,13 @@ public sealed class Campaign
             }
 
             // Reserve the signature so that another worker counts it instead of reducing it again.
-            findings[signature] = new FindingRecord { Signature = signature, Hash = string.Empty, CaseSeed = seed, FoundAtExecution = at, FoundAtSeconds = seconds, Message = result.Message };
+            findings[signature] = new FindingRecord { Signature = signature, Hash = string.Empty, CaseSeed = seed ?? 0, Mutant = mutant, FoundAtExecution = at, FoundAtSeconds = seconds, Message = result.Message };
         }
 
-        var origin = new FindingOrigin(options.CommandLine, seed, options.Profile.Cpu);
+        var origin = new FindingOrigin(options.CommandLine, seed, options.Profile.Cpu) { Mutant = mutant };
         string rawPath = files.RawPath(hash);
         FindingFile.WriteAtomic(rawPath, CasePrinter.Print(CampaignFiles.AnnotateRaw(c, result, origin, rawPath, worker.Options.ReplayCommand)));
-        FindingRecord record = Reduce(worker, c, signature, hash, origin) with { CaseSeed = seed, FoundAtExecution = at, FoundAtSeconds = seconds };
+        FindingRecord record = Reduce(worker, c, signature, hash, origin) with { CaseSeed = seed ?? 0, Mutant = mutant, FoundAtExecution = at, FoundAtSeconds = seconds };
         lock (findingGate)
         {
             long count = findings[signature].Count;
@@ -497,7 +497,7 @@ public sealed class Campaign
             }
 
             string? signature = HeaderValue(parsed.Case, "signature: ");
-            ulong seed = HeaderValue(parsed.Case, "case seed: ") is { } s ? Convert.ToUInt64(s, 16) : 0;
+            (ulong Seed, bool Mutant)? seedLine = parsed.Case.HeaderComments.Select(FindingOrigin.ParseSeedLine).FirstOrDefault(x => x is not null);
             if (signature is null)
             {
                 warnings.Add($"{raw}: no '# signature:' line; not recovered");
@@ -516,8 +516,8 @@ public sealed class Campaign
             }
 
             EptCase c = parsed.Case with { HeaderComments = [] };
-            var origin = new FindingOrigin(options.CommandLine, seed, options.Profile.Cpu);
-            FindingRecord record = Reduce(worker, c, signature, hash, origin) with { CaseSeed = seed, FoundAtExecution = Interlocked.Read(ref executions), FoundAtSeconds = elapsedBase };
+            var origin = new FindingOrigin(options.CommandLine, seedLine?.Seed, options.Profile.Cpu) { Mutant = seedLine?.Mutant ?? false };
+            FindingRecord record = Reduce(worker, c, signature, hash, origin) with { CaseSeed = seedLine?.Seed ?? 0, Mutant = seedLine?.Mutant ?? false, FoundAtExecution = Interlocked.Read(ref executions), FoundAtSeconds = elapsedBase };
             lock (findingGate)
             {
                 findings[signature] = findings.TryGetValue(signature, out FindingRecord? old) ? record with { Count = old.Count, FoundAtExecution = old.FoundAtExecution, FoundAtSeconds = old.FoundAtSeconds } : record;
@@ -562,7 +562,7 @@ public sealed class Campaign
 
         foreach (EptCase c in inFlight)
         {
-            worker.RunOne(c, 0, "in flight when the campaign stopped");
+            worker.RunOne(c, null, false, "in flight when the campaign stopped");
         }
     }
 
@@ -607,6 +607,7 @@ public sealed class Campaign
                 (EptCase? parent, EptCase? donor) = campaign.PickParents(rng);
                 EptCase c;
                 string origin;
+                bool mutant = false;
                 if (parent is null || rng.Chance(o.FreshPercent))
                 {
                     c = CaseGenerator.Generate(seed, o.Profile);
@@ -615,15 +616,16 @@ public sealed class Campaign
                 else
                 {
                     c = Mutator.Mutate(parent, rng, donor, o.Profile.Steps + (o.Profile.Steps / 2));
+                    mutant = true;
                     origin = $"mutant (iteration seed 0x{seed:x16})";
                 }
 
-                RunOne(c, seed, origin);
+                RunOne(c, seed, mutant, origin);
             }
         }
 
         /// <summary>Runs one case (written to its slot first), keeps it when new, and handles what it found.</summary>
-        public void RunOne(EptCase c, ulong seed, string origin)
+        public void RunOne(EptCase c, ulong? seed, bool mutant, string origin)
         {
             if (campaign.options.WriteCurrentCase)
             {
@@ -638,7 +640,7 @@ public sealed class Campaign
             {
                 case CaseStatus.Diverged:
                     campaign.coverage.Absorb(local.CaseFeatures);
-                    campaign.OnDivergence(this, c, seed, result);
+                    campaign.OnDivergence(this, c, seed, mutant, result);
                     break;
                 case CaseStatus.KnownDivergence:
                     Interlocked.Increment(ref campaign.known);
@@ -653,7 +655,7 @@ public sealed class Campaign
                 default:
                     if (fresh > 0 && campaign.coverage.Absorb(local.CaseFeatures) > 0)
                     {
-                        campaign.Keep(c, seed, origin);
+                        campaign.Keep(c, seed ?? 0, origin);
                     }
 
                     break;
@@ -662,7 +664,7 @@ public sealed class Campaign
             if (result.Duration >= campaign.options.HangThreshold)
             {
                 Interlocked.Increment(ref campaign.hangs);
-                string path = Path.Combine(campaign.files.Hangs, $"{seed:x16}.ept");
+                string path = Path.Combine(campaign.files.Hangs, $"{seed ?? 0:x16}-{Interlocked.Read(ref campaign.executions)}.ept");
                 FindingFile.WriteAtomic(path, CasePrinter.Print(c with { HeaderComments = [$"ran {result.Duration.TotalSeconds:0.0} s ({origin})"] }));
                 campaign.files.Log(new CampaignEvent { Type = "hang", Seconds = campaign.elapsedBase + campaign.session.Elapsed.TotalSeconds, Executions = Interlocked.Read(ref campaign.executions), Path = path });
             }

@@ -169,8 +169,11 @@ public sealed record FindingRecord
     /// <summary>Times seen (the first included).</summary>
     public long Count { get; init; } = 1;
 
-    /// <summary>The seed of the generated case it came from (a mutant records its own iteration seed).</summary>
+    /// <summary>The seed of the generated case it came from (a mutant: the iteration's seed; 0: unknown).</summary>
     public ulong CaseSeed { get; init; }
+
+    /// <summary>The case was a mutant (its seed does not regenerate it); false for a generated case.</summary>
+    public bool Mutant { get; init; }
 
     public int StepsBefore { get; init; }
 

@@ -73,7 +73,7 @@ public static class HtmlReport
     private static void Finding(StringBuilder sb, string outDir, FindingRecord f)
     {
         sb.Append("<div class=\"finding\" id=\"f").Append(E(f.Hash)).Append("\">\n<p class=\"sig\">").Append(E(f.Signature)).Append("</p>\n<p>")
-          .Append(E(string.Create(CultureInfo.InvariantCulture, $"seen {f.Count} times; first after {f.FoundAtExecution} executions ({f.FoundAtSeconds:0.0} s); {f.StepsBefore} steps reduced to {f.StepsAfter} in {f.ReduceSeconds:0.00} s; case seed 0x{f.CaseSeed:x16}")))
+          .Append(E(string.Create(CultureInfo.InvariantCulture, $"seen {f.Count} times; first after {f.FoundAtExecution} executions ({f.FoundAtSeconds:0.0} s); {f.StepsBefore} steps reduced to {f.StepsAfter} in {f.ReduceSeconds:0.00} s; {(f.Mutant ? "mutant, iteration" : "generated, case")} seed 0x{f.CaseSeed:x16}")))
           .Append("</p>\n");
         string reduced = Path.Combine(outDir, f.ReducedPath);
         if (File.Exists(reduced))

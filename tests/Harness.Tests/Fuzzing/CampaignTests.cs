@@ -42,7 +42,16 @@ public sealed class CampaignTests : IDisposable
         Assert.Equal(f.StepsAfter, reduced.Case.Steps.Length);
         Assert.True(f.StepsBefore > f.StepsAfter);
         Assert.Equal(PlantedSignature, Running.CaseRunner.Run(reduced.Case, TestTargets.Options(planted: true)).Signature);
-        Assert.Contains(reduced.Case.HeaderComments, h => h.StartsWith("case seed: 0x", StringComparison.Ordinal));
+        var seedLine = reduced.Case.HeaderComments.Select(FindingOrigin.ParseSeedLine).Single(x => x is not null)!.Value;
+        Assert.Equal(f.CaseSeed, seedLine.Seed);
+        Assert.Equal(f.Mutant, seedLine.Mutant);
+        if (!f.Mutant)
+        {
+            // A generated case's seed regenerates it: the raw finding is that case.
+            var raw = CaseParser.Parse(File.ReadAllText(Path.Combine(dir, f.RawPath)), "raw.ept").Case!;
+            var regenerated = CaseGenerator.Generate(f.CaseSeed, new GeneratorProfile { Steps = 32 });
+            Assert.Equal(CasePrinter.Print(regenerated), CasePrinter.Print(raw with { HeaderComments = [] }));
+        }
 
         var events = CampaignEvent.ReadAll(dir);
         Assert.Contains(events, e => e.Type == "finding" && e.Signature == PlantedSignature);
