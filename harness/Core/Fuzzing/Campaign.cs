@@ -43,7 +43,8 @@ public sealed class Campaign
     private long nextLocalIndex;
     private int queueCounter;
     private double elapsedBase;
-    private volatile bool stopping;
+    /// <summary>Cancelled to stop the workers (limits, cancellation, a failed worker); also ends a reduction early.</summary>
+    private readonly CancellationTokenSource stop = new();
     private Exception? workerFailure;
 
     public Campaign(CampaignOptions options)
@@ -52,6 +53,8 @@ public sealed class Campaign
         this.options = options;
         files = new CampaignFiles(options.OutDir);
     }
+
+    private bool Stopping => stop.IsCancellationRequested;
 
     /// <summary>The seed of case <paramref name="localIndex"/> of a shard: disjoint across shards, independent of --jobs.</summary>
     public static ulong CaseSeed(ulong campaignSeed, Shard shard, ulong localIndex) => Prng.Derive(campaignSeed, shard.CaseIndex(localIndex));
@@ -73,6 +76,7 @@ public sealed class Campaign
         finally
         {
             files.Dispose();
+            stop.Dispose();
         }
     }
 
@@ -152,7 +156,7 @@ public sealed class Campaign
         }
 
         SaveStats();
-        if (!stopping)
+        if (!Stopping)
         {
             RunThreads(workers, cancellation, progress);
         }
@@ -213,7 +217,7 @@ public sealed class Campaign
                 {
                     // Not swallowed: the campaign stops and Run rethrows it.
                     Interlocked.CompareExchange(ref workerFailure, e, null);
-                    stopping = true;
+                    stop.Cancel();
                 }
                 finally
                 {
@@ -240,7 +244,7 @@ public sealed class Campaign
             WaitHandle.WaitAny(handles, wait);
             if (cancellation.IsCancellationRequested || (options.MaxTotalTime is { } limit && session.Elapsed >= limit))
             {
-                stopping = true;
+                stop.Cancel();
             }
 
             if (!done.IsSet)
@@ -248,7 +252,7 @@ public sealed class Campaign
                 Tick(progress);
             }
 
-            if (stopping)
+            if (Stopping)
             {
                 done.Wait();
             }
@@ -461,7 +465,7 @@ public sealed class Campaign
     /// <summary>Reduces and writes findings/HASH.ept (+ .json, + .test.cs); the raw file is already on disk.</summary>
     private FindingRecord Reduce(Worker worker, EptCase c, string signature, string hash, FindingOrigin origin)
     {
-        ReductionResult r = Reducer.Reduce(c, worker.RunQuiet, signature, options.ReduceCap);
+        ReductionResult r = Reducer.Reduce(c, worker.RunQuiet, signature, options.ReduceCap, stop.Token);
         string path = files.ReducedPath(hash);
         EptCase annotated = FindingFile.Annotate(r, origin, path, worker.Options.ReplayCommand);
         var record = new FindingRecord
@@ -593,7 +597,7 @@ public sealed class Campaign
         public void Loop()
         {
             CampaignOptions o = campaign.options;
-            while (!campaign.stopping)
+            while (!campaign.Stopping)
             {
                 long n = Interlocked.Increment(ref campaign.claimed);
                 if (o.Runs is { } runs && n > runs)

@@ -151,6 +151,18 @@ public sealed class CampaignTests : IDisposable
     }
 
     [Fact]
+    public void Cancellation_StopsTheCampaign_AndIsReportedAsTheReason()
+    {
+        using var cancelled = new CancellationTokenSource();
+        cancelled.Cancel();
+        string dir = Out("cancelled");
+        var summary = new Campaign(Options(dir, 1_000_000, planted: false)).Run(cancelled.Token);
+        Assert.Equal("cancelled", summary.StopReason);
+        Assert.True(summary.Final.Executions < 1_000_000);
+        Assert.Equal("stop", CampaignEvent.ReadAll(dir)[^1].Type);
+    }
+
+    [Fact]
     public void ShardText_IsParsed_AndBadValuesGiveClearMessages()
     {
         Assert.True(Shard.TryParse("2/8", out Shard s, out _));
