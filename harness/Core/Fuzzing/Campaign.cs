@@ -173,6 +173,12 @@ public sealed class Campaign
         }
 
         CampaignStatus final = Status();
+        lock (statsGate)
+        {
+            // The last point of the charts: where this invocation ended.
+            stats.History.Add(new HistoryPoint(final.Elapsed.TotalSeconds, final.Executions, final.ExecPerSecond, final.RulesHit, final.Features, final.CorpusSize, final.Findings));
+        }
+
         string reason = cancellation.IsCancellationRequested ? "cancelled"
             : options.Runs is { } n && Interlocked.Read(ref claimed) >= n ? "runs"
             : "time";
