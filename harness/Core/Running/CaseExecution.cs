@@ -32,6 +32,8 @@ internal sealed class CaseExecution : IDisposable
     private int unsupported;
     private int expectations;
     private int probeCount;
+    /// <summary>True once a stale-allowed access left translators with different A/D state.</summary>
+    private bool desynchronized;
     /// <summary>Index of the step being reported (steps can be equal records, so never search for one).</summary>
     private int currentIndex;
 
@@ -352,13 +354,28 @@ internal sealed class CaseExecution : IDisposable
         }
 
         var baseline = observations[baselineIndex]!;
-        bool stale = staleEntries.Count > 0 && TouchesStale(observations);
+        bool stale = desynchronized || (staleEntries.Count > 0 && TouchesStale(observations));
         probes.Add((index, baseline, stale));
         if (stale)
         {
             // Spec: a processor may keep using translations cached before a raw write until INVEPT.
             staleAllowed++;
+            if (desynchronized)
+            {
+                Trace("  stale-allowed: an earlier stale-allowed access left the translators' A/D state different");
+                return null;
+            }
+
             Trace("  stale-allowed: the walk touches an entry a raw write changed since the last invept");
+            if (!AllAgree(observations, baselineIndex))
+            {
+                // A/D flags are sticky: once a stale translation made one translator set (or skip)
+                // flags another did not, later walks may legitimately differ. Compare no more.
+                desynchronized = true;
+                return null;
+            }
+
+            CommitWrites(baseline);
             return null;
         }
 
@@ -401,13 +418,50 @@ internal sealed class CaseExecution : IDisposable
             }
         }
 
-        // Keep the mirror in step with the A/D bits every translator just set (they agreed).
+        CommitWrites(baseline);
+        return null;
+    }
+
+    /// <summary>
+    /// The translators agreed on the A/D bits this access set: write them into the hypervisor's
+    /// memory too (unjournaled: every session already applied its own), so that an operation that
+    /// later rewrites an entry starts from the bytes the processor left.
+    /// </summary>
+    private void CommitWrites(Observation baseline)
+    {
         foreach (var w in baseline.Writes)
         {
             mirror[w.Address.Value] = w.Value;
+            hypervisor.Memory.Write(w.Address, w.Value);
+        }
+    }
+
+    /// <summary>
+    /// Did every translator leave the same A/D state behind? Writes are compared where both report
+    /// them; a target that does not report its writes agrees only if its whole observation does.
+    /// </summary>
+    private bool AllAgree(Observation?[] observations, int baselineIndex)
+    {
+        var baseline = observations[baselineIndex]!;
+        var baseTraits = targets[baselineIndex].Traits;
+        for (int t = 0; t < observations.Length; t++)
+        {
+            if (t == baselineIndex || observations[t] is not { Kind: not OutcomeKind.Unsupported } other)
+            {
+                continue;
+            }
+
+            bool bothReportWrites = baseTraits.HasFlag(TargetTraits.AccessedDirtyWrites) && targets[t].Traits.HasFlag(TargetTraits.AccessedDirtyWrites);
+            bool same = bothReportWrites
+                ? ObservationComparer.SameWrites(baseline.Writes, other.Writes)
+                : ObservationComparer.Compare(baseline, baseTraits, other, targets[t].Traits) == Difference.None;
+            if (!same)
+            {
+                return false;
+            }
         }
 
-        return null;
+        return true;
     }
 
     private Observation? Submit(int t, Probe probe, Step step, out CaseResult? crash)
@@ -464,6 +518,7 @@ internal sealed class CaseExecution : IDisposable
             }
 
             var answers = sessions[t].Finish();
+            bool batchDesynchronized = false;
             int baselineIndex = Array.FindIndex(targets, x => x.Traits.HasFlag(TargetTraits.Immediate));
             if (options.Trace is not null)
             {
@@ -495,8 +550,16 @@ internal sealed class CaseExecution : IDisposable
                     continue;
                 }
 
-                if (stale || baselineIndex < 0 || baseline.Kind == OutcomeKind.Unsupported)
+                if (batchDesynchronized || baselineIndex < 0 || baseline.Kind == OutcomeKind.Unsupported)
                 {
+                    continue;
+                }
+
+                if (stale)
+                {
+                    // As for immediate targets: a stale-allowed access whose answers differ may leave
+                    // different A/D state behind, so nothing after it is compared for this target.
+                    batchDesynchronized |= ObservationComparer.Compare(baseline, targets[baselineIndex].Traits, other, targets[t].Traits) != Difference.None;
                     continue;
                 }
 

@@ -10,25 +10,69 @@ public sealed class SparseHostMemory : IHostMemoryImage
 {
     private const int WordsPerPage = 512;
 
+    // A walk reads one entry from each of four or five table pages, again and again: a small
+    // direct-mapped cache of page arrays in front of the dictionary spares most hash lookups.
+    private const int CacheSlots = 64;
+
     private readonly Dictionary<ulong, ulong[]> _pages = [];
+    private readonly ulong[] _cachedNumbers = CreateEmptyTags();
+    private readonly ulong[]?[] _cachedPages = new ulong[]?[CacheSlots];
 
     public ulong Read(Hpa address)
     {
         CheckAligned(address);
-        return _pages.TryGetValue(address.Value >> 12, out ulong[]? page) ? page[(address.Value >> 3) & 511] : 0;
+        ulong[]? page = Find(address.Value >> 12);
+        return page is null ? 0 : page[(address.Value >> 3) & 511];
     }
 
     public void Write(Hpa address, ulong value)
     {
         CheckAligned(address);
         ulong number = address.Value >> 12;
-        if (!_pages.TryGetValue(number, out ulong[]? page))
+        ulong[]? page = Find(number);
+        if (page is null)
         {
             page = new ulong[WordsPerPage];
             _pages.Add(number, page);
+            Remember(number, page);
         }
 
         page[(address.Value >> 3) & 511] = value;
+    }
+
+    private ulong[]? Find(ulong number)
+    {
+        int slot = Slot(number);
+        if (_cachedNumbers[slot] == number)
+        {
+            return _cachedPages[slot];
+        }
+
+        if (_pages.TryGetValue(number, out ulong[]? page))
+        {
+            Remember(number, page);
+            return page;
+        }
+
+        // Unbacked pages are not cached: they read as zero until their first write.
+        return null;
+    }
+
+    private void Remember(ulong number, ulong[] page)
+    {
+        int slot = Slot(number);
+        _cachedNumbers[slot] = number;
+        _cachedPages[slot] = page;
+    }
+
+    private static int Slot(ulong number) => (int)((number ^ (number >> 6) ^ (number >> 12)) & (CacheSlots - 1));
+
+    // A page number is at most 2^52 - 1, so all-ones marks an empty slot.
+    private static ulong[] CreateEmptyTags()
+    {
+        var tags = new ulong[CacheSlots];
+        Array.Fill(tags, ulong.MaxValue);
+        return tags;
     }
 
     /// <summary>Number of backed pages (tests use it to see that memory stays bounded).</summary>
