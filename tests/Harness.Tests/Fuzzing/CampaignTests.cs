@@ -173,6 +173,35 @@ public sealed class CampaignTests : IDisposable
         Assert.Contains("K/N", e2, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("0x5eed", 0x5eedUL)]
+    [InlineData("24301", 24301UL)]
+    [InlineData("0xffff_ffff_ffff_ffff", ulong.MaxValue)]
+    public void Seeds_AreParsedInDecimalOrHex(string text, ulong expected)
+    {
+        Assert.True(CampaignOptions.TryParseSeed(text, out ulong seed, out string error), error);
+        Assert.Equal(expected, seed);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("0x")]
+    [InlineData("-1")]
+    [InlineData("seed")]
+    [InlineData("0x1_0000_0000_0000_0000")]
+    public void BadSeeds_GiveAMessageNamingTheFlag(string text)
+    {
+        Assert.False(CampaignOptions.TryParseSeed(text, out _, out string error));
+        Assert.Contains("--seed", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void StatusLine_ShowsHoursBeyondADay()
+    {
+        var s = new CampaignStatus { Elapsed = TimeSpan.FromHours(30) + TimeSpan.FromSeconds(61) };
+        Assert.StartsWith("[30:01:01]", s.Line(), StringComparison.Ordinal);
+    }
+
     [Fact]
     public void BadOptions_AreRefusedWithMessagesThatNameTheFlag()
     {
