@@ -19,7 +19,7 @@ public sealed class CampaignUsageException(string message) : Exception(message);
 /// Workers share nothing mutable but the corpus list, the coverage union and the finding table,
 /// each behind its own lock.
 /// </remarks>
-public sealed class Campaign
+public sealed partial class Campaign
 {
     private readonly CampaignOptions options;
     private readonly CampaignFiles files;
@@ -43,7 +43,8 @@ public sealed class Campaign
     private long nextLocalIndex;
     private int queueCounter;
     private double elapsedBase;
-    private volatile bool stopping;
+    /// <summary>Cancelled to stop the workers (limits, cancellation, a failed worker); also ends a reduction early.</summary>
+    private readonly CancellationTokenSource stop = new();
     private Exception? workerFailure;
 
     public Campaign(CampaignOptions options)
@@ -52,6 +53,8 @@ public sealed class Campaign
         this.options = options;
         files = new CampaignFiles(options.OutDir);
     }
+
+    private bool Stopping => stop.IsCancellationRequested;
 
     /// <summary>The seed of case <paramref name="localIndex"/> of a shard: disjoint across shards, independent of --jobs.</summary>
     public static ulong CaseSeed(ulong campaignSeed, Shard shard, ulong localIndex) => Prng.Derive(campaignSeed, shard.CaseIndex(localIndex));
@@ -73,6 +76,7 @@ public sealed class Campaign
         finally
         {
             files.Dispose();
+            stop.Dispose();
         }
     }
 
@@ -152,7 +156,7 @@ public sealed class Campaign
         }
 
         SaveStats();
-        if (!stopping)
+        if (!Stopping)
         {
             RunThreads(workers, cancellation, progress);
         }
@@ -169,6 +173,12 @@ public sealed class Campaign
         }
 
         CampaignStatus final = Status();
+        lock (statsGate)
+        {
+            // The last point of the charts: where this invocation ended.
+            stats.History.Add(new HistoryPoint(final.Elapsed.TotalSeconds, final.Executions, final.ExecPerSecond, final.RulesHit, final.Features, final.CorpusSize, final.Findings));
+        }
+
         string reason = cancellation.IsCancellationRequested ? "cancelled"
             : options.Runs is { } n && Interlocked.Read(ref claimed) >= n ? "runs"
             : "time";
@@ -213,7 +223,7 @@ public sealed class Campaign
                 {
                     // Not swallowed: the campaign stops and Run rethrows it.
                     Interlocked.CompareExchange(ref workerFailure, e, null);
-                    stopping = true;
+                    stop.Cancel();
                 }
                 finally
                 {
@@ -240,7 +250,7 @@ public sealed class Campaign
             WaitHandle.WaitAny(handles, wait);
             if (cancellation.IsCancellationRequested || (options.MaxTotalTime is { } limit && session.Elapsed >= limit))
             {
-                stopping = true;
+                stop.Cancel();
             }
 
             if (!done.IsSet)
@@ -248,7 +258,7 @@ public sealed class Campaign
                 Tick(progress);
             }
 
-            if (stopping)
+            if (Stopping)
             {
                 done.Wait();
             }
@@ -425,7 +435,7 @@ public sealed class Campaign
     // ---- findings --------------------------------------------------------------------------
 
     /// <summary>A divergence: counted when its signature is known, else written raw, reduced, written, then reported.</summary>
-    private void OnDivergence(Worker worker, EptCase c, ulong seed, CaseResult result)
+    private void OnDivergence(Worker worker, EptCase c, ulong? seed, bool mutant, CaseResult result)
     {
         string signature = result.Signature!;
         string hash = FindingFile.HashOf(signature);
@@ -441,13 +451,13 @@ public sealed class Campaign
             }
 
             // Reserve the signature so that another worker counts it instead of reducing it again.
-            findings[signature] = new FindingRecord { Signature = signature, Hash = string.Empty, CaseSeed = seed, FoundAtExecution = at, FoundAtSeconds = seconds, Message = result.Message };
+            findings[signature] = new FindingRecord { Signature = signature, Hash = string.Empty, CaseSeed = seed ?? 0, Mutant = mutant, FoundAtExecution = at, FoundAtSeconds = seconds, Message = result.Message };
         }
 
-        var origin = new FindingOrigin(options.CommandLine, seed, options.Profile.Cpu);
+        var origin = new FindingOrigin(options.CommandLine, seed, options.Profile.Cpu) { Mutant = mutant };
         string rawPath = files.RawPath(hash);
         FindingFile.WriteAtomic(rawPath, CasePrinter.Print(CampaignFiles.AnnotateRaw(c, result, origin, rawPath, worker.Options.ReplayCommand)));
-        FindingRecord record = Reduce(worker, c, signature, hash, origin) with { CaseSeed = seed, FoundAtExecution = at, FoundAtSeconds = seconds };
+        FindingRecord record = Reduce(worker, c, signature, hash, origin) with { CaseSeed = seed ?? 0, Mutant = mutant, FoundAtExecution = at, FoundAtSeconds = seconds };
         lock (findingGate)
         {
             long count = findings[signature].Count;
@@ -461,7 +471,7 @@ public sealed class Campaign
     /// <summary>Reduces and writes findings/HASH.ept (+ .json, + .test.cs); the raw file is already on disk.</summary>
     private FindingRecord Reduce(Worker worker, EptCase c, string signature, string hash, FindingOrigin origin)
     {
-        ReductionResult r = Reducer.Reduce(c, worker.RunQuiet, signature, options.ReduceCap);
+        ReductionResult r = Reducer.Reduce(c, worker.RunQuiet, signature, options.ReduceCap, stop.Token);
         string path = files.ReducedPath(hash);
         EptCase annotated = FindingFile.Annotate(r, origin, path, worker.Options.ReplayCommand);
         var record = new FindingRecord
@@ -497,7 +507,7 @@ public sealed class Campaign
             }
 
             string? signature = HeaderValue(parsed.Case, "signature: ");
-            ulong seed = HeaderValue(parsed.Case, "case seed: ") is { } s ? Convert.ToUInt64(s, 16) : 0;
+            (ulong Seed, bool Mutant)? seedLine = parsed.Case.HeaderComments.Select(FindingOrigin.ParseSeedLine).FirstOrDefault(x => x is not null);
             if (signature is null)
             {
                 warnings.Add($"{raw}: no '# signature:' line; not recovered");
@@ -516,8 +526,8 @@ public sealed class Campaign
             }
 
             EptCase c = parsed.Case with { HeaderComments = [] };
-            var origin = new FindingOrigin(options.CommandLine, seed, options.Profile.Cpu);
-            FindingRecord record = Reduce(worker, c, signature, hash, origin) with { CaseSeed = seed, FoundAtExecution = Interlocked.Read(ref executions), FoundAtSeconds = elapsedBase };
+            var origin = new FindingOrigin(options.CommandLine, seedLine?.Seed, options.Profile.Cpu) { Mutant = seedLine?.Mutant ?? false };
+            FindingRecord record = Reduce(worker, c, signature, hash, origin) with { CaseSeed = seedLine?.Seed ?? 0, Mutant = seedLine?.Mutant ?? false, FoundAtExecution = Interlocked.Read(ref executions), FoundAtSeconds = elapsedBase };
             lock (findingGate)
             {
                 findings[signature] = findings.TryGetValue(signature, out FindingRecord? old) ? record with { Count = old.Count, FoundAtExecution = old.FoundAtExecution, FoundAtSeconds = old.FoundAtSeconds } : record;
@@ -562,176 +572,7 @@ public sealed class Campaign
 
         foreach (EptCase c in inFlight)
         {
-            worker.RunOne(c, 0, "in flight when the campaign stopped");
-        }
-    }
-
-    // ---- workers ---------------------------------------------------------------------------
-
-    private sealed class Worker : IDisposable
-    {
-        private readonly Campaign campaign;
-        private readonly int index;
-        private readonly CoverageMap local;
-        private readonly RunOptions observed;
-        private readonly RunOptions quiet;
-        private FileStream? slot;
-        private byte[] buffer = new byte[16 * 1024];
-
-        public Worker(Campaign campaign, int index, RunOptions options)
-        {
-            this.campaign = campaign;
-            this.index = index;
-            Options = options;
-            local = new CoverageMap();
-            observed = options with { Observer = local };
-            quiet = options with { Observer = null, Trace = null };
-        }
-
-        public RunOptions Options { get; }
-
-        public void Loop()
-        {
-            CampaignOptions o = campaign.options;
-            while (!campaign.stopping)
-            {
-                long n = Interlocked.Increment(ref campaign.claimed);
-                if (o.Runs is { } runs && n > runs)
-                {
-                    break;
-                }
-
-                ulong localIndex = (ulong)(Interlocked.Increment(ref campaign.nextLocalIndex) - 1);
-                ulong seed = CaseSeed(o.Seed, o.Shard, localIndex);
-                var rng = new Prng(Prng.Derive(seed, 0x6D75_7461UL));
-                (EptCase? parent, EptCase? donor) = campaign.PickParents(rng);
-                EptCase c;
-                string origin;
-                if (parent is null || rng.Chance(o.FreshPercent))
-                {
-                    c = CaseGenerator.Generate(seed, o.Profile);
-                    origin = $"generated from seed 0x{seed:x16}";
-                }
-                else
-                {
-                    c = Mutator.Mutate(parent, rng, donor, o.Profile.Steps + (o.Profile.Steps / 2));
-                    origin = $"mutant (iteration seed 0x{seed:x16})";
-                }
-
-                RunOne(c, seed, origin);
-            }
-        }
-
-        /// <summary>Runs one case (written to its slot first), keeps it when new, and handles what it found.</summary>
-        public void RunOne(EptCase c, ulong seed, string origin)
-        {
-            if (campaign.options.WriteCurrentCase)
-            {
-                WriteSlot(c);
-            }
-
-            local.BeginCase();
-            CaseResult result = SafeRun(c, observed);
-            Interlocked.Increment(ref campaign.executions);
-            int fresh = local.EndCase();
-            switch (result.Status)
-            {
-                case CaseStatus.Diverged:
-                    campaign.coverage.Absorb(local.CaseFeatures);
-                    campaign.OnDivergence(this, c, seed, result);
-                    break;
-                case CaseStatus.KnownDivergence:
-                    Interlocked.Increment(ref campaign.known);
-                    break;
-                case CaseStatus.BadInput:
-                    Interlocked.Increment(ref campaign.rejected);
-                    break;
-                case CaseStatus.InfrastructureFailure:
-                    Interlocked.Increment(ref campaign.infrastructure);
-                    campaign.files.Log(new CampaignEvent { Type = "infrastructure", Seconds = campaign.elapsedBase + campaign.session.Elapsed.TotalSeconds, Executions = Interlocked.Read(ref campaign.executions), Message = result.Message });
-                    break;
-                default:
-                    if (fresh > 0 && campaign.coverage.Absorb(local.CaseFeatures) > 0)
-                    {
-                        campaign.Keep(c, seed, origin);
-                    }
-
-                    break;
-            }
-
-            if (result.Duration >= campaign.options.HangThreshold)
-            {
-                Interlocked.Increment(ref campaign.hangs);
-                string path = Path.Combine(campaign.files.Hangs, $"{seed:x16}.ept");
-                FindingFile.WriteAtomic(path, CasePrinter.Print(c with { HeaderComments = [$"ran {result.Duration.TotalSeconds:0.0} s ({origin})"] }));
-                campaign.files.Log(new CampaignEvent { Type = "hang", Seconds = campaign.elapsedBase + campaign.session.Elapsed.TotalSeconds, Executions = Interlocked.Read(ref campaign.executions), Path = path });
-            }
-        }
-
-        /// <summary>Runs a case only to learn its coverage (queue and corpus loading); returns the new features.</summary>
-        public int RunForCoverage(EptCase c)
-        {
-            local.BeginCase();
-            CaseResult result = SafeRun(c, observed);
-            Interlocked.Increment(ref campaign.executions);
-            local.EndCase();
-            return result.Status == CaseStatus.Passed || result.Status == CaseStatus.KnownDivergence ? campaign.coverage.Absorb(local.CaseFeatures) : 0;
-        }
-
-        /// <summary>The run the reducer uses: no coverage observer.</summary>
-        public CaseResult RunQuiet(EptCase c) => SafeRun(c, quiet);
-
-        /// <summary>
-        /// Overwrites this worker's slot file with the case about to run. The stream stays open and is
-        /// not flushed to the disk: the bytes are in the OS page cache, which survives a kill -9 of
-        /// this process (not a power loss), at the cost of one write call per case.
-        /// </summary>
-        private void WriteSlot(EptCase c)
-        {
-            slot ??= new FileStream(campaign.files.CurrentSlot(index), FileMode.Create, FileAccess.Write, FileShare.Read, 1, FileOptions.None);
-            string text = CasePrinter.Print(c);
-            int max = Encoding.UTF8.GetMaxByteCount(text.Length);
-            if (buffer.Length < max)
-            {
-                buffer = new byte[max];
-            }
-
-            int length = Encoding.UTF8.GetBytes(text, buffer);
-            slot.Position = 0;
-            slot.Write(buffer, 0, length);
-            slot.SetLength(length);
-            slot.Flush(flushToDisk: false);
-        }
-
-        public void Dispose()
-        {
-            slot?.Dispose();
-            slot = null;
-        }
-    }
-
-    /// <summary>
-    /// Runs a case; an exception escaping the runner (the hypervisor under test threw) is a
-    /// finding, reported with its stack, never swallowed.
-    /// </summary>
-    public static CaseResult SafeRun(EptCase c, RunOptions options)
-    {
-        ArgumentNullException.ThrowIfNull(options);
-        try
-        {
-            return CaseRunner.Run(c, options);
-        }
-        catch (Exception e) when (e is not (OutOfMemoryException or InsufficientExecutionStackException))
-        {
-            string where = new StackTrace(e, false).GetFrame(0)?.GetMethod()?.Name ?? "unknown";
-            return new CaseResult
-            {
-                File = c.SourceName,
-                Status = CaseStatus.Diverged,
-                Signature = $"case|hypervisor:crash|-:-|{e.GetType().Name}@{where}",
-                Message = $"the run threw {e.GetType().Name}: {e.Message}",
-                Detail = e.ToString(),
-            };
+            worker.RunOne(c, null, false, "in flight when the campaign stopped");
         }
     }
 }

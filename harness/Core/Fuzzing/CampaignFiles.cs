@@ -81,9 +81,9 @@ internal sealed class CampaignFiles : IDisposable
         {
             $"found by: {origin.FoundBy} (generator {origin.GeneratorVersion})",
         };
-        if (origin.CaseSeed is { } seed)
+        if (origin.SeedLine is { } seedLine)
         {
-            header.Add($"case seed: 0x{seed:x16}");
+            header.Add(seedLine);
         }
 
         header.Add($"signature: {result.Signature}");

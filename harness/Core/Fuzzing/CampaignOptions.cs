@@ -66,6 +66,20 @@ public sealed record CampaignOptions
     /// <summary>The command line, recorded in finding headers ("found by").</summary>
     public string CommandLine { get; init; } = "eptfuzz fuzz";
 
+    /// <summary>Parses a <c>--seed</c> value: decimal or 0x-hex, <c>_</c> allowed, 64 bits.</summary>
+    public static bool TryParseSeed(string text, out ulong seed, out string error)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        seed = 0;
+        string digits = text.Replace("_", string.Empty, StringComparison.Ordinal);
+        bool hex = digits.StartsWith("0x", StringComparison.OrdinalIgnoreCase);
+        bool ok = hex
+            ? digits.Length > 2 && ulong.TryParse(digits.AsSpan(2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out seed)
+            : ulong.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out seed);
+        error = ok ? string.Empty : $"--seed expects a 64-bit number, decimal or 0x-hex (for example 0x5eed), found '{text}'";
+        return ok;
+    }
+
     /// <summary>Null when usable, else a message naming the flag.</summary>
     public string? Validate()
     {
@@ -156,7 +170,7 @@ public sealed record CampaignStatus
     /// <summary>One plain status line.</summary>
     public string Line() => string.Create(
         CultureInfo.InvariantCulture,
-        $"[{Elapsed:hh\\:mm\\:ss}] execs {Executions} ({ExecPerSecond:0}/s)  rules {RulesHit}/{RulesModelled}  features {Features}  corpus {CorpusSize}  findings {Findings} (+{Duplicates} dup)  rejected {Rejected}  infra {InfrastructureFailures}  hangs {Hangs}");
+        $"[{(int)Elapsed.TotalHours:00}:{Elapsed:mm\\:ss}] execs {Executions} ({ExecPerSecond:0}/s)  rules {RulesHit}/{RulesModelled}  features {Features}  corpus {CorpusSize}  findings {Findings} (+{Duplicates} dup)  rejected {Rejected}  infra {InfrastructureFailures}  hangs {Hangs}");
 }
 
 /// <summary>One distinct finding (a divergence signature).</summary>
@@ -169,8 +183,11 @@ public sealed record FindingRecord
     /// <summary>Times seen (the first included).</summary>
     public long Count { get; init; } = 1;
 
-    /// <summary>The seed of the generated case it came from (a mutant records its own iteration seed).</summary>
+    /// <summary>The seed of the generated case it came from (a mutant: the iteration's seed; 0: unknown).</summary>
     public ulong CaseSeed { get; init; }
+
+    /// <summary>The case was a mutant (its seed does not regenerate it); false for a generated case.</summary>
+    public bool Mutant { get; init; }
 
     public int StepsBefore { get; init; }
 

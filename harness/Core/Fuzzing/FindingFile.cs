@@ -10,6 +10,30 @@ namespace EptFuzz.Harness.Fuzzing;
 public sealed record FindingOrigin(string FoundBy, ulong? CaseSeed = null, CpuProfile? Cpu = null)
 {
     public int GeneratorVersion { get; init; } = CaseGenerator.Version;
+
+    /// <summary>The case is a mutant: its seed is the iteration's, which does not regenerate it (the file is the record).</summary>
+    public bool Mutant { get; init; }
+
+    /// <summary>The header line that records the seed, or null when there is none.</summary>
+    public string? SeedLine => CaseSeed is not { } seed ? null
+        : Mutant ? $"iteration seed: 0x{seed:x16} (a mutant of queue entries: this file, not the seed, is the record)"
+        : $"case seed: 0x{seed:x16}";
+
+    /// <summary>Reads the seed back from a header line written by <see cref="SeedLine"/>.</summary>
+    public static (ulong Seed, bool Mutant)? ParseSeedLine(string line)
+    {
+        ArgumentNullException.ThrowIfNull(line);
+        foreach ((string prefix, bool mutant) in (ReadOnlySpan<(string, bool)>)[("case seed: 0x", false), ("iteration seed: 0x", true)])
+        {
+            if (line.StartsWith(prefix, StringComparison.Ordinal))
+            {
+                string hex = line[prefix.Length..].Split(' ')[0];
+                return ulong.TryParse(hex, System.Globalization.NumberStyles.AllowHexSpecifier, System.Globalization.CultureInfo.InvariantCulture, out ulong seed) ? (seed, mutant) : null;
+            }
+        }
+
+        return null;
+    }
 }
 
 /// <summary>
@@ -29,9 +53,9 @@ public static class FindingFile
         {
             $"found by: {origin.FoundBy} (generator {origin.GeneratorVersion}{(origin.Cpu is { } cpu ? $", cpu profile {cpu.ToString().ToLowerInvariant()}" : string.Empty)})",
         };
-        if (origin.CaseSeed is { } seed)
+        if (origin.SeedLine is { } seedLine)
         {
-            header.Add($"case seed: 0x{seed:x16}");
+            header.Add(seedLine);
         }
 
         header.Add($"signature: {reduction.Signature}");

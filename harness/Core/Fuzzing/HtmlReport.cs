@@ -32,7 +32,7 @@ public static class HtmlReport
         sb.Append("<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}pre{background:#f4f4f4;padding:.6em;overflow-x:auto}")
           .Append("table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}")
           .Append("ul.walk,ul.walk ul{list-style:none;padding-left:1.2em;border-left:1px dotted #999;margin:0}ul.walk li{font-family:monospace;white-space:pre}")
-          .Append(".finding{border-top:2px solid #444;margin-top:2em}.sig{font-family:monospace;font-weight:bold}svg{background:#fafafa;border:1px solid #ddd}</style></head><body>\n");
+          .Append("span.differs{background:#ffd0d0}.finding{border-top:2px solid #444;margin-top:2em}.sig{font-family:monospace;font-weight:bold}svg{background:#fafafa;border:1px solid #ddd}</style></head><body>\n");
         sb.Append("<h1>eptfuzz campaign</h1>\n<table>\n");
         Row(sb, "seed", stats.Seed);
         Row(sb, "shard", stats.Shard);
@@ -73,7 +73,7 @@ public static class HtmlReport
     private static void Finding(StringBuilder sb, string outDir, FindingRecord f)
     {
         sb.Append("<div class=\"finding\" id=\"f").Append(E(f.Hash)).Append("\">\n<p class=\"sig\">").Append(E(f.Signature)).Append("</p>\n<p>")
-          .Append(E(string.Create(CultureInfo.InvariantCulture, $"seen {f.Count} times; first after {f.FoundAtExecution} executions ({f.FoundAtSeconds:0.0} s); {f.StepsBefore} steps reduced to {f.StepsAfter} in {f.ReduceSeconds:0.00} s; case seed 0x{f.CaseSeed:x16}")))
+          .Append(E(string.Create(CultureInfo.InvariantCulture, $"seen {f.Count} times; first after {f.FoundAtExecution} executions ({f.FoundAtSeconds:0.0} s); {f.StepsBefore} steps reduced to {f.StepsAfter} in {f.ReduceSeconds:0.00} s; {(f.Mutant ? "mutant, iteration" : "generated, case")} seed 0x{f.CaseSeed:x16}")))
           .Append("</p>\n");
         string reduced = Path.Combine(outDir, f.ReducedPath);
         if (File.Exists(reduced))
@@ -101,27 +101,42 @@ public static class HtmlReport
     /// <summary>
     /// Each side's observation and its walk as a tree: every entry read hangs under the entry that
     /// led to it (the runner's detail lists, per target, the observation then the entries in order).
+    /// An entry that another side read differently is marked.
     /// </summary>
     private static void Walks(StringBuilder sb, string detail)
     {
-        string? side = null;
-        var entries = new List<string>();
-        string? rules = null;
-
-        void Flush()
+        var sides = new List<(string Side, List<string> Entries, string? Rules)>();
+        foreach (string raw in detail.Split('\n'))
         {
-            if (side is null)
+            if (raw.StartsWith("    ", StringComparison.Ordinal) && sides.Count > 0)
             {
-                return;
+                string line = raw.Trim();
+                var (side, entries, rules) = sides[^1];
+                if (line.StartsWith("rules fired:", StringComparison.Ordinal))
+                {
+                    sides[^1] = (side, entries, line);
+                }
+                else
+                {
+                    entries.Add(line);
+                }
             }
+            else if (raw.Length > 0 && !raw.StartsWith("step ", StringComparison.Ordinal) && !raw.StartsWith("signature:", StringComparison.Ordinal) && !raw.StartsWith("replay:", StringComparison.Ordinal))
+            {
+                sides.Add((raw, [], null));
+            }
+        }
 
+        foreach (var (side, entries, rules) in sides)
+        {
             sb.Append("<p><b>").Append(E(side)).Append("</b></p>\n");
             if (entries.Count > 0)
             {
                 sb.Append("<ul class=\"walk\">");
-                foreach (string entry in entries)
+                for (int i = 0; i < entries.Count; i++)
                 {
-                    sb.Append("<li>").Append(E(entry)).Append("<ul>");
+                    bool differs = sides.Any(o => o.Entries.Count > 0 && (i >= o.Entries.Count || o.Entries[i] != entries[i]));
+                    sb.Append(differs ? "<li><span class=\"differs\">" : "<li><span>").Append(E(entries[i])).Append("</span><ul>");
                 }
 
                 for (int i = 0; i < entries.Count; i++)
@@ -136,33 +151,7 @@ public static class HtmlReport
             {
                 sb.Append("<p>").Append(E(rules)).Append("</p>\n");
             }
-
-            entries.Clear();
-            rules = null;
         }
-
-        foreach (string raw in detail.Split('\n'))
-        {
-            if (raw.StartsWith("    ", StringComparison.Ordinal) && side is not null)
-            {
-                string line = raw.Trim();
-                if (line.StartsWith("rules fired:", StringComparison.Ordinal))
-                {
-                    rules = line;
-                }
-                else
-                {
-                    entries.Add(line);
-                }
-            }
-            else if (raw.Length > 0 && !raw.StartsWith("step ", StringComparison.Ordinal) && !raw.StartsWith("signature:", StringComparison.Ordinal) && !raw.StartsWith("replay:", StringComparison.Ordinal))
-            {
-                Flush();
-                side = raw;
-            }
-        }
-
-        Flush();
     }
 
     /// <summary>A line chart of one history series: inline SVG, axes labelled with the extremes.</summary>

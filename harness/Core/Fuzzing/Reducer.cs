@@ -26,7 +26,7 @@ public sealed record ReductionResult
     /// <summary>Candidate cases run.</summary>
     public required int Runs { get; init; }
 
-    /// <summary>True when the time cap stopped the reduction before it reached a fixed point.</summary>
+    /// <summary>True when the time cap (or cancellation) stopped the reduction before it reached a fixed point.</summary>
     public required bool TimedOut { get; init; }
 
     /// <summary>The run of <see cref="Case"/> (its message and detail describe each side's observation).</summary>
@@ -59,13 +59,14 @@ public static class Reducer
         return KeyOf(first) is { } key ? Reduce(c, x => CaseRunner.Run(x, options), key, cap) : null;
     }
 
-    public static ReductionResult Reduce(EptCase c, Func<EptCase, CaseResult> run, string signature, TimeSpan cap)
+    /// <param name="cancellation">Ends the reduction early, like the cap: the result so far is valid and keeps the signature.</param>
+    public static ReductionResult Reduce(EptCase c, Func<EptCase, CaseResult> run, string signature, TimeSpan cap, CancellationToken cancellation = default)
     {
         ArgumentNullException.ThrowIfNull(c);
         ArgumentNullException.ThrowIfNull(run);
         ArgumentNullException.ThrowIfNull(signature);
         var clock = Stopwatch.StartNew();
-        var state = new Search(c, run, signature, cap, clock);
+        var state = new Search(c, run, signature, cap, clock, cancellation);
         CaseResult original = run(c);
         state.Runs++;
         if (KeyOf(original) != signature)
@@ -332,7 +333,7 @@ public static class Reducer
         }
     }
 
-    private sealed class Search(EptCase original, Func<EptCase, CaseResult> run, string signature, TimeSpan cap, Stopwatch clock)
+    private sealed class Search(EptCase original, Func<EptCase, CaseResult> run, string signature, TimeSpan cap, Stopwatch clock, CancellationToken cancellation)
     {
         public EptCase Original { get; } = original;
 
@@ -344,7 +345,7 @@ public static class Reducer
 
         public CaseResult Best { get; set; } = null!;
 
-        public bool OutOfTime => Clock.Elapsed >= cap;
+        public bool OutOfTime => Clock.Elapsed >= cap || cancellation.IsCancellationRequested;
 
         /// <summary>Does this candidate keep the failure? Invalid candidates are not run.</summary>
         public bool Keeps(List<Step> steps)

@@ -42,7 +42,16 @@ public sealed class CampaignTests : IDisposable
         Assert.Equal(f.StepsAfter, reduced.Case.Steps.Length);
         Assert.True(f.StepsBefore > f.StepsAfter);
         Assert.Equal(PlantedSignature, Running.CaseRunner.Run(reduced.Case, TestTargets.Options(planted: true)).Signature);
-        Assert.Contains(reduced.Case.HeaderComments, h => h.StartsWith("case seed: 0x", StringComparison.Ordinal));
+        var seedLine = reduced.Case.HeaderComments.Select(FindingOrigin.ParseSeedLine).Single(x => x is not null)!.Value;
+        Assert.Equal(f.CaseSeed, seedLine.Seed);
+        Assert.Equal(f.Mutant, seedLine.Mutant);
+        if (!f.Mutant)
+        {
+            // A generated case's seed regenerates it: the raw finding is that case.
+            var raw = CaseParser.Parse(File.ReadAllText(Path.Combine(dir, f.RawPath)), "raw.ept").Case!;
+            var regenerated = CaseGenerator.Generate(f.CaseSeed, new GeneratorProfile { Steps = 32 });
+            Assert.Equal(CasePrinter.Print(regenerated), CasePrinter.Print(raw with { HeaderComments = [] }));
+        }
 
         var events = CampaignEvent.ReadAll(dir);
         Assert.Contains(events, e => e.Type == "finding" && e.Signature == PlantedSignature);
@@ -142,6 +151,18 @@ public sealed class CampaignTests : IDisposable
     }
 
     [Fact]
+    public void Cancellation_StopsTheCampaign_AndIsReportedAsTheReason()
+    {
+        using var cancelled = new CancellationTokenSource();
+        cancelled.Cancel();
+        string dir = Out("cancelled");
+        var summary = new Campaign(Options(dir, 1_000_000, planted: false)).Run(cancelled.Token);
+        Assert.Equal("cancelled", summary.StopReason);
+        Assert.True(summary.Final.Executions < 1_000_000);
+        Assert.Equal("stop", CampaignEvent.ReadAll(dir)[^1].Type);
+    }
+
+    [Fact]
     public void ShardText_IsParsed_AndBadValuesGiveClearMessages()
     {
         Assert.True(Shard.TryParse("2/8", out Shard s, out _));
@@ -150,6 +171,35 @@ public sealed class CampaignTests : IDisposable
         Assert.Contains("K must be 1 to N", e1, StringComparison.Ordinal);
         Assert.False(Shard.TryParse("x", out _, out string e2));
         Assert.Contains("K/N", e2, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("0x5eed", 0x5eedUL)]
+    [InlineData("24301", 24301UL)]
+    [InlineData("0xffff_ffff_ffff_ffff", ulong.MaxValue)]
+    public void Seeds_AreParsedInDecimalOrHex(string text, ulong expected)
+    {
+        Assert.True(CampaignOptions.TryParseSeed(text, out ulong seed, out string error), error);
+        Assert.Equal(expected, seed);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("0x")]
+    [InlineData("-1")]
+    [InlineData("seed")]
+    [InlineData("0x1_0000_0000_0000_0000")]
+    public void BadSeeds_GiveAMessageNamingTheFlag(string text)
+    {
+        Assert.False(CampaignOptions.TryParseSeed(text, out _, out string error));
+        Assert.Contains("--seed", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void StatusLine_ShowsHoursBeyondADay()
+    {
+        var s = new CampaignStatus { Elapsed = TimeSpan.FromHours(30) + TimeSpan.FromSeconds(61) };
+        Assert.StartsWith("[30:01:01]", s.Line(), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -80,6 +80,8 @@ public sealed class MergeReportAndGateTests : IDisposable
         Assert.Contains(System.Net.WebUtility.HtmlEncode(PlantedSignature), html, StringComparison.Ordinal);
         Assert.Contains($"{stats.RulesHit}/{stats.RulesModelled}", html, StringComparison.Ordinal);
         Assert.Contains("<ul class=\"walk\">", html, StringComparison.Ordinal);
+        // The planted bug reads the same entries on both sides: nothing in its walks is marked.
+        Assert.DoesNotContain("<span class=\"differs\">", html, StringComparison.Ordinal);
         // The reduced case's steps are on the page.
         var finding = stats.Findings.Single(f => f.Signature == PlantedSignature);
         var reduced = CaseParser.Parse(File.ReadAllText(Path.Combine(dir, finding.ReducedPath)), "x.ept").Case!;
@@ -87,6 +89,25 @@ public sealed class MergeReportAndGateTests : IDisposable
         {
             Assert.Contains(System.Net.WebUtility.HtmlEncode(CasePrinter.PrintStep(s)), html, StringComparison.Ordinal);
         }
+    }
+
+    [Fact]
+    public void Report_MarksTheWalkEntriesTheSidesReadDifferently()
+    {
+        string dir = Out("synthetic");
+        Directory.CreateDirectory(Path.Combine(dir, "findings"));
+        var f = new FindingRecord { Signature = "read.gpa|model:ok|impl:ok|ad", Hash = "0000abcd", StepsBefore = 9, StepsAfter = 3 };
+        var stats = new CampaignStats { Findings = [f], RulesHit = 2, RulesModelled = 5 };
+        stats.Save(dir);
+        string detail = "step 3, line 3: read\nsignature: x\nmodel: ok hpa=0x1000\n    ept   PML4E  @0x1000 = 0x2107  same\n    ept   PDPTE  @0x2000 = 0x3107  A set\nimpl: ok hpa=0x1000\n    ept   PML4E  @0x1000 = 0x2107  same\n    ept   PDPTE  @0x2000 = 0x3007  A clear\nreplay: r\n";
+        File.WriteAllText(Path.Combine(dir, "findings", "0000abcd.json"), System.Text.Json.JsonSerializer.Serialize(new FindingDetail(f.Signature, f.Hash, "step 3: differs", detail), new System.Text.Json.JsonSerializerOptions { PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase }));
+
+        string html = HtmlReport.Render(dir, stats);
+
+        Assert.Equal(2, CountOf(html, "<span class=\"differs\">"));
+        Assert.Equal(2, CountOf(html, "<span>ept   PML4E"));
+        Assert.Contains("The reduced case is missing", html, StringComparison.Ordinal);
+        Assert.Contains("2/5", html, StringComparison.Ordinal);
     }
 
     [Fact]

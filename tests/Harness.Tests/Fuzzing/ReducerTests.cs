@@ -96,6 +96,18 @@ public class ReducerTests
     }
 
     [Fact]
+    public void Reduce_WhenCancelled_StopsAndKeepsTheInput()
+    {
+        EptCase c = Buried();
+        string signature = CaseRunner.Run(c, Planted).Signature!;
+        using var cancelled = new CancellationTokenSource();
+        cancelled.Cancel();
+        var r = Reducer.Reduce(c, x => CaseRunner.Run(x, Planted), signature, Reducer.DefaultCap, cancelled.Token);
+        Assert.True(r.TimedOut);
+        Assert.Equal(c.Steps.Length, r.StepsAfter);
+    }
+
+    [Fact]
     public void FindingHeader_And_RegressionTest_CarryTheCaseAndItsProvenance()
     {
         EptCase c = Buried();
