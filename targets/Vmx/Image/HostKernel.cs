@@ -521,7 +521,7 @@ internal sealed class HostKernel
         a.mov(rdx, r15);
         a.shr(rdx, 32);
         a.shl(rdx, 8);
-        a.mov(rax, 0xC1010F00000000BBUL); // BB id32 (mov ebx, id) then 0F 01 C1 (vmcall)
+        a.mov(rax, GuestCode.PlantedFetchTemplate);
         a.or(rdx, rax);
         a.test(ecx, ecx);
         a.jz(loop);
