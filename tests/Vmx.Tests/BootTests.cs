@@ -57,6 +57,22 @@ public sealed class BootTests
     }
 
     [Fact]
+    public void KvmTarget_AnswersUnavailableWithoutNestedVmx_OrReachesVmx()
+    {
+        var target = new EptFuzz.Targets.Vmx.KvmTarget();
+        if (NestedVmx.Unavailable() is string reason)
+        {
+            // This machine (no VT-x): the answer comes at once, without starting QEMU.
+            var failure = Assert.Throws<TargetFailureException>(() => target.Open(CpuCapabilities.Default));
+            Assert.Equal($"kvm: {reason}", failure.Message);
+        }
+        else
+        {
+            Assert.True(target.Processor().Capabilities.Page2M);
+        }
+    }
+
+    [Fact]
     public void MissingEmulator_NamesThePackage()
     {
         var emulator = new BochsEmulator(new BochsOptions { Executable = "/nonexistent/bochs" });
