@@ -73,10 +73,21 @@ public sealed class CasePlannerTests
     }
 
     [Fact]
-    public void Plan_OneGigabyteLeaf_IsUnsupported()
+    public void Plan_OneGigabyteLeaf_PlacesTouchedPagesAtTheirOffsetInTheGigabyteBlock()
     {
-        List<CaseStep> steps = [W(0x1000, 0x2007), W(0x2000, 0x4000_00B7), CaseStep.OfEptp(0x105E), Read(1, 0x10)];
-        Assert.Contains("1 GiB", new CasePlanner(steps, CpuCapabilities.Default with { MaxPhyAddr = 40 }, Cpu).Plan().Problem);
+        List<CaseStep> steps = [W(0x1000, 0x2007), W(0x2000, 0x8000_00B7), CaseStep.OfEptp(0x105E), Read(1, 0x12_3456)];
+        var planner = new CasePlanner(steps, CpuCapabilities.Default with { MaxPhyAddr = 40 }, Cpu);
+        var (_, probes, problem) = planner.Plan();
+        Assert.Null(problem);
+        Assert.True(probes.Single().Runs);
+        var run = Assert.Single(planner.Relocation.Runs);
+        Assert.Equal(new TaggedRun(KernelLayout.GigabyteBlock + 0x12_3000, 0x8012_3000, 1, PageSize.Size1G, 0), run);
+        Assert.Equal(KernelLayout.GigabyteBlock | 0xB7, planner.RelocateEntry(0x8000_00B7, EptLevel.Pdpte));
+        Assert.Equal(KernelLayout.GigabyteBlock + (64UL << 20), planner.Relocation.RamBytesNeeded);
+
+        // Two 1 GiB leaves touched at the same offset cannot share the VM's one block.
+        List<CaseStep> clash = [.. steps, W(0x2008, 0xC000_00B7), Read(2, 0x4012_3456)];
+        Assert.Contains("share the offset", new CasePlanner(clash, CpuCapabilities.Default with { MaxPhyAddr = 40 }, Cpu).Plan().Problem);
     }
 
     [Fact]

@@ -125,6 +125,29 @@ public sealed class SessionTests
     }
 
     [BochsFact]
+    public void Bochs_OneGigabyteLeaf_ReachesDataAndGuestTablesInsideIt()
+    {
+        using var s = Bochs.Open(CpuCapabilities.Default with { MaxPhyAddr = 40 });
+        s.Write(new MemoryWrite(new Hpa(0x1000), 0x2000 | Rwx));
+        s.Write(new MemoryWrite(new Hpa(0x2008), 0x8000_0000 | Large | Wb | Rwx)); // GPA 1G-2G -> HPA 2G-3G
+        // Guest tables inside the 1G leaf: GPA 0x4010_0000.. = HPA 0x8010_0000..; GVA 0x1000 -> GPA 0x4000_5000.
+        s.Write(new MemoryWrite(new Hpa(0x8010_0000), 0x4010_1000 | 7));
+        s.Write(new MemoryWrite(new Hpa(0x8010_1000), 0x4010_2000 | 7));
+        s.Write(new MemoryWrite(new Hpa(0x8010_2000), 0x4010_3000 | 7));
+        s.Write(new MemoryWrite(new Hpa(0x8010_3000 + 8), 0x4000_5000 | 7));
+        s.SetEptp(Eptp);
+        s.Submit(Read(1, 0x4000_1008));
+        s.SetGuestPaging(new GuestPaging { Enabled = true, Cr3 = new Gpa(0x4010_0000) });
+        s.Submit(Probe.ForAccess(2, Access.ThroughPaging(AccessKind.Write, new Gva(0x1010), 3)));
+        s.Submit(Probe.ForEntry(3, new Gpa(0x4000_0000), EptLevel.Pdpte));
+        var o = s.Finish();
+        Assert.Equal(new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(0x8000_1008), PageSize = PageSize.Size1G, Gpa = new Gpa(0x4000_1008) }, o[1]);
+        Assert.Equal(new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(0x8000_5010), PageSize = PageSize.Size1G }, o[2]);
+        // The write (and the guest walk, counted as writes under EPT A/D) set A and D on the 1G leaf.
+        Assert.Equal(new Observation { Kind = OutcomeKind.Entry, EntryValue = 0x8000_0000 | Large | Wb | Rwx | 0x300 }, o[3]);
+    }
+
+    [BochsFact]
     public void Bochs_RunsAThousandProbesInOneBoot()
     {
         using var s = (VmxSession)Bochs.Open(CpuCapabilities.Default with { MaxPhyAddr = 40 });

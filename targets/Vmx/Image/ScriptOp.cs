@@ -42,13 +42,13 @@ public static class Tag
     public const ulong Marker = 0xE9UL << 56;
     public const ulong AddressMask = (1UL << 52) - 1;
 
-    /// <summary>Tag of the qword at case host-physical <paramref name="caseAddress"/> reached through a leaf of <paramref name="sizeCode"/> (1 = 4K, 2 = 2M).</summary>
+    /// <summary>Tag of the qword at case host-physical <paramref name="caseAddress"/> reached through a leaf of <paramref name="sizeCode"/> (1 = 4K, 2 = 2M, 3 = 1G).</summary>
     public static ulong Of(ulong caseAddress, int sizeCode) => Marker | ((ulong)sizeCode << 52) | (caseAddress & AddressMask);
 
     public static bool TryDecode(ulong value, out ulong caseAddress, out int sizeCode)
     {
         caseAddress = value & AddressMask;
         sizeCode = (int)((value >> 52) & 0xF);
-        return (value & 0xFF00_0000_0000_0000UL) == Marker && sizeCode is 1 or 2;
+        return (value & 0xFF00_0000_0000_0000UL) == Marker && sizeCode is 1 or 2 or 3;
     }
 }

@@ -56,7 +56,7 @@ public sealed class BochsEmulator(BochsOptions options) : IEmulator
         File.WriteAllBytes(disk, image.Bytes);
         File.WriteAllText(rc, "c\n");
         File.WriteAllText(config, string.Create(CultureInfo.InvariantCulture, $"""
-            megs: {KernelLayout.RamBytes >> 20}
+            megs: {image.RamMegabytes}
             romimage: file={Options.BiosImage}
             vgaromimage: file={Options.VgaBiosImage}
             cpu: model={Options.CpuModel}, ips=50000000

@@ -26,6 +26,8 @@ internal sealed class CasePlanner
     private readonly HashSet<ulong> guestRoots = [];
     /// <summary>PML4 slots of the guest-linear addresses that gva probes use.</summary>
     private readonly HashSet<int> guestSlotsUsed = [];
+    /// <summary>Case pages that probes reach through a 1 GiB leaf (by our walk): they must sit at their offset in the VM's 1 GiB block.</summary>
+    private readonly SortedSet<ulong> gigabytePages = [];
     private string? sessionProblem;
 
     public CasePlanner(IReadOnlyList<CaseStep> steps, CpuCapabilities caseCpu, EmulatedCpu cpu)
@@ -97,12 +99,27 @@ internal sealed class CasePlanner
             {
                 paging = step.Paging!;
             }
-            else if (step.Kind == CaseStepKind.Probe && step.Probe.Kind == ProbeKind.Access && step.Probe.Access.Linear && paging.Enabled)
+            else if (step.Kind == CaseStepKind.Probe && step.Probe.Kind == ProbeKind.Access)
             {
-                guestSlotsUsed.Add((int)((step.Probe.Access.Address >> 39) & 0x1FF));
-                if (GuestRootPage(memory, eptp, mbec, paging) is ulong root)
+                var access = step.Probe.Access;
+                bool throughPaging = access.Linear && paging.Enabled;
+                if (throughPaging)
                 {
-                    guestRoots.Add(root);
+                    guestSlotsUsed.Add((int)((access.Address >> 39) & 0x1FF));
+                    if (GuestRootPage(memory, eptp, mbec, paging) is ulong root)
+                    {
+                        guestRoots.Add(root);
+                    }
+                }
+
+                var gpas = throughPaging ? GuestWalkGpas(memory, eptp, mbec, paging, access.Address) : [access.Address];
+                foreach (ulong gpa in gpas)
+                {
+                    if (FinalLeaf(memory, eptp, mbec, gpa) is { Level: EptLevel.Pdpte } gigabyte)
+                    {
+                        ulong baseAddress = gigabyte.Entry & caseAddressMask & ~(KernelLayout.GigabyteBlock - 1);
+                        gigabytePages.Add(baseAddress + (gpa & (KernelLayout.GigabyteBlock - 1) & ~0xFFFUL));
+                    }
                 }
             }
 
@@ -212,13 +229,17 @@ internal sealed class CasePlanner
 
     private void Allocate()
     {
-        if (leafTargets.Any(t => t.Size == PageSize.Size1G))
+        var plainPages = new HashSet<ulong>(writtenPages.Concat(tableLevels.Keys).Concat(roots));
+        foreach (ulong page in gigabytePages)
         {
-            sessionProblem = "the case reaches a 1 GiB EPT leaf; the oracle VM (128 MiB) cannot back an aligned 1 GiB range yet";
-            return;
+            if (!relocation.PlaceInGigabyteBlock(page, plainPages.Contains(page)))
+            {
+                sessionProblem = $"two case pages reached through 1 GiB leaves share the offset 0x{page & (KernelLayout.GigabyteBlock - 1):x}; the VM has one 1 GiB block";
+                return;
+            }
         }
 
-        foreach (ulong page in writtenPages.Concat(tableLevels.Keys).Concat(roots).Order())
+        foreach (ulong page in plainPages.Order())
         {
             if (!relocation.AddPlain(page))
             {

@@ -14,7 +14,9 @@ public readonly record struct TaggedRun(ulong VmStart, ulong CaseStart, int Page
 /// <list type="bullet">
 /// <item>plain pages: pages the case writes (EPT tables, guest tables, poked data) and EPT roots; zeroed, then written exactly as the case writes them;</item>
 /// <item>tagged 4 KiB pages: targets of 4 KiB EPT leaves that the case never writes;</item>
-/// <item>tagged 2 MiB blocks: targets of 2 MiB leaves, a 2 MiB-aligned VM block per aligned case block.</item>
+/// <item>tagged 2 MiB blocks: targets of 2 MiB leaves, a 2 MiB-aligned VM block per aligned case block;</item>
+/// <item>the 1 GiB block at VM 1 GiB that every 1 GiB leaf points at: only the pages probes touch are
+/// filled (tagged, or the case's own page when it writes it), each at its offset.</item>
 /// </list>
 /// Tagged pages hold <see cref="Tag"/> values, so a read reports which case address (and which leaf
 /// size) it reached. A case page reached both as a 4 KiB target and inside a 2 MiB block gets two VM
@@ -26,6 +28,10 @@ public sealed class Relocation
     private readonly Dictionary<ulong, ulong> tagged4K = [];
     private readonly Dictionary<ulong, ulong> blocks2M = [];
     private readonly List<TaggedRun> runs = [];
+    private readonly HashSet<ulong> gigabyteLeaves = [];
+    /// <summary>Offset inside the 1 GiB block -> the case page placed there.</summary>
+    private readonly Dictionary<ulong, ulong> gigabyteOffsets = [];
+    private ulong gigabyteEnd;
     private ulong nextPage;
     private ulong nextBlockTop;
 
@@ -44,6 +50,46 @@ public sealed class Relocation
     public IReadOnlyDictionary<ulong, ulong> Blocks2M => blocks2M;
     public IReadOnlyList<TaggedRun> Runs => runs;
     public int TaggedPageCount => runs.Sum(r => r.Pages);
+
+    /// <summary>RAM the VM needs: the default, or past the 1 GiB block far enough for every page placed there (64 MiB steps).</summary>
+    public ulong RamBytesNeeded => gigabyteEnd == 0
+        ? KernelLayout.RamBytes
+        : Math.Max(KernelLayout.RamBytes, (gigabyteEnd + (64UL << 20) - 1) & ~((64UL << 20) - 1));
+
+    /// <summary>
+    /// Places a case page that a probe reaches through a 1 GiB leaf: every 1 GiB leaf points at the
+    /// VM's <see cref="KernelLayout.GigabyteBlock"/>, so the page must sit at its offset there. A page
+    /// the case writes goes there as its plain page (call before <see cref="AddPlain"/> allocates
+    /// it elsewhere); any other page is tagged with leaf size 1G. False when another case page
+    /// already holds that offset (two 1 GiB leaves touched at the same offset).
+    /// </summary>
+    public bool PlaceInGigabyteBlock(ulong casePage, bool plainPage)
+    {
+        ulong offset = casePage & (KernelLayout.GigabyteBlock - 1);
+        if (gigabyteOffsets.TryGetValue(offset, out ulong holder))
+        {
+            return holder == casePage;
+        }
+
+        if (plainPage && plain.ContainsKey(casePage))
+        {
+            throw new InvalidOperationException("place pages in the 1 GiB block before allocating plain pages");
+        }
+
+        ulong vm = KernelLayout.GigabyteBlock + offset;
+        gigabyteOffsets[offset] = casePage;
+        gigabyteEnd = Math.Max(gigabyteEnd, vm + 0x1000);
+        if (plainPage)
+        {
+            plain[casePage] = vm;
+        }
+        else
+        {
+            runs.Add(new TaggedRun(vm, casePage, 1, PageSize.Size1G, NextId()));
+        }
+
+        return true;
+    }
 
     /// <summary>Gives a case page a zeroed VM page. False when the VM is out of RAM.</summary>
     public bool AddPlain(ulong casePage)
@@ -97,6 +143,9 @@ public sealed class Relocation
                 blocks2M[caseBase] = block;
                 runs.Add(new TaggedRun(block, caseBase, 512, PageSize.Size2M, NextId()));
                 return true;
+            case PageSize.Size1G:
+                gigabyteLeaves.Add(caseBase);
+                return true;
             default:
                 return false;
         }
@@ -110,6 +159,7 @@ public sealed class Relocation
     {
         PageSize.Size4K => plain.TryGetValue(caseBase, out vmBase) || tagged4K.TryGetValue(caseBase, out vmBase),
         PageSize.Size2M => blocks2M.TryGetValue(caseBase, out vmBase),
+        PageSize.Size1G => gigabyteLeaves.Contains(caseBase) ? Succeed(KernelLayout.GigabyteBlock, out vmBase) : Fail(out vmBase),
         _ => Fail(out vmBase),
     };
 
@@ -159,6 +209,12 @@ public sealed class Relocation
         }
 
         nextPage += 0x1000;
+        return true;
+    }
+
+    private static bool Succeed(ulong result, out ulong value)
+    {
+        value = result;
         return true;
     }
 

@@ -72,7 +72,7 @@ public sealed class VmxSession : ITargetSession
         {
             try
             {
-                image = DiskImage.Build(script);
+                image = DiskImage.Build(script, planner.Relocation.RamBytesNeeded);
             }
             catch (ImageTooLargeException tooLarge)
             {
