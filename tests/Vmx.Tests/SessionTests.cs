@@ -106,6 +106,8 @@ public sealed class SessionTests
             Gva(1, AccessKind.Read, 0x100010, 0), Gva(2, AccessKind.Read, 0x101000, 3), Gva(3, AccessKind.Write, 0x101000, 3),
             Gva(4, AccessKind.Read, 0x102000, 0), Gva(5, AccessKind.Write, 0x103000, 0), Gva(6, AccessKind.Read, 0x104008, 0),
             Gva(7, AccessKind.Read, 0x105000, 0), Read(8, 0x200000), Gva(9, AccessKind.Read, 0x100000, 3),
+            Gva(10, AccessKind.Fetch, 0x100100, 0), Gva(11, AccessKind.Fetch, 0x101200, 3), Fetch(12, 0x200ff8),
+            Read(13, 0x200100),
         ];
         foreach (var p in probes)
         {
@@ -122,6 +124,12 @@ public sealed class SessionTests
         Assert.Equal(new Observation { Kind = OutcomeKind.EptViolation, Qualification = 0x181, Gpa = new Gpa(0x300000), GuestLinearAddress = 0x105000, GuestLinearAddressValid = true }, o[7]);
         Assert.Equal(new Gpa(0x200000), o[8].Gpa);
         Assert.Equal(new Hpa(0x4020_0000), o[9].Hpa);
+        Assert.Equal(new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(0x4020_0100), PageSize = PageSize.Size4K }, o[10]);
+        // EPT grants read only at GPA 0x201000: fetch | read-allowed | GLA valid | final.
+        Assert.Equal(new Observation { Kind = OutcomeKind.EptViolation, Qualification = 0x18c, Gpa = new Gpa(0x201200), GuestLinearAddress = 0x101200, GuestLinearAddressValid = true }, o[11]);
+        Assert.Equal(new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(0x4020_0ff8), PageSize = PageSize.Size4K, Gpa = new Gpa(0x200ff8) }, o[12]);
+        // The code planted for step 10 was removed: a read there finds the tag again.
+        Assert.Equal(new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(0x4020_0100), PageSize = PageSize.Size4K, Gpa = new Gpa(0x200100) }, o[13]);
     }
 
     [BochsFact]

@@ -511,12 +511,14 @@ internal sealed class HostKernel
         a.rep.stosq();
         a.jmp(loop);
 
+        // Plant: save the 8 bytes at the offset of each page to [b + 8 * i], then write the code.
         var plantLoop = a.CreateLabel();
         a.Label(ref opPlant);
         a.mov(rdi, r13);
         a.and(rdi, -0x1000);
         a.mov(r9, r13);
         a.and(r9, 0xFFF);
+        a.mov(rsi, r14);
         a.mov(ecx, r15d);
         a.mov(rdx, r15);
         a.shr(rdx, 32);
@@ -526,41 +528,32 @@ internal sealed class HostKernel
         a.test(ecx, ecx);
         a.jz(loop);
         a.Label(ref plantLoop);
+        a.mov(rax, __qword_ptr[rdi + r9]);
+        a.mov(__qword_ptr[rsi], rax);
         a.mov(__qword_ptr[rdi + r9], rdx);
         a.add(rdi, 0x1000);
+        a.add(rsi, 8);
         a.add(rdx, 0x100);
         a.dec(ecx);
         a.jnz(plantLoop);
         a.jmp(loop);
 
+        // Unplant: put the saved bytes back.
         var unplantLoop = a.CreateLabel();
-        var oneQword = a.CreateLabel();
         a.Label(ref opUnplant);
         a.mov(rdi, r13);
         a.and(rdi, -0x1000);
         a.mov(r9, r13);
-        a.and(r9, 0xFF8);
-        a.mov(rax, r14);
-        a.and(eax, 0xF);
-        a.shl(rax, 52);
-        a.mov(rdx, r14);
-        a.and(rdx, -0x1000);
-        a.or(rax, rdx);
-        a.mov(rdx, Tag.Marker);
-        a.or(rax, rdx);
-        a.add(rax, r9);
+        a.and(r9, 0xFFF);
+        a.mov(rsi, r14);
         a.mov(ecx, r15d);
         a.test(ecx, ecx);
         a.jz(loop);
         a.Label(ref unplantLoop);
+        a.mov(rax, __qword_ptr[rsi]);
         a.mov(__qword_ptr[rdi + r9], rax);
-        a.cmp(r9, 0xFF8);
-        a.je(oneQword);
-        a.lea(rdx, __[rax + 8]);
-        a.mov(__qword_ptr[rdi + r9 + 8], rdx);
-        a.Label(ref oneQword);
         a.add(rdi, 0x1000);
-        a.add(rax, 0x1000);
+        a.add(rsi, 8);
         a.dec(ecx);
         a.jnz(unplantLoop);
         a.jmp(loop);

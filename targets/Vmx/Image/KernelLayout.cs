@@ -88,8 +88,12 @@ public static class KernelLayout
     /// <summary>Guest PDPT pages of the identity map start here (one per 512 GiB region the probes touch).</summary>
     public const ulong WindowGuestPdpts = 0x3000;
 
+    /// <summary>Where <see cref="ScriptOp.Plant"/> saves the bytes it overwrites: 8 bytes per tagged page.</summary>
+    public const ulong PlantSave = 0x400000;
+    public const ulong PlantSaveSize = 0x200000;
+
     /// <summary>Relocated case pages come from here to the end of RAM.</summary>
-    public const ulong PoolStart = 0x400000;
+    public const ulong PoolStart = 0x600000;
 }
 
 /// <summary>Offsets of the kernel's variables inside <see cref="KernelLayout.Variables"/>.</summary>

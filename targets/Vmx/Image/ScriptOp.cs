@@ -27,11 +27,12 @@ public enum ScriptOp : byte
     /// <summary>Zero c pages from VM page a (RAM above 1 MiB may hold firmware leftovers).</summary>
     Zero = 9,
     /// <summary>
-    /// For c[31:0] tagged pages from VM page a[63:12]: write "mov ebx, id; vmcall" at page offset
-    /// a[11:0], id = c[63:32] + page index, so a fetch proves which page it reached.
+    /// For c[31:0] consecutive VM pages from a[63:12]: save the 8 bytes at page offset a[11:0] to
+    /// qword b + 8 * i, then write "mov ebx, id; vmcall" there, id = c[63:32] + i, so a fetch proves
+    /// which page it reached.
     /// </summary>
     Plant = 10,
-    /// <summary>Undo <see cref="Plant"/>: re-tag the qwords at offset a[11:0] (and the next) of c[31:0] pages of the run a[63:12], case address b[63:12], size code b[3:0].</summary>
+    /// <summary>Undo <see cref="Plant"/> with the same operands: restore the saved bytes.</summary>
     Unplant = 11,
 }
 

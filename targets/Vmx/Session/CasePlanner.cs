@@ -28,6 +28,7 @@ internal sealed class CasePlanner
     private readonly HashSet<int> guestSlotsUsed = [];
     /// <summary>Case pages that probes reach through a 1 GiB leaf (by our walk): they must sit at their offset in the VM's 1 GiB block.</summary>
     private readonly SortedSet<ulong> gigabytePages = [];
+    private List<(ulong Vm, int Pages, uint FirstId)>? plantRanges;
     private string? sessionProblem;
 
     public CasePlanner(IReadOnlyList<CaseStep> steps, CpuCapabilities caseCpu, EmulatedCpu cpu)
@@ -112,7 +113,7 @@ internal sealed class CasePlanner
                     }
                 }
 
-                var gpas = throughPaging ? GuestWalkGpas(memory, eptp, mbec, paging, access.Address) : [access.Address];
+                var gpas = throughPaging ? GuestWalkGpas(memory, eptp, mbec, paging, access.Address).Select(g => g.Gpa) : [access.Address];
                 foreach (ulong gpa in gpas)
                 {
                     if (FinalLeaf(memory, eptp, mbec, gpa) is { Level: EptLevel.Pdpte } gigabyte)
@@ -545,7 +546,7 @@ internal sealed class CasePlanner
             return;
         }
 
-        if (throughCasePaging && cpu.IgnoresLargeLeafBit12 && GuestWalkGpas(memory, eptp, mbec, paging, access.Address).Any(gpa => FinalLeaf(memory, eptp, mbec, gpa) is { Level: > EptLevel.Pte } l && (l.Entry & 0x1000) != 0))
+        if (throughCasePaging && cpu.IgnoresLargeLeafBit12 && GuestWalkGpas(memory, eptp, mbec, paging, access.Address).Any(g => FinalLeaf(memory, eptp, mbec, g.Gpa) is { Level: > EptLevel.Pte } l && (l.Entry & 0x1000) != 0))
         {
             plan.Unsupported = $"{cpu.Engine} ignores bit 12 of a large EPT leaf's address (a known emulator deviation), and this gva probe may walk through such a leaf";
             return;
@@ -572,10 +573,17 @@ internal sealed class CasePlanner
             return;
         }
 
+        if ((ulong)relocation.TaggedPageCount * 8 > KernelLayout.PlantSaveSize)
+        {
+            plan.Unsupported = "too many tagged pages to plant fetch code in all of them";
+            return;
+        }
+
         if (throughCasePaging)
         {
-            plan.Unsupported = "fetch probes through the case's guest paging: the oracle cannot tell in advance which page to plant code in safely";
-            return;
+            // The page the fetch will run is decided by the final GPA of the guest walk.
+            var final = GuestWalkGpas(memory, eptp, mbec, paging, access.Address).LastOrDefault();
+            leaf = final.Final ? FinalLeaf(memory, eptp, mbec, final.Gpa) : null;
         }
 
         if (leaf is { Level: EptLevel.Pte } pte && relocation.PlainPages.ContainsKey(pte.Entry & caseAddressMask))
@@ -584,16 +592,43 @@ internal sealed class CasePlanner
             return;
         }
 
-        foreach (var run in relocation.Runs)
+        var ranges = PlantRanges();
+        foreach (var (vm, pages, firstId) in ranges)
         {
-            script.Add(ScriptOp.Plant, run.VmStart | offset, 0, (uint)run.Pages | ((ulong)run.FirstId << 32));
+            script.Add(ScriptOp.Plant, vm | offset, KernelLayout.PlantSave + (ulong)firstId * 8, (uint)pages | ((ulong)firstId << 32));
         }
 
         plan.Runs = true;
         script.Add(ScriptOp.Probe, (ulong)plan.Id, rip, access.Address, cpl3);
-        foreach (var run in relocation.Runs)
+        foreach (var (vm, pages, firstId) in ranges)
         {
-            script.Add(ScriptOp.Unplant, run.VmStart | offset, run.CaseStart | (uint)run.SizeCode, (uint)run.Pages);
+            script.Add(ScriptOp.Unplant, vm | offset, KernelLayout.PlantSave + (ulong)firstId * 8, (uint)pages);
+        }
+    }
+
+    /// <summary>Tagged runs merged where both the VM pages and the ids continue: one Plant command each.</summary>
+    private List<(ulong Vm, int Pages, uint FirstId)> PlantRanges()
+    {
+        plantRanges ??= Merge();
+        return plantRanges;
+
+        List<(ulong Vm, int Pages, uint FirstId)> Merge()
+        {
+            var merged = new List<(ulong Vm, int Pages, uint FirstId)>();
+            foreach (var run in relocation.Runs.OrderBy(r => r.FirstId))
+            {
+                if (merged.Count > 0 && merged[^1] is var last &&
+                    last.Vm + ((ulong)last.Pages << 12) == run.VmStart && last.FirstId + (uint)last.Pages == run.FirstId)
+                {
+                    merged[^1] = (last.Vm, last.Pages + run.Pages, last.FirstId);
+                }
+                else
+                {
+                    merged.Add((run.VmStart, run.Pages, run.FirstId));
+                }
+            }
+
+            return merged;
         }
     }
 
@@ -633,13 +668,13 @@ internal sealed class CasePlanner
     /// and, when it gets that far, the final one; read through our own EPT walk of the case's memory.
     /// Used only to keep probes away from a known emulator deviation.
     /// </summary>
-    private IEnumerable<ulong> GuestWalkGpas(Dictionary<ulong, ulong> memory, ulong eptp, bool mbec, GuestPaging paging, ulong gva)
+    private IEnumerable<(ulong Gpa, bool Final)> GuestWalkGpas(Dictionary<ulong, ulong> memory, ulong eptp, bool mbec, GuestPaging paging, ulong gva)
     {
         ulong table = paging.Cr3.Value & ~0xFFFUL;
         for (int level = 4; level >= 1; level--)
         {
             ulong entryGpa = table + Index(gva, level) * 8;
-            yield return entryGpa;
+            yield return (entryGpa, false);
             if (FinalLeaf(memory, eptp, mbec, entryGpa) is not var (ept, eptLevel))
             {
                 yield break;
@@ -657,7 +692,7 @@ internal sealed class CasePlanner
             if (level == 1 || (level <= 3 && (entry & 0x80) != 0))
             {
                 ulong pageSize = 1UL << (12 + 9 * (level - 1));
-                yield return (address & ~(pageSize - 1)) | (gva & (pageSize - 1));
+                yield return ((address & ~(pageSize - 1)) | (gva & (pageSize - 1)), true);
                 yield break;
             }
 
