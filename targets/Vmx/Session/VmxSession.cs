@@ -122,12 +122,3 @@ public sealed class VmxSession : ITargetSession
         steps.Add(step);
     }
 }
-
-/// <summary>What one boot cost: wall time, probes answered by the VM, script commands, kernel bytes.</summary>
-public sealed record BootStatistics(TimeSpan Elapsed, int ProbesRun, int Commands, int KernelBytes);
-
-/// <summary>The report used when nothing had to run (every probe known or unsupported).</summary>
-internal static class OracleReportEmpty
-{
-    public static readonly OracleReport Value = OracleReport.Parse("HELLO eptfuzz-vmx 1\nVMX ready\nEND\n");
-}
