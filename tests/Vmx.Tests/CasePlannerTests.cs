@@ -99,6 +99,7 @@ public sealed class CasePlannerTests
         steps.Add(CaseStep.Of(Probe.ForAccess(3, Access.ThroughPaging(AccessKind.Read, new Gva(0x1000), 3))));
         steps.Add(CaseStep.Of(Probe.ForEntry(4, new Gpa(0x200000), EptLevel.Pte)));
         steps.Add(CaseStep.Of(Probe.ForEntry(5, new Gpa(0), EptLevel.Pte)));
+        steps.Add(CaseStep.Of(Probe.ForEntry(6, new Gpa(1UL << 39), EptLevel.Pml4e)));
         var (_, probes, problem) = new CasePlanner(steps, CpuCapabilities.Default with { MaxPhyAddr = 40 }, Cpu).Plan();
         Assert.Null(problem);
         Assert.Contains("MAXPHYADDR", probes[0].Unsupported);
@@ -107,6 +108,8 @@ public sealed class CasePlannerTests
         Assert.Equal(OutcomeKind.EntryNotReached, probes[3].Known!.Kind); // PD slot 1 is empty
         Assert.True(probes[4].Dumped);
         Assert.Equal(0x4020_0037UL, probes[4].CaseEntryValue);
+        // The root's window slot (1) holds the oracle's own entry in the VM: the case's value (0) is the answer.
+        Assert.Equal(new Observation { Kind = OutcomeKind.Entry, EntryValue = 0 }, probes[5].Known);
     }
 
     private static ulong EptEntryMask(int maxPhyAddr) => ((1UL << maxPhyAddr) - 1) & ~0xFFFUL;

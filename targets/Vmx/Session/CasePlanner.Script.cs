@@ -362,8 +362,10 @@ internal sealed partial class CasePlanner
 
         ulong address = table + Index(probe.EntryGpa.Value, target) * 8;
         ulong value = memory.GetValueOrDefault(address);
-        if (!relocation.TryMapPlain(address & ~0xFFFUL, out ulong vmPage))
+        bool windowSlot = roots.Contains(address & ~0xFFFUL) && (int)((address & 0xFFF) >> 3) == WindowIndex;
+        if (windowSlot || !relocation.TryMapPlain(address & ~0xFFFUL, out ulong vmPage))
         {
+            // The window slot holds the oracle's entry in the VM, while the case never wrote it.
             // Never a table the case's EPT reaches, so the hardware never set A/D there: the case's value is exact.
             plan.Known = new Observation { Kind = OutcomeKind.Entry, EntryValue = value };
             return;
