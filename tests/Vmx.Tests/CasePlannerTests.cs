@@ -112,5 +112,22 @@ public sealed class CasePlannerTests
         Assert.Equal(new Observation { Kind = OutcomeKind.Entry, EntryValue = 0 }, probes[5].Known);
     }
 
+    [Fact]
+    public void Plan_GuestEntryWithBitsBetweenTheWidths_IsUnsupported()
+    {
+        // Guest tables in one self-referencing page at GPA 0 (HPA 0x4020_0000); PTE 1 points at 2^41,
+        // a valid GPA for the case (maxphyaddr 46) but a reserved bit for the emulated CPU (40).
+        var steps = Tables(0x4020_0037);
+        steps.Add(W(0x4020_0000, 0x7));
+        steps.Add(W(0x4020_0008, (1UL << 41) | 0x7));
+        steps.Add(CaseStep.Of(new GuestPaging { Enabled = true, Cr3 = new Gpa(0) }));
+        steps.Add(CaseStep.Of(Probe.ForAccess(1, Access.ThroughPaging(AccessKind.Read, new Gva(0x1000), 0))));
+        steps.Add(CaseStep.Of(Probe.ForAccess(2, Access.ThroughPaging(AccessKind.Read, new Gva(0x0), 0))));
+        var (_, probes, problem) = new CasePlanner(steps, CpuCapabilities.Default with { MaxPhyAddr = 46 }, Cpu).Plan();
+        Assert.Null(problem);
+        Assert.Contains("bits 40-45", probes[0].Unsupported);
+        Assert.True(probes[1].Runs && probes[1].ThroughCasePaging);
+    }
+
     private static ulong EptEntryMask(int maxPhyAddr) => ((1UL << maxPhyAddr) - 1) & ~0xFFFUL;
 }

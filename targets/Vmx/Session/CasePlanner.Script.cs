@@ -215,6 +215,20 @@ internal sealed partial class CasePlanner
             return;
         }
 
+        if (throughCasePaging && caseCpu.MaxPhyAddr != cpu.MaxPhyAddr)
+        {
+            // Guest entries' address bits between the two widths are reserved on one processor and
+            // valid on the other: a #PF(RSVD) on one side only.
+            int low = Math.Min(caseCpu.MaxPhyAddr, cpu.MaxPhyAddr);
+            int high = Math.Max(caseCpu.MaxPhyAddr, cpu.MaxPhyAddr);
+            ulong between = ((1UL << high) - 1) & ~((1UL << low) - 1);
+            if (GuestWalkGpas(memory, eptp, mbec, paging, access.Address).Any(g => (g.Entry & between) != 0 || (g.Final && (g.Gpa & between) != 0)))
+            {
+                plan.Unsupported = $"the guest walk uses physical-address bits {low}-{high - 1}: reserved for one of the case's cpu (maxphyaddr={caseCpu.MaxPhyAddr}) and {cpu.Engine} (MAXPHYADDR {cpu.MaxPhyAddr}), valid for the other";
+                return;
+            }
+        }
+
         if (throughCasePaging && cpu.IgnoresLargeLeafBit12 && GuestWalkGpas(memory, eptp, mbec, paging, access.Address).Any(g => FinalLeaf(memory, eptp, mbec, g.Gpa) is { Level: > EptLevel.Pte } l && (l.Entry & 0x1000) != 0))
         {
             plan.Unsupported = $"{cpu.Engine} ignores bit 12 of a large EPT leaf's address (a known emulator deviation), and this gva probe may walk through such a leaf";

@@ -25,24 +25,25 @@ internal sealed partial class CasePlanner
 
     /// <summary>
     /// The guest-physical addresses a 4-level guest walk of <paramref name="gva"/> reads (each entry)
-    /// and, when it gets that far, the final one; read through our own EPT walk of the case's memory.
-    /// Used only to keep probes away from a known emulator deviation.
+    /// (with the entry's value) and, when it gets that far, the final one; read through our own EPT
+    /// walk of the case's memory. Used only to keep probes away from what the oracle cannot express.
     /// </summary>
-    private IEnumerable<(ulong Gpa, bool Final)> GuestWalkGpas(Dictionary<ulong, ulong> memory, ulong eptp, bool mbec, GuestPaging paging, ulong gva)
+    private IEnumerable<(ulong Gpa, bool Final, ulong Entry)> GuestWalkGpas(Dictionary<ulong, ulong> memory, ulong eptp, bool mbec, GuestPaging paging, ulong gva)
     {
         ulong table = paging.Cr3.Value & ~0xFFFUL;
         for (int level = 4; level >= 1; level--)
         {
             ulong entryGpa = table + Index(gva, level) * 8;
-            yield return (entryGpa, false);
             if (FinalLeaf(memory, eptp, mbec, entryGpa) is not var (ept, eptLevel))
             {
+                yield return (entryGpa, false, 0);
                 yield break;
             }
 
             ulong size = EptEntry.LeafSize(eptLevel).Bytes();
             ulong hpa = (ept & caseAddressMask & ~(size - 1)) + (entryGpa & (size - 1));
             ulong entry = memory.GetValueOrDefault(hpa);
+            yield return (entryGpa, false, entry);
             if ((entry & 1) == 0)
             {
                 yield break;
@@ -52,13 +53,14 @@ internal sealed partial class CasePlanner
             if (level == 1 || (level <= 3 && (entry & 0x80) != 0))
             {
                 ulong pageSize = 1UL << (12 + 9 * (level - 1));
-                yield return ((address & ~(pageSize - 1)) | (gva & (pageSize - 1)), true);
+                yield return ((address & ~(pageSize - 1)) | (gva & (pageSize - 1)), true, 0);
                 yield break;
             }
 
             table = address;
         }
     }
+
 
     private static ulong Index(ulong gpa, int level) => (gpa >> (12 + 9 * (level - 1))) & 0x1FF;
 
