@@ -54,12 +54,22 @@ public sealed class CasePlannerTests
         Assert.Equal(1, planner.WindowIndex); // below 2^40 only PML4 slots 0 and 1 exist; the case uses 0
 
         var wide = Cpu with { Capabilities = Cpu.Capabilities with { MaxPhyAddr = 46 } };
-        var widePlanner = new CasePlanner([.. steps, W(0x1000 + 127 * 8, 0), Read(2, 126UL << 39)], CpuCapabilities.Default with { MaxPhyAddr = 46 }, wide);
+        var widePlanner = new CasePlanner([.. steps, W(0x1000 + 127 * 8, 0x5007), Read(2, 126UL << 39)], CpuCapabilities.Default with { MaxPhyAddr = 46 }, wide);
         Assert.Null(widePlanner.Plan().Problem);
         Assert.Equal(125, widePlanner.WindowIndex);
 
-        // Slot 1 written by the case as well: nothing is left for the window.
-        Assert.Contains("every PML4 slot", new CasePlanner([.. steps, W(0x1008, 0)], CpuCapabilities.Default with { MaxPhyAddr = 40 }, Cpu).Plan().Problem);
+        // Slot 1 given an entry by the case as well: nothing is left for the window.
+        Assert.Contains("every PML4 slot", new CasePlanner([.. steps, W(0x1008, 0x5007)], CpuCapabilities.Default with { MaxPhyAddr = 40 }, Cpu).Plan().Problem);
+
+        // A hypervisor clearing the root (zero writes) leaves slot 1 free; the VM keeps the oracle's entry there.
+        var cleared = new CasePlanner([W(0x1000, 0), W(0x1008, 0), .. steps], CpuCapabilities.Default with { MaxPhyAddr = 40 }, Cpu);
+        var (script, _, problem) = cleared.Plan();
+        Assert.Null(problem);
+        Assert.Equal(1, cleared.WindowIndex);
+        ulong vmSlot = cleared.Relocation.PlainPages[0x1000] + 8;
+        var writes = Commands(script).Where(c => c.Op == (ulong)ScriptOp.Write && c.A == vmSlot).Select(c => c.B).ToList();
+        Assert.NotEmpty(writes);
+        Assert.All(writes, v => Assert.Equal(KernelLayout.WindowEptPdpt | 7UL, v));
     }
 
     [Fact]
@@ -127,6 +137,15 @@ public sealed class CasePlannerTests
         Assert.Null(problem);
         Assert.Contains("bits 40-45", probes[0].Unsupported);
         Assert.True(probes[1].Runs && probes[1].ThroughCasePaging);
+    }
+
+    private static IEnumerable<(ulong Op, ulong A, ulong B, ulong C)> Commands(ScriptBuilder script)
+    {
+        byte[] bytes = script.ToBytes();
+        for (int i = 0; i < bytes.Length; i += ScriptBuilder.CommandBytes)
+        {
+            yield return (BitConverter.ToUInt64(bytes, i) & 0xFF, BitConverter.ToUInt64(bytes, i + 8), BitConverter.ToUInt64(bytes, i + 16), BitConverter.ToUInt64(bytes, i + 24));
+        }
     }
 
     private static ulong EptEntryMask(int maxPhyAddr) => ((1UL << maxPhyAddr) - 1) & ~0xFFFUL;

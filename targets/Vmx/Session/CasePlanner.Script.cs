@@ -8,6 +8,9 @@ internal sealed partial class CasePlanner
 {
     private ulong WindowBase => (ulong)WindowIndex << 39;
 
+    /// <summary>The entry the oracle keeps in the window slot of every EPT root.</summary>
+    private const ulong WindowRootEntry = KernelLayout.WindowEptPdpt | EptEntry.ReadWriteExecute;
+
     private void EmitSetup(ScriptBuilder script)
     {
         foreach (var (_, vm) in relocation.PlainPages)
@@ -28,7 +31,7 @@ internal sealed partial class CasePlanner
         {
             if (relocation.TryMapPlain(root, out ulong vmRoot))
             {
-                script.Write(vmRoot + (ulong)WindowIndex * 8, KernelLayout.WindowEptPdpt | EptEntry.ReadWriteExecute);
+                script.Write(vmRoot + (ulong)WindowIndex * 8, WindowRootEntry);
             }
         }
 
@@ -99,6 +102,13 @@ internal sealed partial class CasePlanner
                     relocation.TryMapPlain(address & ~0xFFFUL, out ulong vmPage);
                     ulong value = tableLevels.TryGetValue(address & ~0xFFFUL, out var level) ? RelocateEntry(step.Write.Value, level) : step.Write.Value;
                     ulong vmAddress = vmPage + (address & 0xFFF);
+                    if (roots.Contains(address & ~0xFFFUL) && (int)((address & 0xFFF) >> 3) == WindowIndex)
+                    {
+                        // The case clears the window slot of a root (only zero is ever written there):
+                        // the VM keeps the oracle's entry.
+                        value = WindowRootEntry;
+                    }
+
                     vmValues[vmAddress] = value;
                     script.Write(vmAddress, value);
                     tablesChanged = true;

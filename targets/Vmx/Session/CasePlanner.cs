@@ -269,7 +269,9 @@ internal sealed partial class CasePlanner
         var used = new HashSet<int>();
         foreach (var step in steps)
         {
-            if (step.Kind == CaseStepKind.Write && roots.Contains(step.Write.Address.Value & ~0xFFFUL))
+            // Zero writes (a hypervisor clearing a new table) leave a slot free: the script puts the
+            // oracle's entry back after them.
+            if (step.Kind == CaseStepKind.Write && step.Write.Value != 0 && roots.Contains(step.Write.Address.Value & ~0xFFFUL))
             {
                 used.Add((int)((step.Write.Address.Value & 0xFFF) >> 3));
             }
@@ -305,7 +307,8 @@ internal sealed partial class CasePlanner
         var used = new HashSet<int>(guestSlotsUsed);
         foreach (var step in steps)
         {
-            if (step.Kind == CaseStepKind.Write && guestRoots.Contains(step.Write.Address.Value & ~0xFFFUL))
+            // Zero writes (clearing the table) leave the slot free: the entry is rewritten before every gva probe.
+            if (step.Kind == CaseStepKind.Write && step.Write.Value != 0 && guestRoots.Contains(step.Write.Address.Value & ~0xFFFUL))
             {
                 used.Add((int)((step.Write.Address.Value & 0xFFF) >> 3));
             }
