@@ -156,6 +156,29 @@ public sealed class SessionTests
     }
 
     [BochsFact]
+    public void Bochs_GuestTablesInsideA2MLeaf_AreTheCasesOwnPages()
+    {
+        using var s = Bochs.Open(CpuCapabilities.Default with { MaxPhyAddr = 40 });
+        s.Write(new MemoryWrite(new Hpa(0x1000), 0x2000 | Rwx));
+        s.Write(new MemoryWrite(new Hpa(0x2000), 0x3000 | Rwx));
+        s.Write(new MemoryWrite(new Hpa(0x3000), 0x4000_0000 | Large | Wb | Rwx)); // GPA 0-2M -> HPA 0x4000_0000
+        s.SetEptp(Eptp);
+        // Guest tables at GPA 0x100000.. inside that 2M leaf: the hardware reads them through the block.
+        s.Write(new MemoryWrite(new Hpa(0x4010_0000), 0x101000 | 7));
+        s.Write(new MemoryWrite(new Hpa(0x4010_1000), 0x102000 | 7));
+        s.Write(new MemoryWrite(new Hpa(0x4010_2000), 0x103000 | 7));
+        s.Write(new MemoryWrite(new Hpa(0x4010_3000 + 0x100 * 8), 0x5000 | 7)); // GVA 0x100000 -> GPA 0x5000
+        s.SetGuestPaging(new GuestPaging { Enabled = true, Cr3 = new Gpa(0x100000) });
+        s.Submit(Probe.ForAccess(1, Access.ThroughPaging(AccessKind.Read, new Gva(0x10_0123), 0)));
+        s.Submit(Probe.ForAccess(2, Access.ThroughPaging(AccessKind.Fetch, new Gva(0x10_0200), 0)));
+        s.Submit(Probe.ForAccess(3, Access.ThroughPaging(AccessKind.Read, new Gva(0x11_0000), 0)));
+        var o = s.Finish();
+        Assert.Equal(new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(0x4000_5123), PageSize = PageSize.Size2M }, o[1]);
+        Assert.Equal(new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(0x4000_5200), PageSize = PageSize.Size2M }, o[2]);
+        Assert.Equal(new Observation { Kind = OutcomeKind.GuestPageFault, ErrorCode = 0 }, o[3]);
+    }
+
+    [BochsFact]
     public void Bochs_RunsAThousandProbesInOneBoot()
     {
         using var s = (VmxSession)Bochs.Open(CpuCapabilities.Default with { MaxPhyAddr = 40 });

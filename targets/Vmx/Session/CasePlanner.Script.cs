@@ -13,14 +13,15 @@ internal sealed partial class CasePlanner
 
     private void EmitSetup(ScriptBuilder script)
     {
-        foreach (var (_, vm) in relocation.PlainPages)
-        {
-            script.Add(ScriptOp.Zero, vm, 0, 1);
-        }
-
+        // Tags first, then zero the plain pages: a case-written page inside a 2 MiB block is zeroed after its block's fill.
         foreach (var run in relocation.Runs)
         {
             script.Add(ScriptOp.Fill, run.VmStart, run.CaseStart, (ulong)run.Pages, (byte)run.SizeCode);
+        }
+
+        foreach (var (_, vm) in relocation.PlainPages)
+        {
+            script.Add(ScriptOp.Zero, vm, 0, 1);
         }
 
         // The window: the case's roots get one extra PML4 entry leading to a 2 MiB WB leaf on the
@@ -218,6 +219,7 @@ internal sealed partial class CasePlanner
         }
 
         byte cpl3 = (byte)(access.Cpl == 3 ? 1 : 0);
+        ulong finalGpa = access.Address;
         var leaf = throughCasePaging ? null : FinalLeaf(memory, eptp, mbec, access.Address);
         if (cpu.IgnoresLargeLeafBit12 && leaf is { Level: > EptLevel.Pte } large && (large.Entry & 0x1000) != 0)
         {
@@ -277,9 +279,10 @@ internal sealed partial class CasePlanner
             // The page the fetch will run is decided by the final GPA of the guest walk.
             var final = GuestWalkGpas(memory, eptp, mbec, paging, access.Address).LastOrDefault();
             leaf = final.Final ? FinalLeaf(memory, eptp, mbec, final.Gpa) : null;
+            finalGpa = final.Gpa;
         }
 
-        if (leaf is { Level: EptLevel.Pte } pte && relocation.PlainPages.ContainsKey(pte.Entry & caseAddressMask))
+        if (leaf is var (leafEntry, leafLevel) && relocation.PlainPages.ContainsKey(LeafPage(leafEntry, leafLevel, finalGpa)))
         {
             plan.Unsupported = "the fetch would execute a page the case writes (tables or data): the oracle plants code only in tagged pages";
             return;
@@ -299,6 +302,13 @@ internal sealed partial class CasePlanner
         }
     }
 
+    /// <summary>The case page a leaf maps <paramref name="gpa"/> to.</summary>
+    private ulong LeafPage(ulong leafEntry, EptLevel level, ulong gpa)
+    {
+        ulong size = EptEntry.LeafSize(level).Bytes();
+        return ((leafEntry & caseAddressMask & ~(size - 1)) + (gpa & (size - 1))) & ~0xFFFUL;
+    }
+
     /// <summary>Tagged runs merged where both the VM pages and the ids continue: one Plant command each.</summary>
     private List<(ulong Vm, int Pages, uint FirstId)> PlantRanges()
     {
@@ -308,16 +318,26 @@ internal sealed partial class CasePlanner
         List<(ulong Vm, int Pages, uint FirstId)> Merge()
         {
             var merged = new List<(ulong Vm, int Pages, uint FirstId)>();
+            // Page by page, so that case-written pages inside 2 MiB blocks (guest tables, say) never get code planted.
             foreach (var run in relocation.Runs.OrderBy(r => r.FirstId))
             {
-                if (merged.Count > 0 && merged[^1] is var last &&
-                    last.Vm + ((ulong)last.Pages << 12) == run.VmStart && last.FirstId + (uint)last.Pages == run.FirstId)
+                for (int i = 0; i < run.Pages; i++)
                 {
-                    merged[^1] = (last.Vm, last.Pages + run.Pages, last.FirstId);
-                }
-                else
-                {
-                    merged.Add((run.VmStart, run.Pages, run.FirstId));
+                    ulong vm = run.VmStart + ((ulong)i << 12);
+                    uint id = run.FirstId + (uint)i;
+                    if (relocation.IsPlainInBlock(vm))
+                    {
+                        continue;
+                    }
+
+                    if (merged.Count > 0 && merged[^1] is var last && last.Vm + ((ulong)last.Pages << 12) == vm && last.FirstId + (uint)last.Pages == id)
+                    {
+                        merged[^1] = (last.Vm, last.Pages + 1, last.FirstId);
+                    }
+                    else
+                    {
+                        merged.Add((vm, 1, id));
+                    }
                 }
             }
 

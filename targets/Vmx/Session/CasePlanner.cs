@@ -240,6 +240,22 @@ internal sealed partial class CasePlanner
             }
         }
 
+        // 2 MiB blocks first: a case-written page inside one must be that page of the block.
+        foreach (var (baseAddress, size) in leafTargets.Where(t => t.Size != PageSize.Size4K).OrderBy(t => t.Size).ThenBy(t => t.Base))
+        {
+            if (size == PageSize.Size2M && gigabytePages.Any(p => (p & ~0x1FFFFFUL) == baseAddress && plainPages.Contains(p)))
+            {
+                sessionProblem = $"a page the case writes is reached through both a 1 GiB and a 2 MiB leaf (2 MiB block 0x{baseAddress:x}); the VM can hold it in one place only";
+                return;
+            }
+
+            if (!relocation.AddLeafTarget(baseAddress, size))
+            {
+                sessionProblem = OutOfMemory();
+                return;
+            }
+        }
+
         foreach (ulong page in plainPages.Order())
         {
             if (!relocation.AddPlain(page))
@@ -249,9 +265,9 @@ internal sealed partial class CasePlanner
             }
         }
 
-        foreach (var (baseAddress, size) in leafTargets.OrderBy(t => t.Size).ThenBy(t => t.Base))
+        foreach (var (baseAddress, _) in leafTargets.Where(t => t.Size == PageSize.Size4K).OrderBy(t => t.Base))
         {
-            if (!relocation.AddLeafTarget(baseAddress, size))
+            if (!relocation.AddLeafTarget(baseAddress, PageSize.Size4K))
             {
                 sessionProblem = OutOfMemory();
                 return;

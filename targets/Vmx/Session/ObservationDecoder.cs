@@ -70,7 +70,7 @@ internal sealed class ObservationDecoder(string target, OracleReport report, Rel
         int slot = (int)((faulting >> 39) & 0x1FF);
         if (aboutWindow && faulting >> 48 == 0 && slot == (plan.ThroughCasePaging ? guestWindowSlot : windowIndex))
         {
-            return Observation.Unsupported($"the oracle's guest could not run its own code through the case's tables (exit {exit.BasicReason} at 0x{faulting:x})");
+            return Observation.Unsupported($"the oracle's guest could not run its own code through the case's tables (exit {exit.BasicReason} at 0x{faulting:x}, qualification 0x{exit.Qualification:x}, interruption 0x{exit.InterruptionInfo:x} error 0x{exit.InterruptionErrorCode:x})");
         }
 
         return exit.BasicReason switch

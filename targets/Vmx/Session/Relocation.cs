@@ -29,6 +29,8 @@ public sealed class Relocation
     private readonly Dictionary<ulong, ulong> blocks2M = [];
     private readonly List<TaggedRun> runs = [];
     private readonly HashSet<ulong> gigabyteLeaves = [];
+    /// <summary>VM pages of 2 MiB blocks that hold a case-written page instead of tags.</summary>
+    private readonly HashSet<ulong> plainInBlocks = [];
     /// <summary>Offset inside the 1 GiB block -> the case page placed there.</summary>
     private readonly Dictionary<ulong, ulong> gigabyteOffsets = [];
     private ulong gigabyteEnd;
@@ -99,6 +101,16 @@ public sealed class Relocation
             return true;
         }
 
+        // Inside a 2 MiB leaf's target the hardware reads the block: the case's own page (guest
+        // page tables, say) must be that page of the block, not a copy elsewhere.
+        if (blocks2M.TryGetValue(casePage & ~0x1FFFFFUL, out ulong block))
+        {
+            ulong inBlock = block + (casePage & 0x1FFFFF);
+            plain[casePage] = inBlock;
+            plainInBlocks.Add(inBlock);
+            return true;
+        }
+
         if (!TakePage(out ulong vm))
         {
             return false;
@@ -137,6 +149,11 @@ public sealed class Relocation
                 if (nextBlockTop < 0x200000 || block < nextPage)
                 {
                     return false;
+                }
+
+                if (plain.Keys.Any(p => (p & ~0x1FFFFFUL) == caseBase))
+                {
+                    throw new InvalidOperationException("add 2 MiB blocks before the plain pages inside them");
                 }
 
                 nextBlockTop = block;
@@ -181,6 +198,9 @@ public sealed class Relocation
         return false;
     }
 
+    /// <summary>True when this VM page of a tagged run holds a case-written page (no tags, no planted code).</summary>
+    public bool IsPlainInBlock(ulong vmPage) => plainInBlocks.Contains(vmPage);
+
     /// <summary>Every VM page this relocation uses, with the case page it backs.</summary>
     public IEnumerable<(ulong Vm, ulong Case)> AllPages()
     {
@@ -193,7 +213,11 @@ public sealed class Relocation
         {
             for (int i = 0; i < run.Pages; i++)
             {
-                yield return (run.VmStart + ((ulong)i << 12), run.CaseStart + ((ulong)i << 12));
+                ulong vm = run.VmStart + ((ulong)i << 12);
+                if (!plainInBlocks.Contains(vm))
+                {
+                    yield return (vm, run.CaseStart + ((ulong)i << 12));
+                }
             }
         }
     }
