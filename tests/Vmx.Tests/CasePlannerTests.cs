@@ -139,6 +139,31 @@ public sealed class CasePlannerTests
         Assert.True(probes[1].Runs && probes[1].ThroughCasePaging);
     }
 
+    [Fact]
+    public void Plan_UntouchedLeaves_ShareAZeroedStandIn()
+    {
+        // 2 GiB identity-mapped with 1024 2M leaves (two page directories); one probe touches one of them.
+        List<CaseStep> steps = [W(0x1000, 0x2007), W(0x2000, 0x3007), W(0x2008, 0x4007)];
+        for (ulong i = 0; i < 1024; i++)
+        {
+            steps.Add(W(0x3000 + i * 8, (i << 21) | 0xB7));
+        }
+
+        steps.Add(CaseStep.OfEptp(0x105E));
+        steps.Add(Read(1, 0x4020_1234));
+        var planner = new CasePlanner(steps, CpuCapabilities.Default with { MaxPhyAddr = 40 }, Cpu);
+        var (_, probes, problem) = planner.Plan();
+        Assert.Null(problem);
+        Assert.True(probes.Single().Runs);
+        var r = planner.Relocation;
+        Assert.Equal([0x4020_0000UL], r.Blocks2M.Keys);
+        var standIn = Assert.Single(r.StandIns());
+        Assert.Equal(512, standIn.Pages);
+        // Every other leaf points at the stand-in, keeping its own bits.
+        Assert.Equal(standIn.Vm | 0xB7, planner.RelocateEntry(0x0000_00B7, EptLevel.Pde));
+        Assert.Equal(r.Blocks2M[0x4020_0000] | 0xB7, planner.RelocateEntry(0x4020_00B7, EptLevel.Pde));
+    }
+
     private static IEnumerable<(ulong Op, ulong A, ulong B, ulong C)> Commands(ScriptBuilder script)
     {
         byte[] bytes = script.ToBytes();

@@ -115,16 +115,16 @@ public sealed class SessionTests
         }
 
         var o = s.Finish();
-        Assert.Equal(new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(0x4020_0010), PageSize = PageSize.Size4K }, o[1]);
+        Assert.Equal(new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(0x4020_0010), PageSize = PageSize.Size4K, Gpa = new Gpa(0x200010) }, o[1]);
         Assert.Equal(new Hpa(0x4020_1000), o[2].Hpa);
         Assert.Equal(new Observation { Kind = OutcomeKind.GuestPageFault, ErrorCode = 7 }, o[3]);
         Assert.Equal(new Observation { Kind = OutcomeKind.GuestPageFault, ErrorCode = 0 }, o[4]);
         Assert.Equal(new Observation { Kind = OutcomeKind.EptViolation, Qualification = 0x18a, Gpa = new Gpa(0x201000), GuestLinearAddress = 0x103000, GuestLinearAddressValid = true }, o[5]);
-        Assert.Equal(new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(0x4040_5008), PageSize = PageSize.Size2M }, o[6]);
+        Assert.Equal(new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(0x4040_5008), PageSize = PageSize.Size2M, Gpa = new Gpa(0x405008) }, o[6]);
         Assert.Equal(new Observation { Kind = OutcomeKind.EptViolation, Qualification = 0x181, Gpa = new Gpa(0x300000), GuestLinearAddress = 0x105000, GuestLinearAddressValid = true }, o[7]);
         Assert.Equal(new Gpa(0x200000), o[8].Gpa);
         Assert.Equal(new Hpa(0x4020_0000), o[9].Hpa);
-        Assert.Equal(new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(0x4020_0100), PageSize = PageSize.Size4K }, o[10]);
+        Assert.Equal(new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(0x4020_0100), PageSize = PageSize.Size4K, Gpa = new Gpa(0x200100) }, o[10]);
         // EPT grants read only at GPA 0x201000: fetch | read-allowed | GLA valid | final.
         Assert.Equal(new Observation { Kind = OutcomeKind.EptViolation, Qualification = 0x18c, Gpa = new Gpa(0x201200), GuestLinearAddress = 0x101200, GuestLinearAddressValid = true }, o[11]);
         Assert.Equal(new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(0x4020_0ff8), PageSize = PageSize.Size4K, Gpa = new Gpa(0x200ff8) }, o[12]);
@@ -150,7 +150,7 @@ public sealed class SessionTests
         s.Submit(Probe.ForEntry(3, new Gpa(0x4000_0000), EptLevel.Pdpte));
         var o = s.Finish();
         Assert.Equal(new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(0x8000_1008), PageSize = PageSize.Size1G, Gpa = new Gpa(0x4000_1008) }, o[1]);
-        Assert.Equal(new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(0x8000_5010), PageSize = PageSize.Size1G }, o[2]);
+        Assert.Equal(new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(0x8000_5010), PageSize = PageSize.Size1G, Gpa = new Gpa(0x4000_5010) }, o[2]);
         // The write (and the guest walk, counted as writes under EPT A/D) set A and D on the 1G leaf.
         Assert.Equal(new Observation { Kind = OutcomeKind.Entry, EntryValue = 0x8000_0000 | Large | Wb | Rwx | 0x300 }, o[3]);
     }
@@ -173,8 +173,8 @@ public sealed class SessionTests
         s.Submit(Probe.ForAccess(2, Access.ThroughPaging(AccessKind.Fetch, new Gva(0x10_0200), 0)));
         s.Submit(Probe.ForAccess(3, Access.ThroughPaging(AccessKind.Read, new Gva(0x11_0000), 0)));
         var o = s.Finish();
-        Assert.Equal(new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(0x4000_5123), PageSize = PageSize.Size2M }, o[1]);
-        Assert.Equal(new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(0x4000_5200), PageSize = PageSize.Size2M }, o[2]);
+        Assert.Equal(new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(0x4000_5123), PageSize = PageSize.Size2M, Gpa = new Gpa(0x5123) }, o[1]);
+        Assert.Equal(new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(0x4000_5200), PageSize = PageSize.Size2M, Gpa = new Gpa(0x5200) }, o[2]);
         Assert.Equal(new Observation { Kind = OutcomeKind.GuestPageFault, ErrorCode = 0 }, o[3]);
     }
 

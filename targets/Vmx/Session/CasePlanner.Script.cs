@@ -24,6 +24,11 @@ internal sealed partial class CasePlanner
             script.Add(ScriptOp.Zero, vm, 0, 1);
         }
 
+        foreach (var (vm, pages) in relocation.StandIns())
+        {
+            script.Add(ScriptOp.Zero, vm, 0, (ulong)pages);
+        }
+
         // The window: the case's roots get one extra PML4 entry leading to a 2 MiB WB leaf on the
         // kernel's window block (guest code, stack, guest page tables).
         script.Write(KernelLayout.WindowEptPdpt, KernelLayout.WindowEptPd | EptEntry.ReadWriteExecute);
@@ -194,6 +199,12 @@ internal sealed partial class CasePlanner
             }
 
             codeBase = ((ulong)GuestWindowSlot << 39) + (access.Cpl == 3 ? 0 : 1UL << 30);
+            var final = GuestWalkGpas(memory, eptp, mbec, paging, access.Address).LastOrDefault();
+            if (final.Final && FinalLeaf(memory, eptp, mbec, final.Gpa) is var (finalEntry, finalLevel))
+            {
+                plan.PredictedFinal = (final.Gpa, LeafPage(finalEntry, finalLevel, final.Gpa) | (final.Gpa & 0xFFF), EptEntry.LeafSize(finalLevel));
+            }
+
             if (loaded != paging)
             {
                 ulong cr4 = paging.Smep ? 1UL << 20 : 0;

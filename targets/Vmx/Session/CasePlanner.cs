@@ -28,6 +28,8 @@ internal sealed partial class CasePlanner
     private readonly HashSet<int> guestSlotsUsed = [];
     /// <summary>Case pages that probes reach through a 1 GiB leaf (by our walk): they must sit at their offset in the VM's 1 GiB block.</summary>
     private readonly SortedSet<ulong> gigabytePages = [];
+    /// <summary>Leaf targets (aligned base, size) that some probe reaches by our walk; the others share a zeroed stand-in.</summary>
+    private readonly HashSet<(ulong Base, PageSize Size)> touchedLeaves = [];
     private List<(ulong Vm, int Pages, uint FirstId)>? plantRanges;
     private string? sessionProblem;
 
@@ -116,9 +118,16 @@ internal sealed partial class CasePlanner
                 var gpas = throughPaging ? GuestWalkGpas(memory, eptp, mbec, paging, access.Address).Select(g => g.Gpa) : [access.Address];
                 foreach (ulong gpa in gpas)
                 {
-                    if (FinalLeaf(memory, eptp, mbec, gpa) is { Level: EptLevel.Pdpte } gigabyte)
+                    if (FinalLeaf(memory, eptp, mbec, gpa) is not var (entry, level))
                     {
-                        ulong baseAddress = gigabyte.Entry & caseAddressMask & ~(KernelLayout.GigabyteBlock - 1);
+                        continue;
+                    }
+
+                    var size = EptEntry.LeafSize(level);
+                    ulong baseAddress = entry & caseAddressMask & ~(size.Bytes() - 1);
+                    touchedLeaves.Add((baseAddress, size));
+                    if (size == PageSize.Size1G)
+                    {
                         gigabytePages.Add(baseAddress + (gpa & (KernelLayout.GigabyteBlock - 1) & ~0xFFFUL));
                     }
                 }
@@ -240,8 +249,19 @@ internal sealed partial class CasePlanner
             }
         }
 
+        // Leaves no probe reaches (by our walk) point at a shared zeroed stand-in of their size: an
+        // access the walk did not foresee reads no tag there and becomes unsupported, never wrong.
+        foreach (var (baseAddress, size) in leafTargets.Where(t => t.Size != PageSize.Size1G && !touchedLeaves.Contains(t)))
+        {
+            if (!relocation.AddStandIn(baseAddress, size))
+            {
+                sessionProblem = OutOfMemory();
+                return;
+            }
+        }
+
         // 2 MiB blocks first: a case-written page inside one must be that page of the block.
-        foreach (var (baseAddress, size) in leafTargets.Where(t => t.Size != PageSize.Size4K).OrderBy(t => t.Size).ThenBy(t => t.Base))
+        foreach (var (baseAddress, size) in leafTargets.Where(t => t.Size != PageSize.Size4K && (t.Size == PageSize.Size1G || touchedLeaves.Contains(t))).OrderBy(t => t.Size).ThenBy(t => t.Base))
         {
             if (size == PageSize.Size2M && gigabytePages.Any(p => (p & ~0x1FFFFFUL) == baseAddress && plainPages.Contains(p)))
             {
@@ -265,7 +285,7 @@ internal sealed partial class CasePlanner
             }
         }
 
-        foreach (var (baseAddress, _) in leafTargets.Where(t => t.Size == PageSize.Size4K).OrderBy(t => t.Base))
+        foreach (var (baseAddress, _) in leafTargets.Where(t => t.Size == PageSize.Size4K && touchedLeaves.Contains(t)).OrderBy(t => t.Base))
         {
             if (!relocation.AddLeafTarget(baseAddress, PageSize.Size4K))
             {
@@ -283,6 +303,7 @@ internal sealed partial class CasePlanner
     {
         int limit = Math.Min(256, 1 << Math.Max(0, cpu.MaxPhyAddr - 39));
         var used = new HashSet<int>();
+        var paging = GuestPaging.Off;
         foreach (var step in steps)
         {
             // Zero writes (a hypervisor clearing a new table) leave a slot free: the script puts the
@@ -291,8 +312,13 @@ internal sealed partial class CasePlanner
             {
                 used.Add((int)((step.Write.Address.Value & 0xFFF) >> 3));
             }
-            else if (step.Kind == CaseStepKind.Probe && step.Probe.Kind == ProbeKind.Access)
+            else if (step.Kind == CaseStepKind.GuestPaging)
             {
+                paging = step.Paging!;
+            }
+            else if (step.Kind == CaseStepKind.Probe && step.Probe.Kind == ProbeKind.Access && !(step.Probe.Access.Linear && paging.Enabled))
+            {
+                // Guest-physical accesses only: a gva through the case's paging is not a GPA.
                 used.Add((int)Math.Min(step.Probe.Access.Address >> 39, int.MaxValue));
             }
         }

@@ -31,6 +31,10 @@ public sealed class Relocation
     private readonly HashSet<ulong> gigabyteLeaves = [];
     /// <summary>VM pages of 2 MiB blocks that hold a case-written page instead of tags.</summary>
     private readonly HashSet<ulong> plainInBlocks = [];
+    /// <summary>Untouched leaf targets: case base -> the shared stand-in of their size.</summary>
+    private readonly Dictionary<(ulong Base, PageSize Size), ulong> standIns = [];
+    private ulong standIn4K;
+    private ulong standIn2M;
     /// <summary>Offset inside the 1 GiB block -> the case page placed there.</summary>
     private readonly Dictionary<ulong, ulong> gigabyteOffsets = [];
     private ulong gigabyteEnd;
@@ -168,14 +172,67 @@ public sealed class Relocation
         }
     }
 
+    /// <summary>
+    /// Points a leaf that no probe is expected to reach at a shared, zeroed stand-in of its size
+    /// (one 4 KiB page, one 2 MiB block), so that unused leaves cost no RAM. A case page the case
+    /// writes keeps its own page for 4 KiB leaves.
+    /// </summary>
+    public bool AddStandIn(ulong caseBase, PageSize size)
+    {
+        if (size == PageSize.Size4K && plain.ContainsKey(caseBase))
+        {
+            return true;
+        }
+
+        if (size == PageSize.Size4K && standIn4K == 0)
+        {
+            if (!TakePage(out standIn4K))
+            {
+                return false;
+            }
+        }
+        else if (size == PageSize.Size2M && standIn2M == 0)
+        {
+            ulong block = nextBlockTop - 0x200000;
+            if (nextBlockTop < 0x200000 || block < nextPage)
+            {
+                return false;
+            }
+
+            nextBlockTop = block;
+            standIn2M = block;
+        }
+        else if (size is not (PageSize.Size4K or PageSize.Size2M))
+        {
+            return false;
+        }
+
+        standIns[(caseBase, size)] = size == PageSize.Size4K ? standIn4K : standIn2M;
+        return true;
+    }
+
+    /// <summary>The stand-in pages (first VM page, page count) that must be zeroed.</summary>
+    public IEnumerable<(ulong Vm, int Pages)> StandIns()
+    {
+        if (standIn4K != 0)
+        {
+            yield return (standIn4K, 1);
+        }
+
+        if (standIn2M != 0)
+        {
+            yield return (standIn2M, 512);
+        }
+    }
+
     /// <summary>The VM page of a table (plain) page.</summary>
     public bool TryMapPlain(ulong casePage, out ulong vmPage) => plain.TryGetValue(casePage, out vmPage);
 
     /// <summary>The VM address a leaf of <paramref name="size"/> at aligned case base should point to.</summary>
     public bool TryMapLeaf(ulong caseBase, PageSize size, out ulong vmBase) => size switch
     {
-        PageSize.Size4K => plain.TryGetValue(caseBase, out vmBase) || tagged4K.TryGetValue(caseBase, out vmBase),
-        PageSize.Size2M => blocks2M.TryGetValue(caseBase, out vmBase),
+        PageSize.Size4K => plain.TryGetValue(caseBase, out vmBase) || tagged4K.TryGetValue(caseBase, out vmBase) || standIns.TryGetValue((caseBase, size), out vmBase),
+        PageSize.Size2M => blocks2M.TryGetValue(caseBase, out vmBase) || standIns.TryGetValue((caseBase, size), out vmBase),
         PageSize.Size1G => gigabyteLeaves.Contains(caseBase) ? Succeed(KernelLayout.GigabyteBlock, out vmBase) : Fail(out vmBase),
         _ => Fail(out vmBase),
     };
