@@ -22,8 +22,11 @@ public sealed record DetectionResult
     /// <summary>Cases that showed a divergence listed as known.</summary>
     public long KnownDivergences { get; init; }
 
-    /// <summary>The reduced case as written to findings/HASH.ept, parsed back.</summary>
+    /// <summary>The reduced case of <see cref="Finding"/> as written to findings/HASH.ept, parsed back.</summary>
     public EptCase? Reduced { get; init; }
+
+    /// <summary>The reduced case of every finding, in the order of <see cref="Findings"/>.</summary>
+    public IReadOnlyList<EptCase> ReducedAll { get; init; } = [];
 
     /// <summary>Executions the campaign ran in all (the budget when nothing was found).</summary>
     public long Executions { get; init; }
@@ -86,25 +89,27 @@ public static class Detection
         };
         using var stop = new CancellationTokenSource();
         CampaignSummary summary = new Campaign(options).Run(stop.Token, stopAtFirst ? new StopAtFirstFinding(stop) : null);
-        FindingRecord? first = summary.Findings.Where(f => f.Hash.Length > 0).MinBy(f => f.FoundAtExecution);
-        EptCase? reduced = null;
-        if (first is not null)
-        {
-            string path = Path.Combine(outDir, first.ReducedPath);
-            ParseResult parsed = CaseParser.Parse(File.ReadAllBytes(path), path);
-            reduced = parsed.Succeeded ? parsed.Case : throw new InvalidOperationException($"the reduced finding does not parse: {parsed.ErrorText()}");
-        }
+        List<FindingRecord> findings = [.. summary.Findings.Where(f => f.Hash.Length > 0).OrderBy(f => f.FoundAtExecution)];
+        List<EptCase> reduced = [.. findings.Select(f => ReadReduced(outDir, f))];
 
         return new DetectionResult
         {
             Name = impl.Name,
-            Finding = first,
-            Findings = summary.Findings,
+            Finding = findings.FirstOrDefault(),
+            Findings = findings,
             KnownDivergences = summary.Final.KnownDivergences,
-            Reduced = reduced,
+            Reduced = reduced.FirstOrDefault(),
+            ReducedAll = reduced,
             Executions = summary.Final.Executions,
             Elapsed = clock.Elapsed,
         };
+    }
+
+    private static EptCase ReadReduced(string outDir, FindingRecord f)
+    {
+        string path = Path.Combine(outDir, f.ReducedPath);
+        ParseResult parsed = CaseParser.Parse(File.ReadAllBytes(path), path);
+        return parsed.Succeeded ? parsed.Case : throw new InvalidOperationException($"the reduced finding does not parse: {parsed.ErrorText()}");
     }
 
     /// <summary>Replays a case (the way the campaign runs one: a throwing hypervisor is a crash finding).</summary>

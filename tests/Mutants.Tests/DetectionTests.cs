@@ -145,10 +145,16 @@ public sealed class DetectionTests(ITestOutputHelper output)
     private static void WriteFindings(IReadOnlyDictionary<string, Row> rows, DetectionResult baseline)
     {
         string dir = Path.Combine(AppContext.BaseDirectory, FindingsDirectory);
-        Directory.CreateDirectory(dir);
-        if (baseline.Reduced is { } first)
+        if (Directory.Exists(dir))
         {
-            File.WriteAllText(Path.Combine(dir, "control.ept"), CasePrinter.Print(first));
+            // Only this run's findings: a bug renamed or fixed leaves no stale file behind.
+            Directory.Delete(dir, recursive: true);
+        }
+
+        Directory.CreateDirectory(dir);
+        for (int i = 0; i < baseline.ReducedAll.Count; i++)
+        {
+            File.WriteAllText(Path.Combine(dir, $"control-{i + 1:d2}.ept"), CasePrinter.Print(baseline.ReducedAll[i]));
         }
 
         foreach ((string name, Row row) in rows)
