@@ -88,7 +88,7 @@ public static class Detection
             CommandLine = $"mutant {impl.Name}: eptfuzz fuzz --seed 0x{Seed:x} --runs {budget} --jobs 1",
         };
         using var stop = new CancellationTokenSource();
-        CampaignSummary summary = new Campaign(options).Run(stop.Token, stopAtFirst ? new StopAtFirstFinding(stop) : null);
+        CampaignSummary summary = new Campaign(options).Run(stop.Token, stopAtFirst ? new StopAtFirstReducedFinding(stop, outDir) : null);
         List<FindingRecord> findings = [.. summary.Findings.Where(f => f.Hash.Length > 0).OrderBy(f => f.FoundAtExecution)];
         List<EptCase> reduced = [.. findings.Select(f => ReadReduced(outDir, f))];
 
@@ -115,12 +115,18 @@ public static class Detection
     /// <summary>Replays a case (the way the campaign runs one: a throwing hypervisor is a crash finding).</summary>
     public static CaseResult Replay(EptCase c, CompiledImpl impl) => Campaign.SafeRun(c, Options(impl));
 
-    /// <summary>Cancels the campaign at the first status that counts a finding; called on the campaign's own thread.</summary>
-    private sealed class StopAtFirstFinding(CancellationTokenSource stop) : IProgress<CampaignStatus>
+    /// <summary>
+    /// Cancels the campaign at the first status after its first finding was reduced and written
+    /// (findings/HASH.ept, written atomically after the raw file); called on the campaign's own
+    /// thread. Cancelling earlier would also cut the reduction short.
+    /// </summary>
+    private sealed class StopAtFirstReducedFinding(CancellationTokenSource stop, string outDir) : IProgress<CampaignStatus>
     {
         public void Report(CampaignStatus value)
         {
-            if (value.Findings > 0)
+            string findings = Path.Combine(outDir, "findings");
+            if (value.Findings > 0 && Directory.Exists(findings)
+                && Directory.EnumerateFiles(findings, "*.ept").Any(f => !f.EndsWith(".raw.ept", StringComparison.Ordinal)))
             {
                 stop.Cancel();
             }
