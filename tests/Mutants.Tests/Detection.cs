@@ -53,7 +53,7 @@ public static class Detection
     public const long Budget = 20_000;
 
     /// <summary>Time cap for reducing the finding (the campaign's default is 60 s).</summary>
-    public static readonly TimeSpan ReduceCap = TimeSpan.FromSeconds(15);
+    public static readonly TimeSpan ReduceCap = TimeSpan.FromSeconds(30);
 
     public static RunOptions Options(CompiledImpl impl, KnownDivergences? known = null)
     {

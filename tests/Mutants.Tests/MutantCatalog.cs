@@ -183,6 +183,13 @@ public static class MutantCatalog
             "a transcription error in Table 11-7: EPT type WP with PAT WB gives WT instead of WP",
             "EPT-MT-5: the effective type combines the EPT type (as MTRR) and the PAT type"),
         new(
+            "IgnorePatFromLargePageBit",
+            EptWalk,
+            "IgnorePat = (leaf & EptBits.IgnorePat) != 0,",
+            "IgnorePat = (leaf & EptBits.LargePage) != 0,",
+            "IPAT is read from bit 7 instead of bit 6: every 2 MiB / 1 GiB leaf ignores the guest PAT, no 4 KiB leaf does",
+            "EPT-MT-4: IPAT is bit 6 of the leaf"),
+        new(
             "GuestPatBitFromPageSizeBit",
             GuestWalk,
             "ulong patBit = level == EptLevel.Pte ? GuestBits.PageSize : GuestBits.LargePat;",
@@ -238,6 +245,14 @@ public static class MutantCatalog
             "single-context INVEPT compares the whole EPTP (type, walk length, A/D) with the EPTRTA tags and invalidates nothing",
             "EPT-INVEPT-3: mappings are tagged with EPTP[51:12]"),
 
+        new(
+            "NoInveptAfterLiveChange",
+            Table,
+            "_tx.AddInvept(LiveChangeInvept);",
+            "",
+            "protect, unmap, split and merge rewrite present entries without an INVEPT, so the CPU keeps using the old translation",
+            "EPT-INVEPT-5: clearing permissions, changing the address, bit 7 or the memory type of a present entry must be followed by INVEPT"),
+
         // ---- guest paging ----
         new(
             "SmepOnUserFetches",
@@ -283,5 +298,12 @@ public static class MutantCatalog
             "bool reserved = (eptp & 0xF00UL) == 0;",
             "the EPTP reserved-bit mask starts at bit 8: bit 7 is accepted",
             "EPTP-CHK-4: EPTP[11:7] are reserved (bit 7 without supervisor shadow-stack control)"),
+        new(
+            "AccessedDirtyEnableWithoutCapability",
+            Entry,
+            "bool accessedDirty = (eptp & (1UL << 6)) == 0 || cpu.AccessedDirty;",
+            "bool accessedDirty = true;",
+            "VM entry accepts EPTP[6] = 1 on a processor without EPT A/D flags",
+            "EPTP-CHK-3: bit 6 = 1 requires CAP[21]"),
     ];
 }
