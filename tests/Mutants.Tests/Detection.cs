@@ -50,7 +50,7 @@ public static class Detection
     public const ulong Seed = 0x5EED_E97F;
 
     /// <summary>Cases per variant before it counts as missed.</summary>
-    public const long Budget = 20_000;
+    public const long Budget = 25_000;
 
     /// <summary>Time cap for reducing the finding (the campaign's default is 60 s).</summary>
     public static readonly TimeSpan ReduceCap = TimeSpan.FromSeconds(30);
