@@ -80,33 +80,3 @@ public abstract class VmxTarget : ITarget
 
     private protected abstract string Describe();
 }
-
-/// <summary>The Bochs back end (Debian bochs + bochs-sdl, headless): runs everywhere, including CI.</summary>
-public sealed class BochsTarget(BochsOptions options) : VmxTarget(new BochsEmulator(options), options)
-{
-    public BochsTarget()
-        : this(new BochsOptions())
-    {
-    }
-
-    public BochsOptions Options { get; } = options;
-
-    private protected override string Describe() => $"bochs ({Options.CpuModel})";
-
-    private protected override bool IsBochs => true;
-}
-
-/// <summary>
-/// The KVM back end: qemu-system-x86_64 -accel kvm -cpu host,+vmx, for hosts with nested VMX
-/// (kvm_intel nested=1). Elsewhere <see cref="ITarget.Open"/> throws a
-/// <see cref="TargetFailureException"/> whose message starts with "unavailable:".
-/// </summary>
-public sealed class KvmTarget(QemuOptions options) : VmxTarget(new QemuEmulator(options with { Kvm = true }), options with { Kvm = true })
-{
-    public KvmTarget()
-        : this(new QemuOptions())
-    {
-    }
-
-    private protected override string Describe() => "kvm (nested VMX)";
-}

@@ -57,6 +57,22 @@ public sealed class BootTests
     }
 
     [Fact]
+    public void KvmTarget_AnswersUnavailableWithoutNestedVmx_OrReachesVmx()
+    {
+        var target = new EptFuzz.Targets.Vmx.KvmTarget();
+        if (NestedVmx.Unavailable() is string reason)
+        {
+            // This machine (no VT-x): the answer comes at once, without starting QEMU.
+            var failure = Assert.Throws<TargetFailureException>(() => target.Open(CpuCapabilities.Default));
+            Assert.Equal($"kvm: {reason}", failure.Message);
+        }
+        else
+        {
+            Assert.True(target.Processor().Capabilities.Page2M);
+        }
+    }
+
+    [Fact]
     public void MissingEmulator_NamesThePackage()
     {
         var emulator = new BochsEmulator(new BochsOptions { Executable = "/nonexistent/bochs" });
@@ -64,12 +80,54 @@ public sealed class BootTests
         Assert.Contains("install the Debian packages bochs, bochs-sdl", failure.Message);
     }
 
-    [BochsFact]
-    public void Bochs_HungEmulator_IsAnInfrastructureFailure()
+    [Fact]
+    public void HungEmulator_IsKilledRetriedOnceAndReported()
     {
-        // A timeout too short for any boot: the watchdog kills Bochs twice (one retry) and reports it.
-        var emulator = new BochsEmulator(new BochsOptions { Timeout = TimeSpan.FromMilliseconds(1) });
+        using var fake = new FakeBochs("sleep 30");
+        var emulator = new BochsEmulator(fake.Options with { Timeout = TimeSpan.FromMilliseconds(300) });
         var failure = Assert.Throws<TargetFailureException>(() => OracleBoot.Run(emulator, DiskImage.Build(new ScriptBuilder())));
+        Assert.Contains("hung", failure.Message);
         Assert.Contains("failed twice", failure.Message);
+        Assert.Equal(2, fake.Starts);
+    }
+
+    [Fact]
+    public void SilentEmulator_WithoutEndMarker_IsAnInfrastructureFailure()
+    {
+        using var fake = new FakeBochs("echo 'HELLO eptfuzz-vmx 1'; echo 'VMX ready'");
+        var failure = Assert.Throws<TargetFailureException>(() => OracleBoot.Run(new BochsEmulator(fake.Options), DiskImage.Build(new ScriptBuilder())));
+        Assert.Contains("no END marker", failure.Message);
+    }
+
+    [Fact]
+    public void BochsWithoutSdl_NamesTheBochsSdlPackage()
+    {
+        using var fake = new FakeBochs("echo \"[      ] bochsrc:5: display library 'sdl2' not available\" >&2; exit 1");
+        var failure = Assert.Throws<TargetFailureException>(() => OracleBoot.Run(new BochsEmulator(fake.Options), DiskImage.Build(new ScriptBuilder())));
+        Assert.Contains("install the Debian package bochs-sdl", failure.Message);
+    }
+
+    /// <summary>A shell script in place of bochs (and empty BIOS files), counting how often it is started.</summary>
+    private sealed class FakeBochs : IDisposable
+    {
+        private readonly string dir = Directory.CreateTempSubdirectory("eptfuzz-fake-").FullName;
+
+        public FakeBochs(string body)
+        {
+            string script = Path.Combine(dir, "bochs");
+            File.WriteAllText(script, $"#!/bin/sh\necho start >> {Path.Combine(dir, "starts")}\n{body}\n");
+            if (!OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserExecute | UnixFileMode.UserWrite);
+            }
+            File.WriteAllText(Path.Combine(dir, "bios"), string.Empty);
+            Options = new BochsOptions { Executable = script, BiosImage = Path.Combine(dir, "bios"), VgaBiosImage = Path.Combine(dir, "bios"), Timeout = TimeSpan.FromSeconds(20) };
+        }
+
+        public BochsOptions Options { get; }
+
+        public int Starts => File.Exists(Path.Combine(dir, "starts")) ? File.ReadAllLines(Path.Combine(dir, "starts")).Length : 0;
+
+        public void Dispose() => Directory.Delete(dir, recursive: true);
     }
 }

@@ -54,12 +54,22 @@ public sealed class CasePlannerTests
         Assert.Equal(1, planner.WindowIndex); // below 2^40 only PML4 slots 0 and 1 exist; the case uses 0
 
         var wide = Cpu with { Capabilities = Cpu.Capabilities with { MaxPhyAddr = 46 } };
-        var widePlanner = new CasePlanner([.. steps, W(0x1000 + 127 * 8, 0), Read(2, 126UL << 39)], CpuCapabilities.Default with { MaxPhyAddr = 46 }, wide);
+        var widePlanner = new CasePlanner([.. steps, W(0x1000 + 127 * 8, 0x5007), Read(2, 126UL << 39)], CpuCapabilities.Default with { MaxPhyAddr = 46 }, wide);
         Assert.Null(widePlanner.Plan().Problem);
         Assert.Equal(125, widePlanner.WindowIndex);
 
-        // Slot 1 written by the case as well: nothing is left for the window.
-        Assert.Contains("every PML4 slot", new CasePlanner([.. steps, W(0x1008, 0)], CpuCapabilities.Default with { MaxPhyAddr = 40 }, Cpu).Plan().Problem);
+        // Slot 1 given an entry by the case as well: nothing is left for the window.
+        Assert.Contains("every PML4 slot", new CasePlanner([.. steps, W(0x1008, 0x5007)], CpuCapabilities.Default with { MaxPhyAddr = 40 }, Cpu).Plan().Problem);
+
+        // A hypervisor clearing the root (zero writes) leaves slot 1 free; the VM keeps the oracle's entry there.
+        var cleared = new CasePlanner([W(0x1000, 0), W(0x1008, 0), .. steps], CpuCapabilities.Default with { MaxPhyAddr = 40 }, Cpu);
+        var (script, _, problem) = cleared.Plan();
+        Assert.Null(problem);
+        Assert.Equal(1, cleared.WindowIndex);
+        ulong vmSlot = cleared.Relocation.PlainPages[0x1000] + 8;
+        var writes = Commands(script).Where(c => c.Op == (ulong)ScriptOp.Write && c.A == vmSlot).Select(c => c.B).ToList();
+        Assert.NotEmpty(writes);
+        Assert.All(writes, v => Assert.Equal(KernelLayout.WindowEptPdpt | 7UL, v));
     }
 
     [Fact]
@@ -73,10 +83,21 @@ public sealed class CasePlannerTests
     }
 
     [Fact]
-    public void Plan_OneGigabyteLeaf_IsUnsupported()
+    public void Plan_OneGigabyteLeaf_PlacesTouchedPagesAtTheirOffsetInTheGigabyteBlock()
     {
-        List<CaseStep> steps = [W(0x1000, 0x2007), W(0x2000, 0x4000_00B7), CaseStep.OfEptp(0x105E), Read(1, 0x10)];
-        Assert.Contains("1 GiB", new CasePlanner(steps, CpuCapabilities.Default with { MaxPhyAddr = 40 }, Cpu).Plan().Problem);
+        List<CaseStep> steps = [W(0x1000, 0x2007), W(0x2000, 0x8000_00B7), CaseStep.OfEptp(0x105E), Read(1, 0x12_3456)];
+        var planner = new CasePlanner(steps, CpuCapabilities.Default with { MaxPhyAddr = 40 }, Cpu);
+        var (_, probes, problem) = planner.Plan();
+        Assert.Null(problem);
+        Assert.True(probes.Single().Runs);
+        var run = Assert.Single(planner.Relocation.Runs);
+        Assert.Equal(new TaggedRun(KernelLayout.GigabyteBlock + 0x12_3000, 0x8012_3000, 1, PageSize.Size1G, 0), run);
+        Assert.Equal(KernelLayout.GigabyteBlock | 0xB7, planner.RelocateEntry(0x8000_00B7, EptLevel.Pdpte));
+        Assert.Equal(KernelLayout.GigabyteBlock + (64UL << 20), planner.Relocation.RamBytesNeeded);
+
+        // Two 1 GiB leaves touched at the same offset cannot share the VM's one block.
+        List<CaseStep> clash = [.. steps, W(0x2008, 0xC000_00B7), Read(2, 0x4012_3456)];
+        Assert.Contains("share the offset", new CasePlanner(clash, CpuCapabilities.Default with { MaxPhyAddr = 40 }, Cpu).Plan().Problem);
     }
 
     [Fact]
@@ -88,6 +109,7 @@ public sealed class CasePlannerTests
         steps.Add(CaseStep.Of(Probe.ForAccess(3, Access.ThroughPaging(AccessKind.Read, new Gva(0x1000), 3))));
         steps.Add(CaseStep.Of(Probe.ForEntry(4, new Gpa(0x200000), EptLevel.Pte)));
         steps.Add(CaseStep.Of(Probe.ForEntry(5, new Gpa(0), EptLevel.Pte)));
+        steps.Add(CaseStep.Of(Probe.ForEntry(6, new Gpa(1UL << 39), EptLevel.Pml4e)));
         var (_, probes, problem) = new CasePlanner(steps, CpuCapabilities.Default with { MaxPhyAddr = 40 }, Cpu).Plan();
         Assert.Null(problem);
         Assert.Contains("MAXPHYADDR", probes[0].Unsupported);
@@ -96,6 +118,59 @@ public sealed class CasePlannerTests
         Assert.Equal(OutcomeKind.EntryNotReached, probes[3].Known!.Kind); // PD slot 1 is empty
         Assert.True(probes[4].Dumped);
         Assert.Equal(0x4020_0037UL, probes[4].CaseEntryValue);
+        // The root's window slot (1) holds the oracle's own entry in the VM: the case's value (0) is the answer.
+        Assert.Equal(new Observation { Kind = OutcomeKind.Entry, EntryValue = 0 }, probes[5].Known);
+    }
+
+    [Fact]
+    public void Plan_GuestEntryWithBitsBetweenTheWidths_IsUnsupported()
+    {
+        // Guest tables in one self-referencing page at GPA 0 (HPA 0x4020_0000); PTE 1 points at 2^41,
+        // a valid GPA for the case (maxphyaddr 46) but a reserved bit for the emulated CPU (40).
+        var steps = Tables(0x4020_0037);
+        steps.Add(W(0x4020_0000, 0x7));
+        steps.Add(W(0x4020_0008, (1UL << 41) | 0x7));
+        steps.Add(CaseStep.Of(new GuestPaging { Enabled = true, Cr3 = new Gpa(0) }));
+        steps.Add(CaseStep.Of(Probe.ForAccess(1, Access.ThroughPaging(AccessKind.Read, new Gva(0x1000), 0))));
+        steps.Add(CaseStep.Of(Probe.ForAccess(2, Access.ThroughPaging(AccessKind.Read, new Gva(0x0), 0))));
+        var (_, probes, problem) = new CasePlanner(steps, CpuCapabilities.Default with { MaxPhyAddr = 46 }, Cpu).Plan();
+        Assert.Null(problem);
+        Assert.Contains("bits 40-45", probes[0].Unsupported);
+        Assert.True(probes[1].Runs && probes[1].ThroughCasePaging);
+    }
+
+    [Fact]
+    public void Plan_UntouchedLeaves_ShareAZeroedStandIn()
+    {
+        // 2 GiB identity-mapped with 1024 2M leaves (two page directories); one probe touches one of them.
+        List<CaseStep> steps = [W(0x1000, 0x2007), W(0x2000, 0x3007), W(0x2008, 0x4007)];
+        for (ulong i = 0; i < 1024; i++)
+        {
+            steps.Add(W(0x3000 + i * 8, (i << 21) | 0xB7));
+        }
+
+        steps.Add(CaseStep.OfEptp(0x105E));
+        steps.Add(Read(1, 0x4020_1234));
+        var planner = new CasePlanner(steps, CpuCapabilities.Default with { MaxPhyAddr = 40 }, Cpu);
+        var (_, probes, problem) = planner.Plan();
+        Assert.Null(problem);
+        Assert.True(probes.Single().Runs);
+        var r = planner.Relocation;
+        Assert.Equal([0x4020_0000UL], r.Blocks2M.Keys);
+        var standIn = Assert.Single(r.StandIns());
+        Assert.Equal(512, standIn.Pages);
+        // Every other leaf points at the stand-in, keeping its own bits.
+        Assert.Equal(standIn.Vm | 0xB7, planner.RelocateEntry(0x0000_00B7, EptLevel.Pde));
+        Assert.Equal(r.Blocks2M[0x4020_0000] | 0xB7, planner.RelocateEntry(0x4020_00B7, EptLevel.Pde));
+    }
+
+    private static IEnumerable<(ulong Op, ulong A, ulong B, ulong C)> Commands(ScriptBuilder script)
+    {
+        byte[] bytes = script.ToBytes();
+        for (int i = 0; i < bytes.Length; i += ScriptBuilder.CommandBytes)
+        {
+            yield return (BitConverter.ToUInt64(bytes, i) & 0xFF, BitConverter.ToUInt64(bytes, i + 8), BitConverter.ToUInt64(bytes, i + 16), BitConverter.ToUInt64(bytes, i + 24));
+        }
     }
 
     private static ulong EptEntryMask(int maxPhyAddr) => ((1UL << maxPhyAddr) - 1) & ~0xFFFUL;

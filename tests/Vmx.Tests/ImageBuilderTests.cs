@@ -101,5 +101,7 @@ public sealed class ImageBuilderTests
         Assert.Equal(Code.Mov_r32_imm32, mov.Code);
         Assert.Equal(0x1234u, mov.Immediate32);
         Assert.Equal(Code.Vmcall, decoder.Decode().Code);
+        // The kernel plants the template with the id ORed into the immediate.
+        Assert.Equal(GuestCode.PlantedFetchTemplate | (0x1234UL << 8), planted);
     }
 }

@@ -48,11 +48,28 @@ public sealed class RelocationTests
     }
 
     [Fact]
+    public void Relocation_CaseWrittenPageInsideA2MTarget_IsThatPageOfTheBlock()
+    {
+        var r = new Relocation();
+        Assert.True(r.AddLeafTarget(0x0, PageSize.Size2M));
+        Assert.True(r.AddPlain(0x10_0000)); // e.g. guest page tables inside the 2 MiB leaf's range
+        Assert.True(r.AddPlain(0x40_0000));
+        ulong block = r.Blocks2M[0];
+        Assert.Equal(block + 0x10_0000, r.PlainPages[0x10_0000]);
+        Assert.True(r.IsPlainInBlock(block + 0x10_0000));
+        Assert.False(r.IsPlainInBlock(r.PlainPages[0x40_0000])); // outside the block: a pool page
+        Assert.InRange(r.PlainPages[0x40_0000], KernelLayout.PoolStart, block - 0x1000);
+        var pages = r.AllPages().ToList();
+        Assert.Equal(pages.Count, pages.Select(p => p.Vm).Distinct().Count());
+        Assert.Equal(512 + 1, pages.Count);
+    }
+
+    [Fact]
     public void Relocation_RunsOutOfRamInsteadOfOverlapping()
     {
         var r = new Relocation(KernelLayout.PoolStart, KernelLayout.PoolStart + 0x400000);
         Assert.True(r.AddLeafTarget(0, PageSize.Size2M));
-        Assert.True(r.AddPlain(0x1000));
+        Assert.True(r.AddPlain(0x20_0000_0000)); // outside the block: takes the first pool page
         Assert.False(r.AddLeafTarget(0x200000, PageSize.Size2M)); // the remaining space is not a free aligned block
         int added = 0;
         while (r.AddPlain(0x10_0000_0000 + ((ulong)added << 12)))

@@ -106,6 +106,8 @@ public sealed class SessionTests
             Gva(1, AccessKind.Read, 0x100010, 0), Gva(2, AccessKind.Read, 0x101000, 3), Gva(3, AccessKind.Write, 0x101000, 3),
             Gva(4, AccessKind.Read, 0x102000, 0), Gva(5, AccessKind.Write, 0x103000, 0), Gva(6, AccessKind.Read, 0x104008, 0),
             Gva(7, AccessKind.Read, 0x105000, 0), Read(8, 0x200000), Gva(9, AccessKind.Read, 0x100000, 3),
+            Gva(10, AccessKind.Fetch, 0x100100, 0), Gva(11, AccessKind.Fetch, 0x101200, 3), Fetch(12, 0x200ff8),
+            Read(13, 0x200100),
         ];
         foreach (var p in probes)
         {
@@ -113,15 +115,67 @@ public sealed class SessionTests
         }
 
         var o = s.Finish();
-        Assert.Equal(new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(0x4020_0010), PageSize = PageSize.Size4K }, o[1]);
+        Assert.Equal(new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(0x4020_0010), PageSize = PageSize.Size4K, Gpa = new Gpa(0x200010) }, o[1]);
         Assert.Equal(new Hpa(0x4020_1000), o[2].Hpa);
         Assert.Equal(new Observation { Kind = OutcomeKind.GuestPageFault, ErrorCode = 7 }, o[3]);
         Assert.Equal(new Observation { Kind = OutcomeKind.GuestPageFault, ErrorCode = 0 }, o[4]);
         Assert.Equal(new Observation { Kind = OutcomeKind.EptViolation, Qualification = 0x18a, Gpa = new Gpa(0x201000), GuestLinearAddress = 0x103000, GuestLinearAddressValid = true }, o[5]);
-        Assert.Equal(new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(0x4040_5008), PageSize = PageSize.Size2M }, o[6]);
+        Assert.Equal(new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(0x4040_5008), PageSize = PageSize.Size2M, Gpa = new Gpa(0x405008) }, o[6]);
         Assert.Equal(new Observation { Kind = OutcomeKind.EptViolation, Qualification = 0x181, Gpa = new Gpa(0x300000), GuestLinearAddress = 0x105000, GuestLinearAddressValid = true }, o[7]);
         Assert.Equal(new Gpa(0x200000), o[8].Gpa);
         Assert.Equal(new Hpa(0x4020_0000), o[9].Hpa);
+        Assert.Equal(new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(0x4020_0100), PageSize = PageSize.Size4K, Gpa = new Gpa(0x200100) }, o[10]);
+        // EPT grants read only at GPA 0x201000: fetch | read-allowed | GLA valid | final.
+        Assert.Equal(new Observation { Kind = OutcomeKind.EptViolation, Qualification = 0x18c, Gpa = new Gpa(0x201200), GuestLinearAddress = 0x101200, GuestLinearAddressValid = true }, o[11]);
+        Assert.Equal(new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(0x4020_0ff8), PageSize = PageSize.Size4K, Gpa = new Gpa(0x200ff8) }, o[12]);
+        // The code planted for step 10 was removed: a read there finds the tag again.
+        Assert.Equal(new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(0x4020_0100), PageSize = PageSize.Size4K, Gpa = new Gpa(0x200100) }, o[13]);
+    }
+
+    [BochsFact]
+    public void Bochs_OneGigabyteLeaf_ReachesDataAndGuestTablesInsideIt()
+    {
+        using var s = Bochs.Open(CpuCapabilities.Default with { MaxPhyAddr = 40 });
+        s.Write(new MemoryWrite(new Hpa(0x1000), 0x2000 | Rwx));
+        s.Write(new MemoryWrite(new Hpa(0x2008), 0x8000_0000 | Large | Wb | Rwx)); // GPA 1G-2G -> HPA 2G-3G
+        // Guest tables inside the 1G leaf: GPA 0x4010_0000.. = HPA 0x8010_0000..; GVA 0x1000 -> GPA 0x4000_5000.
+        s.Write(new MemoryWrite(new Hpa(0x8010_0000), 0x4010_1000 | 7));
+        s.Write(new MemoryWrite(new Hpa(0x8010_1000), 0x4010_2000 | 7));
+        s.Write(new MemoryWrite(new Hpa(0x8010_2000), 0x4010_3000 | 7));
+        s.Write(new MemoryWrite(new Hpa(0x8010_3000 + 8), 0x4000_5000 | 7));
+        s.SetEptp(Eptp);
+        s.Submit(Read(1, 0x4000_1008));
+        s.SetGuestPaging(new GuestPaging { Enabled = true, Cr3 = new Gpa(0x4010_0000) });
+        s.Submit(Probe.ForAccess(2, Access.ThroughPaging(AccessKind.Write, new Gva(0x1010), 3)));
+        s.Submit(Probe.ForEntry(3, new Gpa(0x4000_0000), EptLevel.Pdpte));
+        var o = s.Finish();
+        Assert.Equal(new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(0x8000_1008), PageSize = PageSize.Size1G, Gpa = new Gpa(0x4000_1008) }, o[1]);
+        Assert.Equal(new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(0x8000_5010), PageSize = PageSize.Size1G, Gpa = new Gpa(0x4000_5010) }, o[2]);
+        // The write (and the guest walk, counted as writes under EPT A/D) set A and D on the 1G leaf.
+        Assert.Equal(new Observation { Kind = OutcomeKind.Entry, EntryValue = 0x8000_0000 | Large | Wb | Rwx | 0x300 }, o[3]);
+    }
+
+    [BochsFact]
+    public void Bochs_GuestTablesInsideA2MLeaf_AreTheCasesOwnPages()
+    {
+        using var s = Bochs.Open(CpuCapabilities.Default with { MaxPhyAddr = 40 });
+        s.Write(new MemoryWrite(new Hpa(0x1000), 0x2000 | Rwx));
+        s.Write(new MemoryWrite(new Hpa(0x2000), 0x3000 | Rwx));
+        s.Write(new MemoryWrite(new Hpa(0x3000), 0x4000_0000 | Large | Wb | Rwx)); // GPA 0-2M -> HPA 0x4000_0000
+        s.SetEptp(Eptp);
+        // Guest tables at GPA 0x100000.. inside that 2M leaf: the hardware reads them through the block.
+        s.Write(new MemoryWrite(new Hpa(0x4010_0000), 0x101000 | 7));
+        s.Write(new MemoryWrite(new Hpa(0x4010_1000), 0x102000 | 7));
+        s.Write(new MemoryWrite(new Hpa(0x4010_2000), 0x103000 | 7));
+        s.Write(new MemoryWrite(new Hpa(0x4010_3000 + 0x100 * 8), 0x5000 | 7)); // GVA 0x100000 -> GPA 0x5000
+        s.SetGuestPaging(new GuestPaging { Enabled = true, Cr3 = new Gpa(0x100000) });
+        s.Submit(Probe.ForAccess(1, Access.ThroughPaging(AccessKind.Read, new Gva(0x10_0123), 0)));
+        s.Submit(Probe.ForAccess(2, Access.ThroughPaging(AccessKind.Fetch, new Gva(0x10_0200), 0)));
+        s.Submit(Probe.ForAccess(3, Access.ThroughPaging(AccessKind.Read, new Gva(0x11_0000), 0)));
+        var o = s.Finish();
+        Assert.Equal(new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(0x4000_5123), PageSize = PageSize.Size2M, Gpa = new Gpa(0x5123) }, o[1]);
+        Assert.Equal(new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(0x4000_5200), PageSize = PageSize.Size2M, Gpa = new Gpa(0x5200) }, o[2]);
+        Assert.Equal(new Observation { Kind = OutcomeKind.GuestPageFault, ErrorCode = 0 }, o[3]);
     }
 
     [BochsFact]

@@ -12,11 +12,17 @@ public sealed class DiskImage
     public const int SectorsPerTrack = 63;
     public const int CylinderBytes = Heads * SectorsPerTrack * SectorBytes;
 
-    private DiskImage(byte[] bytes, int kernelBytes)
+    private DiskImage(byte[] bytes, int kernelBytes, ulong ramBytes)
     {
         Bytes = bytes;
         KernelBytes = kernelBytes;
+        RamBytes = ramBytes;
     }
+
+    /// <summary>RAM the VM must get for this image (the emulators configure exactly this).</summary>
+    public ulong RamBytes { get; }
+
+    public int RamMegabytes => (int)(RamBytes >> 20);
 
     public byte[] Bytes { get; }
 
@@ -25,10 +31,15 @@ public sealed class DiskImage
     public int Cylinders => Bytes.Length / CylinderBytes;
 
     /// <summary>Builds the whole image around a script.</summary>
-    public static DiskImage Build(ScriptBuilder script) => Build(script.ToBytes());
+    public static DiskImage Build(ScriptBuilder script, ulong ramBytes = KernelLayout.RamBytes) => Build(script.ToBytes(), ramBytes);
 
-    public static DiskImage Build(byte[] script)
+    public static DiskImage Build(byte[] script, ulong ramBytes = KernelLayout.RamBytes)
     {
+        if (ramBytes < KernelLayout.RamBytes || ramBytes > KernelLayout.MaxRamBytes || (ramBytes & 0xFFFFF) != 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ramBytes), ramBytes, "whole MiB between 128 MiB and 2 GiB");
+        }
+
         byte[] kernel = BuildKernel(script);
         int sectors = (kernel.Length + SectorBytes - 1) / SectorBytes;
         long total = (long)(1 + sectors) * SectorBytes;
@@ -36,7 +47,7 @@ public sealed class DiskImage
         var disk = new byte[total];
         BootSector.Build(sectors).CopyTo(disk, 0);
         kernel.CopyTo(disk, SectorBytes);
-        return new DiskImage(disk, kernel.Length);
+        return new DiskImage(disk, kernel.Length, ramBytes);
     }
 
     /// <summary>The bytes loaded at <see cref="KernelLayout.KernelLoad"/>.</summary>
@@ -57,6 +68,3 @@ public sealed class DiskImage
         return kernel;
     }
 }
-
-/// <summary>The case does not fit into one boot image (too many commands); the session reports it as unsupported.</summary>
-public sealed class ImageTooLargeException(string message) : Exception(message);

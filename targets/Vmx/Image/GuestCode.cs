@@ -35,6 +35,9 @@ public static class GuestCode
         return page;
     }
 
+    /// <summary>"mov ebx, 0; vmcall" as a little-endian qword; the kernel ORs the id into bytes 1-4.</summary>
+    public const ulong PlantedFetchTemplate = 0xC1010F00000000BB;
+
     /// <summary>The 8 bytes planted at a fetch target: "mov ebx, id; vmcall" (5 + 3 bytes).</summary>
     public static ulong PlantedFetch(uint id)
     {

@@ -7,8 +7,15 @@ namespace EptFuzz.Targets.Vmx.Image;
 /// </summary>
 public static class KernelLayout
 {
-    /// <summary>RAM of the VM (both emulators get exactly this).</summary>
+    /// <summary>RAM of the VM for most cases (Bochs' boot time grows with RAM).</summary>
     public const ulong RamBytes = 128UL << 20;
+
+    /// <summary>
+    /// A 1 GiB EPT leaf needs a 1 GiB-aligned host range: cases with one get RAM past 1 GiB, and
+    /// every 1 GiB leaf points at <see cref="GigabyteBlock"/>; only the pages probes touch are used.
+    /// </summary>
+    public const ulong GigabyteBlock = 1UL << 30;
+    public const ulong MaxRamBytes = 2UL << 30;
 
     public const ulong BootSectorAddress = 0x7C00;
 
@@ -49,15 +56,17 @@ public static class KernelLayout
     // Runtime area above 1 MiB (zeroed by the 32-bit entry, never part of the image).
     public const uint HostPml4 = 0x100000;
     public const uint HostPdpt = 0x101000;
+    /// <summary>Four page directories: the host identity-maps 4 GiB with 2 MiB pages (RAM above 1 GiB backs 1 GiB EPT leaves).</summary>
     public const uint HostPd = 0x102000;
-    public const uint VmxonRegion = 0x103000;
-    public const uint Vmcs = 0x104000;
+    public const int HostPdCount = 4;
+    public const uint VmxonRegion = 0x106000;
+    public const uint Vmcs = 0x107000;
     /// <summary>EPT tables of the window (see <see cref="Window"/>): a PDPT and a PD with one 2 MiB leaf.</summary>
-    public const uint WindowEptPdpt = 0x105000;
-    public const uint WindowEptPd = 0x106000;
+    public const uint WindowEptPdpt = 0x108000;
+    public const uint WindowEptPd = 0x109000;
     /// <summary>Kernel variables (see <see cref="KernelVariables"/>).</summary>
-    public const uint Variables = 0x107000;
-    public const uint StackBottom = 0x108000;
+    public const uint Variables = 0x10A000;
+    public const uint StackBottom = 0x10B000;
     public const uint StackTop = 0x110000;
     public const uint RuntimeEnd = StackTop;
 
@@ -79,8 +88,12 @@ public static class KernelLayout
     /// <summary>Guest PDPT pages of the identity map start here (one per 512 GiB region the probes touch).</summary>
     public const ulong WindowGuestPdpts = 0x3000;
 
+    /// <summary>Where <see cref="ScriptOp.Plant"/> saves the bytes it overwrites: 8 bytes per tagged page.</summary>
+    public const ulong PlantSave = 0x400000;
+    public const ulong PlantSaveSize = 0x200000;
+
     /// <summary>Relocated case pages come from here to the end of RAM.</summary>
-    public const ulong PoolStart = 0x400000;
+    public const ulong PoolStart = 0x600000;
 }
 
 /// <summary>Offsets of the kernel's variables inside <see cref="KernelLayout.Variables"/>.</summary>

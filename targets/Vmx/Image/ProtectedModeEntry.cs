@@ -4,8 +4,8 @@ using static Iced.Intel.AssemblerRegisters;
 namespace EptFuzz.Targets.Vmx.Image;
 
 /// <summary>
-/// 32-bit code the boot sector jumps to: builds the host's identity page tables (1 GiB with 2 MiB
-/// pages, enough for the 128 MiB VM), turns on PAE, EFER.LME and paging (with CR0.NE, which VMX
+/// 32-bit code the boot sector jumps to: builds the host's identity page tables (4 GiB with 2 MiB
+/// pages, so the kernel reaches RAM above 1 GiB too), turns on PAE, EFER.LME and paging (with CR0.NE, which VMX
 /// needs) and far-jumps into the 64-bit kernel.
 /// </summary>
 internal static class ProtectedModeEntry
@@ -31,10 +31,15 @@ internal static class ProtectedModeEntry
         a.rep.stosd();
 
         a.mov(__dword_ptr[KernelLayout.HostPml4], KernelLayout.HostPdpt | 3);
-        a.mov(__dword_ptr[KernelLayout.HostPdpt], KernelLayout.HostPd | 3);
+        for (uint i = 0; i < KernelLayout.HostPdCount; i++)
+        {
+            a.mov(__dword_ptr[KernelLayout.HostPdpt + i * 8], (KernelLayout.HostPd + i * 0x1000) | 3);
+        }
+
+        // The page directories are contiguous: one loop fills all of them (4 GiB of 2 MiB pages).
         a.mov(edi, KernelLayout.HostPd);
         a.mov(eax, 0x83); // P | RW | PS
-        a.mov(ecx, 512);
+        a.mov(ecx, 512 * KernelLayout.HostPdCount);
         a.Label(ref pdLoop);
         a.mov(__dword_ptr[edi], eax);
         a.add(eax, 0x200000);

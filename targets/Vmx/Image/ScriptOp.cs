@@ -27,11 +27,12 @@ public enum ScriptOp : byte
     /// <summary>Zero c pages from VM page a (RAM above 1 MiB may hold firmware leftovers).</summary>
     Zero = 9,
     /// <summary>
-    /// For c[31:0] tagged pages from VM page a[63:12]: write "mov ebx, id; vmcall" at page offset
-    /// a[11:0], id = c[63:32] + page index, so a fetch proves which page it reached.
+    /// For c[31:0] consecutive VM pages from a[63:12]: save the 8 bytes at page offset a[11:0] to
+    /// qword b + 8 * i, then write "mov ebx, id; vmcall" there, id = c[63:32] + i, so a fetch proves
+    /// which page it reached.
     /// </summary>
     Plant = 10,
-    /// <summary>Undo <see cref="Plant"/>: re-tag the qwords at offset a[11:0] (and the next) of c[31:0] pages of the run a[63:12], case address b[63:12], size code b[3:0].</summary>
+    /// <summary>Undo <see cref="Plant"/> with the same operands: restore the saved bytes.</summary>
     Unplant = 11,
 }
 
@@ -42,13 +43,13 @@ public static class Tag
     public const ulong Marker = 0xE9UL << 56;
     public const ulong AddressMask = (1UL << 52) - 1;
 
-    /// <summary>Tag of the qword at case host-physical <paramref name="caseAddress"/> reached through a leaf of <paramref name="sizeCode"/> (1 = 4K, 2 = 2M).</summary>
+    /// <summary>Tag of the qword at case host-physical <paramref name="caseAddress"/> reached through a leaf of <paramref name="sizeCode"/> (1 = 4K, 2 = 2M, 3 = 1G).</summary>
     public static ulong Of(ulong caseAddress, int sizeCode) => Marker | ((ulong)sizeCode << 52) | (caseAddress & AddressMask);
 
     public static bool TryDecode(ulong value, out ulong caseAddress, out int sizeCode)
     {
         caseAddress = value & AddressMask;
         sizeCode = (int)((value >> 52) & 0xF);
-        return (value & 0xFF00_0000_0000_0000UL) == Marker && sizeCode is 1 or 2;
+        return (value & 0xFF00_0000_0000_0000UL) == Marker && sizeCode is 1 or 2 or 3;
     }
 }

@@ -56,7 +56,7 @@ public sealed class BochsEmulator(BochsOptions options) : IEmulator
         File.WriteAllBytes(disk, image.Bytes);
         File.WriteAllText(rc, "c\n");
         File.WriteAllText(config, string.Create(CultureInfo.InvariantCulture, $"""
-            megs: {KernelLayout.RamBytes >> 20}
+            megs: {image.RamMegabytes}
             romimage: file={Options.BiosImage}
             vgaromimage: file={Options.VgaBiosImage}
             cpu: model={Options.CpuModel}, ips=50000000
@@ -78,8 +78,7 @@ public sealed class BochsEmulator(BochsOptions options) : IEmulator
         string logPath = Path.Combine(workDirectory, "bochs.log");
         string log = File.Exists(logPath) ? File.ReadAllText(logPath) : string.Empty;
         // Without bochs-sdl the config's display library cannot load and Bochs stops before the BIOS runs.
-        if (!result.StandardOutput.Contains("HELLO", StringComparison.Ordinal) &&
-            (log + result.StandardError).Contains("sdl2", StringComparison.OrdinalIgnoreCase))
+        if ((log + result.StandardError).Contains("display library 'sdl2' not available", StringComparison.Ordinal))
         {
             throw new TargetFailureException(Name, "Bochs could not load the sdl2 display library: install the Debian package bochs-sdl");
         }

@@ -47,7 +47,7 @@ public sealed class QemuEmulator(QemuOptions options) : IEmulator
             Options.Executable,
             [
                 .. accel,
-                "-M", "pc", "-m", string.Create(CultureInfo.InvariantCulture, $"{KernelLayout.RamBytes >> 20}"),
+                "-M", "pc", "-m", string.Create(CultureInfo.InvariantCulture, $"{image.RamMegabytes}"),
                 "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
                 "-drive", $"file={disk},format=raw,if=ide",
                 "-debugcon", $"file:{console}",

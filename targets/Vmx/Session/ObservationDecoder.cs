@@ -70,7 +70,7 @@ internal sealed class ObservationDecoder(string target, OracleReport report, Rel
         int slot = (int)((faulting >> 39) & 0x1FF);
         if (aboutWindow && faulting >> 48 == 0 && slot == (plan.ThroughCasePaging ? guestWindowSlot : windowIndex))
         {
-            return Observation.Unsupported($"the oracle's guest could not run its own code through the case's tables (exit {exit.BasicReason} at 0x{faulting:x})");
+            return Observation.Unsupported($"the oracle's guest could not run its own code through the case's tables (exit {exit.BasicReason} at 0x{faulting:x}, qualification 0x{exit.Qualification:x}, interruption 0x{exit.InterruptionInfo:x} error 0x{exit.InterruptionErrorCode:x})");
         }
 
         return exit.BasicReason switch
@@ -112,7 +112,8 @@ internal sealed class ObservationDecoder(string target, OracleReport report, Rel
                 return Observation.Unsupported($"the fetch ran something other than the planted code (RBX 0x{exit.Rbx:x}, RIP 0x{exit.GuestRip:x})");
             }
 
-            return new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(casePage | (access.Address & 0xFFF)), PageSize = fetchSize, Gpa = FinalGpa(plan) };
+            ulong fetched = casePage | (access.Address & 0xFFF);
+            return new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(fetched), PageSize = fetchSize, Gpa = FinalGpa(plan, fetched, fetchSize) };
         }
 
         if (!Tag.TryDecode(exit.Rbx, out ulong tagged, out int sizeCode))
@@ -125,17 +126,30 @@ internal sealed class ObservationDecoder(string target, OracleReport report, Rel
             throw Fail(plan, $"the tag read back (0x{exit.Rbx:x}) is for another page offset than GPA 0x{access.Address:x}");
         }
 
+        ulong hpa = (tagged & ~7UL) | (access.Address & 7);
         return new Observation
         {
             Kind = OutcomeKind.Translated,
-            Hpa = new Hpa((tagged & ~7UL) | (access.Address & 7)),
+            Hpa = new Hpa(hpa),
             PageSize = (PageSize)sizeCode,
-            Gpa = FinalGpa(plan),
+            Gpa = FinalGpa(plan, hpa, (PageSize)sizeCode),
         };
     }
 
-    /// <summary>The final GPA: the probe address unless the access went through the case's guest paging, where no exit reports it (left 0).</summary>
-    private static Gpa FinalGpa(ProbePlan plan) => plan.ThroughCasePaging ? default : new Gpa(plan.Probe.Access.Address);
+    /// <summary>
+    /// The final GPA: the probe address for guest-physical accesses. Through the case's guest paging
+    /// no exit reports it; it is the planner's predicted final GPA when the processor reached exactly
+    /// the host-physical address and leaf size that prediction implies, else 0 (unknown).
+    /// </summary>
+    private static Gpa FinalGpa(ProbePlan plan, ulong hpa, PageSize size)
+    {
+        if (!plan.ThroughCasePaging)
+        {
+            return new Gpa(plan.Probe.Access.Address);
+        }
+
+        return plan.PredictedFinal is var (gpa, predictedHpa, predictedSize) && predictedHpa == hpa && predictedSize == size ? new Gpa(gpa) : default;
+    }
 
     private Observation Violation(ProbePlan plan, ExitRecord exit)
     {

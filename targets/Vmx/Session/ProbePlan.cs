@@ -16,6 +16,12 @@ internal sealed class ProbePlan(int id, Probe probe)
     public bool Runs { get; set; }
     /// <summary>A gva probe run through the case's own guest paging (else guest paging is the oracle's identity map).</summary>
     public bool ThroughCasePaging { get; set; }
+    /// <summary>
+    /// Gva probes through the case's paging: where the planner's own walks expect the access to end
+    /// (final GPA, case host-physical address, EPT leaf size). No exit reports the final GPA of a
+    /// completed access; it is reported only when the processor reached exactly this address.
+    /// </summary>
+    public (ulong Gpa, ulong Hpa, PageSize Size)? PredictedFinal { get; set; }
     /// <summary>Entry probes: the case's value of the entry and the relocated value the VM holds for it; expect an E line.</summary>
     public bool Dumped { get; set; }
     public ulong CaseEntryValue { get; set; }

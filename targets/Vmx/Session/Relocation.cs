@@ -14,7 +14,9 @@ public readonly record struct TaggedRun(ulong VmStart, ulong CaseStart, int Page
 /// <list type="bullet">
 /// <item>plain pages: pages the case writes (EPT tables, guest tables, poked data) and EPT roots; zeroed, then written exactly as the case writes them;</item>
 /// <item>tagged 4 KiB pages: targets of 4 KiB EPT leaves that the case never writes;</item>
-/// <item>tagged 2 MiB blocks: targets of 2 MiB leaves, a 2 MiB-aligned VM block per aligned case block.</item>
+/// <item>tagged 2 MiB blocks: targets of 2 MiB leaves, a 2 MiB-aligned VM block per aligned case block;</item>
+/// <item>the 1 GiB block at VM 1 GiB that every 1 GiB leaf points at: only the pages probes touch are
+/// filled (tagged, or the case's own page when it writes it), each at its offset.</item>
 /// </list>
 /// Tagged pages hold <see cref="Tag"/> values, so a read reports which case address (and which leaf
 /// size) it reached. A case page reached both as a 4 KiB target and inside a 2 MiB block gets two VM
@@ -26,6 +28,16 @@ public sealed class Relocation
     private readonly Dictionary<ulong, ulong> tagged4K = [];
     private readonly Dictionary<ulong, ulong> blocks2M = [];
     private readonly List<TaggedRun> runs = [];
+    private readonly HashSet<ulong> gigabyteLeaves = [];
+    /// <summary>VM pages of 2 MiB blocks that hold a case-written page instead of tags.</summary>
+    private readonly HashSet<ulong> plainInBlocks = [];
+    /// <summary>Untouched leaf targets: case base -> the shared stand-in of their size.</summary>
+    private readonly Dictionary<(ulong Base, PageSize Size), ulong> standIns = [];
+    private ulong standIn4K;
+    private ulong standIn2M;
+    /// <summary>Offset inside the 1 GiB block -> the case page placed there.</summary>
+    private readonly Dictionary<ulong, ulong> gigabyteOffsets = [];
+    private ulong gigabyteEnd;
     private ulong nextPage;
     private ulong nextBlockTop;
 
@@ -45,11 +57,61 @@ public sealed class Relocation
     public IReadOnlyList<TaggedRun> Runs => runs;
     public int TaggedPageCount => runs.Sum(r => r.Pages);
 
+    /// <summary>RAM the VM needs: the default, or past the 1 GiB block far enough for every page placed there (64 MiB steps).</summary>
+    public ulong RamBytesNeeded => gigabyteEnd == 0
+        ? KernelLayout.RamBytes
+        : Math.Max(KernelLayout.RamBytes, (gigabyteEnd + (64UL << 20) - 1) & ~((64UL << 20) - 1));
+
+    /// <summary>
+    /// Places a case page that a probe reaches through a 1 GiB leaf: every 1 GiB leaf points at the
+    /// VM's <see cref="KernelLayout.GigabyteBlock"/>, so the page must sit at its offset there. A page
+    /// the case writes goes there as its plain page (call before <see cref="AddPlain"/> allocates
+    /// it elsewhere); any other page is tagged with leaf size 1G. False when another case page
+    /// already holds that offset (two 1 GiB leaves touched at the same offset).
+    /// </summary>
+    public bool PlaceInGigabyteBlock(ulong casePage, bool plainPage)
+    {
+        ulong offset = casePage & (KernelLayout.GigabyteBlock - 1);
+        if (gigabyteOffsets.TryGetValue(offset, out ulong holder))
+        {
+            return holder == casePage;
+        }
+
+        if (plainPage && plain.ContainsKey(casePage))
+        {
+            throw new InvalidOperationException("place pages in the 1 GiB block before allocating plain pages");
+        }
+
+        ulong vm = KernelLayout.GigabyteBlock + offset;
+        gigabyteOffsets[offset] = casePage;
+        gigabyteEnd = Math.Max(gigabyteEnd, vm + 0x1000);
+        if (plainPage)
+        {
+            plain[casePage] = vm;
+        }
+        else
+        {
+            runs.Add(new TaggedRun(vm, casePage, 1, PageSize.Size1G, NextId()));
+        }
+
+        return true;
+    }
+
     /// <summary>Gives a case page a zeroed VM page. False when the VM is out of RAM.</summary>
     public bool AddPlain(ulong casePage)
     {
         if (plain.ContainsKey(casePage))
         {
+            return true;
+        }
+
+        // Inside a 2 MiB leaf's target the hardware reads the block: the case's own page (guest
+        // page tables, say) must be that page of the block, not a copy elsewhere.
+        if (blocks2M.TryGetValue(casePage & ~0x1FFFFFUL, out ulong block))
+        {
+            ulong inBlock = block + (casePage & 0x1FFFFF);
+            plain[casePage] = inBlock;
+            plainInBlocks.Add(inBlock);
             return true;
         }
 
@@ -93,12 +155,73 @@ public sealed class Relocation
                     return false;
                 }
 
+                if (plain.Keys.Any(p => (p & ~0x1FFFFFUL) == caseBase))
+                {
+                    throw new InvalidOperationException("add 2 MiB blocks before the plain pages inside them");
+                }
+
                 nextBlockTop = block;
                 blocks2M[caseBase] = block;
                 runs.Add(new TaggedRun(block, caseBase, 512, PageSize.Size2M, NextId()));
                 return true;
+            case PageSize.Size1G:
+                gigabyteLeaves.Add(caseBase);
+                return true;
             default:
                 return false;
+        }
+    }
+
+    /// <summary>
+    /// Points a leaf that no probe is expected to reach at a shared, zeroed stand-in of its size
+    /// (one 4 KiB page, one 2 MiB block), so that unused leaves cost no RAM. A case page the case
+    /// writes keeps its own page for 4 KiB leaves.
+    /// </summary>
+    public bool AddStandIn(ulong caseBase, PageSize size)
+    {
+        if (size == PageSize.Size4K && plain.ContainsKey(caseBase))
+        {
+            return true;
+        }
+
+        if (size == PageSize.Size4K && standIn4K == 0)
+        {
+            if (!TakePage(out standIn4K))
+            {
+                return false;
+            }
+        }
+        else if (size == PageSize.Size2M && standIn2M == 0)
+        {
+            ulong block = nextBlockTop - 0x200000;
+            if (nextBlockTop < 0x200000 || block < nextPage)
+            {
+                return false;
+            }
+
+            nextBlockTop = block;
+            standIn2M = block;
+        }
+        else if (size is not (PageSize.Size4K or PageSize.Size2M))
+        {
+            return false;
+        }
+
+        standIns[(caseBase, size)] = size == PageSize.Size4K ? standIn4K : standIn2M;
+        return true;
+    }
+
+    /// <summary>The stand-in pages (first VM page, page count) that must be zeroed.</summary>
+    public IEnumerable<(ulong Vm, int Pages)> StandIns()
+    {
+        if (standIn4K != 0)
+        {
+            yield return (standIn4K, 1);
+        }
+
+        if (standIn2M != 0)
+        {
+            yield return (standIn2M, 512);
         }
     }
 
@@ -108,8 +231,9 @@ public sealed class Relocation
     /// <summary>The VM address a leaf of <paramref name="size"/> at aligned case base should point to.</summary>
     public bool TryMapLeaf(ulong caseBase, PageSize size, out ulong vmBase) => size switch
     {
-        PageSize.Size4K => plain.TryGetValue(caseBase, out vmBase) || tagged4K.TryGetValue(caseBase, out vmBase),
-        PageSize.Size2M => blocks2M.TryGetValue(caseBase, out vmBase),
+        PageSize.Size4K => plain.TryGetValue(caseBase, out vmBase) || tagged4K.TryGetValue(caseBase, out vmBase) || standIns.TryGetValue((caseBase, size), out vmBase),
+        PageSize.Size2M => blocks2M.TryGetValue(caseBase, out vmBase) || standIns.TryGetValue((caseBase, size), out vmBase),
+        PageSize.Size1G => gigabyteLeaves.Contains(caseBase) ? Succeed(KernelLayout.GigabyteBlock, out vmBase) : Fail(out vmBase),
         _ => Fail(out vmBase),
     };
 
@@ -131,6 +255,9 @@ public sealed class Relocation
         return false;
     }
 
+    /// <summary>True when this VM page of a tagged run holds a case-written page (no tags, no planted code).</summary>
+    public bool IsPlainInBlock(ulong vmPage) => plainInBlocks.Contains(vmPage);
+
     /// <summary>Every VM page this relocation uses, with the case page it backs.</summary>
     public IEnumerable<(ulong Vm, ulong Case)> AllPages()
     {
@@ -143,7 +270,11 @@ public sealed class Relocation
         {
             for (int i = 0; i < run.Pages; i++)
             {
-                yield return (run.VmStart + ((ulong)i << 12), run.CaseStart + ((ulong)i << 12));
+                ulong vm = run.VmStart + ((ulong)i << 12);
+                if (!plainInBlocks.Contains(vm))
+                {
+                    yield return (vm, run.CaseStart + ((ulong)i << 12));
+                }
             }
         }
     }
@@ -159,6 +290,12 @@ public sealed class Relocation
         }
 
         nextPage += 0x1000;
+        return true;
+    }
+
+    private static bool Succeed(ulong result, out ulong value)
+    {
+        value = result;
         return true;
     }
 

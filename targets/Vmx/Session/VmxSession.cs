@@ -72,7 +72,7 @@ public sealed class VmxSession : ITargetSession
         {
             try
             {
-                image = DiskImage.Build(script);
+                image = DiskImage.Build(script, planner.Relocation.RamBytesNeeded);
             }
             catch (ImageTooLargeException tooLarge)
             {
@@ -121,13 +121,4 @@ public sealed class VmxSession : ITargetSession
         ObjectDisposedException.ThrowIf(finished, this);
         steps.Add(step);
     }
-}
-
-/// <summary>What one boot cost: wall time, probes answered by the VM, script commands, kernel bytes.</summary>
-public sealed record BootStatistics(TimeSpan Elapsed, int ProbesRun, int Commands, int KernelBytes);
-
-/// <summary>The report used when nothing had to run (every probe known or unsupported).</summary>
-internal static class OracleReportEmpty
-{
-    public static readonly OracleReport Value = OracleReport.Parse("HELLO eptfuzz-vmx 1\nVMX ready\nEND\n");
 }

@@ -1,0 +1,97 @@
+using EptFuzz.Contract;
+using EptFuzz.Targets.Vmx.Image;
+
+namespace EptFuzz.Targets.Vmx.Session;
+
+/// <summary>
+/// The planner's own walks of the case's memory (EPT, and guest paging for gva probes). They decide
+/// where things must be placed and which probes cannot be expressed; they never answer a probe.
+/// </summary>
+internal sealed partial class CasePlanner
+{
+    /// <summary>The case page holding the guest's PML4 (CR3 translated through the case's EPT), or null when the EPT does not map it.</summary>
+    private ulong? GuestRootPage(Dictionary<ulong, ulong> memory, ulong eptp, bool mbec, GuestPaging paging)
+    {
+        ulong cr3 = paging.Cr3.Value & ~0xFFFUL;
+        if (FinalLeaf(memory, eptp, mbec, cr3) is not var (entry, level))
+        {
+            return null;
+        }
+
+        ulong size = EptEntry.LeafSize(level).Bytes();
+        ulong baseAddress = entry & caseAddressMask & ~(size - 1);
+        return baseAddress + (cr3 & (size - 1));
+    }
+
+    /// <summary>
+    /// The guest-physical addresses a 4-level guest walk of <paramref name="gva"/> reads (each entry)
+    /// (with the entry's value) and, when it gets that far, the final one; read through our own EPT
+    /// walk of the case's memory. Used only to keep probes away from what the oracle cannot express.
+    /// </summary>
+    private IEnumerable<(ulong Gpa, bool Final, ulong Entry)> GuestWalkGpas(Dictionary<ulong, ulong> memory, ulong eptp, bool mbec, GuestPaging paging, ulong gva)
+    {
+        ulong table = paging.Cr3.Value & ~0xFFFUL;
+        for (int level = 4; level >= 1; level--)
+        {
+            ulong entryGpa = table + Index(gva, level) * 8;
+            if (FinalLeaf(memory, eptp, mbec, entryGpa) is not var (ept, eptLevel))
+            {
+                yield return (entryGpa, false, 0);
+                yield break;
+            }
+
+            ulong size = EptEntry.LeafSize(eptLevel).Bytes();
+            ulong hpa = (ept & caseAddressMask & ~(size - 1)) + (entryGpa & (size - 1));
+            ulong entry = memory.GetValueOrDefault(hpa);
+            yield return (entryGpa, false, entry);
+            if ((entry & 1) == 0)
+            {
+                yield break;
+            }
+
+            ulong address = entry & caseAddressMask;
+            if (level == 1 || (level <= 3 && (entry & 0x80) != 0))
+            {
+                ulong pageSize = 1UL << (12 + 9 * (level - 1));
+                yield return ((address & ~(pageSize - 1)) | (gva & (pageSize - 1)), true, 0);
+                yield break;
+            }
+
+            table = address;
+        }
+    }
+
+
+    private static ulong Index(ulong gpa, int level) => (gpa >> (12 + 9 * (level - 1))) & 0x1FF;
+
+    /// <summary>
+    /// Our own walk of a GPA to its leaf (no permission or misconfiguration checks). Used only to keep
+    /// probes away from what the oracle cannot express, never to answer one.
+    /// </summary>
+    private (ulong Entry, EptLevel Level)? FinalLeaf(Dictionary<ulong, ulong> memory, ulong eptp, bool mbec, ulong gpa)
+    {
+        if (((eptp >> 3) & 7) != 3)
+        {
+            return null;
+        }
+
+        ulong table = eptp & caseAddressMask;
+        for (var level = EptLevel.Pml4e; level >= EptLevel.Pte; level--)
+        {
+            ulong entry = memory.GetValueOrDefault(table + Index(gpa, (int)level) * 8);
+            if (!EptEntry.IsPresent(entry, mbec))
+            {
+                return null;
+            }
+
+            if (EptEntry.IsLeaf(entry, level))
+            {
+                return (entry, level);
+            }
+
+            table = entry & caseAddressMask;
+        }
+
+        return null;
+    }
+}
