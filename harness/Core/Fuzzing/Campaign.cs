@@ -238,35 +238,42 @@ public sealed partial class Campaign
         }
 
         WaitHandle[] handles = [done.WaitHandle, cancellation.WaitHandle];
-        while (!done.IsSet)
+        try
         {
-            TimeSpan wait = options.StatusInterval;
-            if (options.MaxTotalTime is { } max)
+            while (!done.IsSet)
             {
-                TimeSpan left = max - session.Elapsed;
-                wait = left < wait ? (left > TimeSpan.Zero ? left : TimeSpan.Zero) : wait;
-            }
+                TimeSpan wait = options.StatusInterval;
+                if (options.MaxTotalTime is { } max)
+                {
+                    TimeSpan left = max - session.Elapsed;
+                    wait = left < wait ? (left > TimeSpan.Zero ? left : TimeSpan.Zero) : wait;
+                }
 
-            WaitHandle.WaitAny(handles, wait);
-            if (cancellation.IsCancellationRequested || (options.MaxTotalTime is { } limit && session.Elapsed >= limit))
-            {
-                stop.Cancel();
-            }
+                WaitHandle.WaitAny(handles, wait);
+                if (cancellation.IsCancellationRequested || (options.MaxTotalTime is { } limit && session.Elapsed >= limit))
+                {
+                    stop.Cancel();
+                }
 
-            if (!done.IsSet)
-            {
-                Tick(progress);
-            }
+                if (!done.IsSet)
+                {
+                    Tick(progress);
+                }
 
-            if (Stopping)
-            {
-                done.Wait();
+                if (Stopping)
+                {
+                    done.Wait();
+                }
             }
         }
-
-        foreach (Thread t in threads)
+        finally
         {
-            t.Join();
+            // Also when a status consumer throws: no worker outlives Run.
+            stop.Cancel();
+            foreach (Thread t in threads)
+            {
+                t.Join();
+            }
         }
     }
 
