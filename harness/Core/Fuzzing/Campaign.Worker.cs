@@ -95,7 +95,7 @@ public sealed partial class Campaign
                 default:
                     if (fresh > 0 && campaign.coverage.Absorb(local.CaseFeatures) > 0)
                     {
-                        campaign.Keep(c, seed ?? 0, origin);
+                        campaign.Keep(c, seed ?? 0, origin, result.Duration);
                     }
 
                     break;
@@ -110,14 +110,15 @@ public sealed partial class Campaign
             }
         }
 
-        /// <summary>Runs a case only to learn its coverage (queue and corpus loading); returns the new features.</summary>
-        public int RunForCoverage(EptCase c)
+        /// <summary>Runs a case only to learn its coverage (queue and corpus loading); returns the new features and the run's duration.</summary>
+        public (int Fresh, TimeSpan Duration) RunForCoverage(EptCase c)
         {
             local.BeginCase();
             CaseResult result = SafeRun(c, observed);
             Interlocked.Increment(ref campaign.executions);
             local.EndCase();
-            return result.Status == CaseStatus.Passed || result.Status == CaseStatus.KnownDivergence ? campaign.coverage.Absorb(local.CaseFeatures) : 0;
+            int fresh = result.Status == CaseStatus.Passed || result.Status == CaseStatus.KnownDivergence ? campaign.coverage.Absorb(local.CaseFeatures) : 0;
+            return (fresh, result.Duration);
         }
 
         /// <summary>The run the reducer uses: no coverage observer.</summary>

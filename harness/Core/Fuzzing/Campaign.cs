@@ -26,7 +26,8 @@ public sealed partial class Campaign
     private readonly object corpusGate = new();
     private readonly object findingGate = new();
     private readonly object statsGate = new();
-    private readonly List<EptCase> corpus = [];
+    /// <summary>Kept cases with how long each took to run (parent selection prefers fast ones).</summary>
+    private readonly List<(EptCase Case, TimeSpan Duration)> corpus = [];
     private readonly Dictionary<string, FindingRecord> findings = new(StringComparer.Ordinal);
     private readonly List<string> warnings = [];
     private readonly Stopwatch session = new();
@@ -379,10 +380,10 @@ public sealed partial class Campaign
                 continue;
             }
 
-            worker.RunForCoverage(parsed.Case);
+            (_, TimeSpan duration) = worker.RunForCoverage(parsed.Case);
             lock (corpusGate)
             {
-                corpus.Add(parsed.Case);
+                corpus.Add((parsed.Case, duration));
                 queueCounter++;
             }
         }
@@ -402,21 +403,22 @@ public sealed partial class Campaign
 
             // Seeds may carry expectations; mutants of them are differential probes.
             EptCase seed = new(parsed.Case.Steps.Select(s => s with { Expectation = null }), sourceName: path);
-            if (worker.RunForCoverage(seed) > 0)
+            (int fresh, TimeSpan duration) = worker.RunForCoverage(seed);
+            if (fresh > 0)
             {
-                Keep(seed, 0, "corpus " + Path.GetFileName(path));
+                Keep(seed, 0, "corpus " + Path.GetFileName(path), duration);
             }
         }
     }
 
     /// <summary>Adds a case that reached new coverage to the corpus and writes it to queue/.</summary>
-    private void Keep(EptCase c, ulong seed, string origin)
+    private void Keep(EptCase c, ulong seed, string origin, TimeSpan duration)
     {
         int id;
         lock (corpusGate)
         {
             id = queueCounter++;
-            corpus.Add(c);
+            corpus.Add((c, duration));
         }
 
         string name = $"id-{id:d6}-{seed:x16}.ept";
@@ -433,8 +435,12 @@ public sealed partial class Campaign
                 return (null, null);
             }
 
-            EptCase parent = corpus[rng.Below(corpus.Count)];
-            EptCase? donor = rng.Chance(30) ? corpus[rng.Below(corpus.Count)] : null;
+            // A tournament of two that the faster case wins: slow seeds (large identity maps) are
+            // still mutated, but they do not take over the campaign's time.
+            var a = corpus[rng.Below(corpus.Count)];
+            var b = corpus[rng.Below(corpus.Count)];
+            EptCase parent = a.Duration <= b.Duration ? a.Case : b.Case;
+            EptCase? donor = rng.Chance(30) ? corpus[rng.Below(corpus.Count)].Case : null;
             return (parent, donor);
         }
     }
