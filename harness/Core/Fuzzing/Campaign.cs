@@ -44,6 +44,7 @@ public sealed partial class Campaign
     private long nextLocalIndex;
     private int queueCounter;
     private double elapsedBase;
+    private TimeSpan lastTick;
     /// <summary>Cancelled to stop the workers (limits, cancellation, a failed worker); also ends a reduction early.</summary>
     private readonly CancellationTokenSource stop = new();
     private Exception? workerFailure;
@@ -162,7 +163,7 @@ public sealed partial class Campaign
             RunThreads(workers, cancellation, progress);
         }
 
-        foreach (var w in workers)
+        foreach (var w in workers.Where(w => !w.Abandoned))
         {
             w.Dispose();
         }
@@ -209,7 +210,8 @@ public sealed partial class Campaign
 
     private void RunThreads(Worker[] workers, CancellationToken cancellation, IProgress<CampaignStatus>? progress)
     {
-        using var done = new CountdownEvent(workers.Length);
+        // Not disposed when a worker is abandoned: that worker still signals it when its case returns.
+        var done = new CountdownEvent(workers.Length);
         var threads = new Thread[workers.Length];
         for (int w = 0; w < workers.Length; w++)
         {
@@ -239,41 +241,81 @@ public sealed partial class Campaign
         }
 
         WaitHandle[] handles = [done.WaitHandle, cancellation.WaitHandle];
+        var abandoned = new bool[workers.Length];
         try
         {
             while (!done.IsSet)
             {
-                TimeSpan wait = options.StatusInterval;
+                // Wake for the status, for the time limit and for the watchdog, whichever is first.
+                TimeSpan wait = options.StatusInterval < options.HangThreshold ? options.StatusInterval : options.HangThreshold;
                 if (options.MaxTotalTime is { } max)
                 {
                     TimeSpan left = max - session.Elapsed;
                     wait = left < wait ? (left > TimeSpan.Zero ? left : TimeSpan.Zero) : wait;
                 }
 
-                WaitHandle.WaitAny(handles, wait);
+                bool signalled = WaitHandle.WaitAny(handles, wait) != WaitHandle.WaitTimeout;
                 if (cancellation.IsCancellationRequested || (options.MaxTotalTime is { } limit && session.Elapsed >= limit))
                 {
                     stop.Cancel();
                 }
 
-                if (!done.IsSet)
+                foreach (Worker w in workers)
                 {
+                    w.CheckHang();
+                }
+
+                if (!done.IsSet && (signalled || Stopping || session.Elapsed - lastTick >= options.StatusInterval))
+                {
+                    lastTick = session.Elapsed;
                     Tick(progress);
                 }
 
                 if (Stopping)
                 {
-                    done.Wait();
+                    // A worker stuck in a case cannot be interrupted: wait for the others and a grace
+                    // period, then leave it (its case is already in hangs/).
+                    while (!done.Wait(options.HangThreshold))
+                    {
+                        // Whoever is still busy after a whole hang threshold is stuck: record it and leave it.
+                        bool anyStuck = false;
+                        for (int i = 0; i < workers.Length; i++)
+                        {
+                            workers[i].CheckHang();
+                            abandoned[i] = workers[i].Stuck;
+                            anyStuck |= abandoned[i];
+                        }
+
+                        if (anyStuck)
+                        {
+                            break;
+                        }
+                    }
+
+                    break;
                 }
             }
         }
         finally
         {
-            // Also when a status consumer throws: no worker outlives Run.
+            // Also when a status consumer throws: no worker outlives Run, except one stuck in a case.
             stop.Cancel();
-            foreach (Thread t in threads)
+            for (int i = 0; i < threads.Length; i++)
             {
-                t.Join();
+                if (abandoned[i])
+                {
+                    warnings.Add($"worker {i} was still running a case when the campaign stopped; the case is in hangs/");
+                    workers[i].Abandoned = true;
+                }
+                else
+                {
+                    threads[i].Join();
+                }
+            }
+
+            if (!abandoned.Any(a => a))
+            {
+                done.Dispose();
             }
         }
     }

@@ -163,6 +163,44 @@ public sealed class CampaignTests : IDisposable
     }
 
     [Fact]
+    public void ACaseThatDoesNotReturn_IsWrittenToHangsWhileItRuns()
+    {
+        using var release = new ManualResetEventSlim(false);
+        string dir = Out("hang");
+        var options = new CampaignOptions
+        {
+            OutDir = dir,
+            Targets = () => new Running.RunOptions { Hypervisor = () => new EptFuzz.Impl.Hypervisor.EptHypervisor(), Targets = [new BlockingTarget(release)], CheckIntent = false },
+            Runs = 1,
+            HangThreshold = TimeSpan.FromMilliseconds(50),
+            StatusInterval = TimeSpan.FromMilliseconds(10),
+        };
+        // The status after the watchdog recorded the hang lets the case return; nothing else does.
+        var progress = new ReleaseWhenHung(release);
+
+        var summary = new Campaign(options).Run(CancellationToken.None, progress);
+
+        Assert.Equal(1, summary.Final.Hangs);
+        Assert.Equal(1, summary.Final.Executions);
+        string hang = Assert.Single(Directory.GetFiles(Path.Combine(dir, "hangs")));
+        var parsed = CaseParser.Parse(File.ReadAllText(hang), hang);
+        Assert.True(parsed.Succeeded, parsed.ErrorText());
+        Assert.StartsWith("still running after", parsed.Case.HeaderComments[0], StringComparison.Ordinal);
+        Assert.Contains(CampaignEvent.ReadAll(dir), e => e.Type == "hang");
+    }
+
+    private sealed class ReleaseWhenHung(ManualResetEventSlim release) : IProgress<CampaignStatus>
+    {
+        public void Report(CampaignStatus value)
+        {
+            if (value.Hangs > 0)
+            {
+                release.Set();
+            }
+        }
+    }
+
+    [Fact]
     public void ShardText_IsParsed_AndBadValuesGiveClearMessages()
     {
         Assert.True(Shard.TryParse("2/8", out Shard s, out _));
