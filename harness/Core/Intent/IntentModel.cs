@@ -245,6 +245,12 @@ public sealed class IntentModel
     /// </summary>
     public ApiResult IdentityMap(ulong offset, ulong offsetFrom)
     {
+        // Pages start on 4 KiB boundaries on both sides, so the offset and where it starts must too.
+        if (!Aligned(offset, 4096) || !Aligned(offsetFrom, 4096))
+        {
+            return ApiResult.Unaligned;
+        }
+
         var planned = new List<IntendedPage>();
         foreach (var (start, end, type) in MergedMemoryMap())
         {
@@ -256,7 +262,9 @@ public sealed class IntentModel
                 foreach (var candidate in new[] { PageSize.Size1G, PageSize.Size2M })
                 {
                     ulong bytes = candidate.Bytes();
-                    bool straddlesOffset = gpa < offsetFrom && gpa + bytes > offsetFrom;
+                    // Where the offset starts the HPA jumps, so no page may straddle it (with a zero
+                    // offset nothing jumps).
+                    bool straddlesOffset = offset != 0 && gpa < offsetFrom && gpa + bytes > offsetFrom;
                     if (SizeSupported(candidate) && Aligned(gpa, bytes) && Aligned(hpa, bytes) && gpa + bytes <= end && !straddlesOffset)
                     {
                         size = candidate;
