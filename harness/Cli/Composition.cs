@@ -11,6 +11,9 @@ internal static class Composition
 
     public static IReadOnlyList<string> TargetNames { get; } = ["model", "impl", "bochs", "kvm"];
 
+    /// <summary>How many rule ids the reference model implements ("rules hit / rules modelled").</summary>
+    public static int ModelledRuleCount => EptFuzz.Reference.Rules.RuleCatalog.Modelled.Count;
+
     public static IEptHypervisor CreateHypervisor() => new EptFuzz.Impl.Hypervisor.EptHypervisor();
 
     /// <summary>Targets by name, in the order given (the first is the baseline); errors name the bad entry.</summary>

@@ -11,6 +11,10 @@ public static class Program
         var root = new RootCommand("eptfuzz: differential fuzzing and conformance harness for Intel EPT. Exit codes: 0 all agree, 1 divergence or failed expectation, 2 bad input or usage, 3 infrastructure failure.");
         root.Subcommands.Add(ReplayCommand.Create());
         root.Subcommands.Add(GateCommand.Create());
+        root.Subcommands.Add(FuzzCommand.Create());
+        root.Subcommands.Add(ReduceCommandLine.Create());
+        root.Subcommands.Add(MergeCommand.Create());
+        root.Subcommands.Add(ReportCommand.Create());
 
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)

@@ -1,5 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
+using EptFuzz.Harness.Cases;
+using EptFuzz.Harness.Fuzzing;
 using EptFuzz.Harness.Reporting;
 using EptFuzz.Harness.Running;
 
@@ -21,14 +23,33 @@ internal static class GateCommand
         var tap = new Option<string?>("--tap") { Description = "Write a TAP 13 report here" };
         var sarif = new Option<string?>("--sarif") { Description = "Write a SARIF 2.1.0 report here" };
         var json = new Option<string?>("--json") { Description = "Write the tool's JSON report here" };
-        var command = new Command("gate", "Replay the corpus as a release gate and write JUnit/TAP/SARIF/JSON reports") { corpus, targets, known, junit, tap, sarif, json };
-        command.SetAction(parse => Run(
-            parse.GetValue(corpus)!, parse.GetValue(targets)!, parse.GetValue(known),
-            parse.GetValue(junit), parse.GetValue(tap), parse.GetValue(sarif), parse.GetValue(json)));
+        var random = new Option<int>("--random") { Description = "Also replay this many fixed-seed generated cases", DefaultValueFactory = _ => 200 };
+        var seed = new Option<string>("--seed") { Description = "Seed of the random set (decimal or 0x hex)", DefaultValueFactory = _ => $"0x{RandomSet.DefaultSeed:x}" };
+        var randomDir = new Option<string>("--random-dir") { Description = "Where generated cases that fail are written, to replay them", DefaultValueFactory = _ => "gate-random" };
+        var command = new Command("gate", "Replay the corpus (and a fixed-seed random set) as a release gate and write JUnit/TAP/SARIF/JSON reports")
+        {
+            corpus, targets, known, junit, tap, sarif, json, random, seed, randomDir,
+        };
+        command.SetAction(parse =>
+        {
+            if (!Numbers.TryParse(parse.GetValue(seed)!, out ulong seedValue))
+            {
+                return Shared.Usage($"--seed: '{parse.GetValue(seed)}' is not a number (decimal or 0x hex)");
+            }
+
+            if (parse.GetValue(random) is var count && count < 0)
+            {
+                return Shared.Usage("--random must not be negative");
+            }
+
+            return Run(
+                parse.GetValue(corpus)!, parse.GetValue(targets)!, parse.GetValue(known),
+                parse.GetValue(junit), parse.GetValue(tap), parse.GetValue(sarif), parse.GetValue(json), count, seedValue, parse.GetValue(randomDir)!);
+        });
         return command;
     }
 
-    private static int Run(string corpus, string targetList, string? knownPath, string? junit, string? tap, string? sarif, string? json)
+    private static int Run(string corpus, string targetList, string? knownPath, string? junit, string? tap, string? sarif, string? json, int randomCount, ulong seed, string randomDir)
     {
         if (!Directory.Exists(corpus))
         {
@@ -54,6 +75,20 @@ internal static class GateCommand
         foreach (var file in files)
         {
             results.Add(CorpusReplay.RunFile(file, options));
+        }
+
+        // The fixed-seed random set: the same cases on every machine. A generated case that does
+        // not pass is written to --random-dir first, so the report points at a file that replays.
+        foreach (var generated in RandomSet.Generate(seed, randomCount))
+        {
+            var path = Path.Combine(randomDir, Path.GetFileName(generated.SourceName));
+            var result = CaseRunner.Run(generated with { SourceName = path }, options);
+            if (result.Status != CaseStatus.Passed)
+            {
+                WriteAtomically(path, CasePrinter.Print(generated));
+            }
+
+            results.Add(result);
         }
 
         var report = new GateReport("eptfuzz", typeof(GateCommand).Assembly.GetName().Version?.ToString() ?? "0", targets.Select(t => t.Name).ToList(), results, clock.Elapsed);

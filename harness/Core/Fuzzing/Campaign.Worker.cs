@@ -8,6 +8,8 @@ namespace EptFuzz.Harness.Fuzzing;
 /// <summary>A campaign's workers: each owns its run options, its coverage observer and its slot file.</summary>
 public sealed partial class Campaign
 {
+    private sealed record RunningCase(EptCase Case, string Origin, ulong? Seed);
+
     private sealed class Worker : IDisposable
     {
         private readonly Campaign campaign;
@@ -17,6 +19,13 @@ public sealed partial class Campaign
         private readonly RunOptions quiet;
         private FileStream? slot;
         private byte[] buffer = new byte[16 * 1024];
+
+        /// <summary>The case being run, and when it started (Stopwatch ticks; 0 when idle): the watchdog reads them.</summary>
+        private RunningCase? running;
+        private long runningSince;
+
+        /// <summary>1 once this case was recorded in hangs/ (by the watchdog or after it finished).</summary>
+        private int hangRecorded;
 
         public Worker(Campaign campaign, int index, RunOptions options)
         {
@@ -29,6 +38,9 @@ public sealed partial class Campaign
         }
 
         public RunOptions Options { get; }
+
+        /// <summary>Left running in a case that never returned; not disposed.</summary>
+        public bool Abandoned { get; set; }
 
         public void Loop()
         {
@@ -72,8 +84,12 @@ public sealed partial class Campaign
                 WriteSlot(c);
             }
 
+            Volatile.Write(ref hangRecorded, 0);
+            Volatile.Write(ref running, new RunningCase(c, origin, seed));
+            Volatile.Write(ref runningSince, Stopwatch.GetTimestamp());
             local.BeginCase();
             CaseResult result = SafeRun(c, observed);
+            Volatile.Write(ref runningSince, 0);
             Interlocked.Increment(ref campaign.executions);
             int fresh = local.EndCase();
             switch (result.Status)
@@ -95,7 +111,7 @@ public sealed partial class Campaign
                 default:
                     if (fresh > 0 && campaign.coverage.Absorb(local.CaseFeatures) > 0)
                     {
-                        campaign.Keep(c, seed ?? 0, origin);
+                        campaign.Keep(c, seed ?? 0, origin, result.Duration);
                     }
 
                     break;
@@ -103,21 +119,52 @@ public sealed partial class Campaign
 
             if (result.Duration >= campaign.options.HangThreshold)
             {
-                Interlocked.Increment(ref campaign.hangs);
-                string path = Path.Combine(campaign.files.Hangs, $"{seed ?? 0:x16}-{Interlocked.Read(ref campaign.executions)}.ept");
-                FindingFile.WriteAtomic(path, CasePrinter.Print(c with { HeaderComments = [$"ran {result.Duration.TotalSeconds:0.0} s ({origin})"] }));
-                campaign.files.Log(new CampaignEvent { Type = "hang", Seconds = campaign.elapsedBase + campaign.session.Elapsed.TotalSeconds, Executions = Interlocked.Read(ref campaign.executions), Path = path });
+                RecordHang(c, seed, $"ran {result.Duration.TotalSeconds:0.0} s ({origin})");
             }
         }
 
-        /// <summary>Runs a case only to learn its coverage (queue and corpus loading); returns the new features.</summary>
-        public int RunForCoverage(EptCase c)
+        /// <summary>
+        /// The watchdog's check, from the monitor thread: a case running longer than the hang
+        /// threshold is written to hangs/ now, while it still runs (a case cannot be interrupted
+        /// in-process, so this is the record if it never returns).
+        /// </summary>
+        public bool CheckHang()
+        {
+            long since = Volatile.Read(ref runningSince);
+            if (since == 0 || Stopwatch.GetElapsedTime(since) < campaign.options.HangThreshold || Volatile.Read(ref running) is not { } r)
+            {
+                return false;
+            }
+
+            RecordHang(r.Case, r.Seed, $"still running after {campaign.options.HangThreshold.TotalSeconds:0.0} s ({r.Origin})");
+            return true;
+        }
+
+        /// <summary>True while a case has been running longer than the hang threshold.</summary>
+        public bool Stuck => Volatile.Read(ref runningSince) is var since && since != 0 && Stopwatch.GetElapsedTime(since) >= campaign.options.HangThreshold;
+
+        private void RecordHang(EptCase c, ulong? seed, string why)
+        {
+            if (Interlocked.Exchange(ref hangRecorded, 1) != 0)
+            {
+                return;
+            }
+
+            long at = Interlocked.Increment(ref campaign.hangs);
+            string path = Path.Combine(campaign.files.Hangs, $"{seed ?? 0:x16}-{index}-{at}.ept");
+            FindingFile.WriteAtomic(path, CasePrinter.Print(c with { HeaderComments = [why] }));
+            campaign.files.Log(new CampaignEvent { Type = "hang", Seconds = campaign.elapsedBase + campaign.session.Elapsed.TotalSeconds, Executions = Interlocked.Read(ref campaign.executions), Path = path, Message = why });
+        }
+
+        /// <summary>Runs a case only to learn its coverage (queue and corpus loading); returns the new features and the run's duration.</summary>
+        public (int Fresh, TimeSpan Duration) RunForCoverage(EptCase c)
         {
             local.BeginCase();
             CaseResult result = SafeRun(c, observed);
             Interlocked.Increment(ref campaign.executions);
             local.EndCase();
-            return result.Status == CaseStatus.Passed || result.Status == CaseStatus.KnownDivergence ? campaign.coverage.Absorb(local.CaseFeatures) : 0;
+            int fresh = result.Status == CaseStatus.Passed || result.Status == CaseStatus.KnownDivergence ? campaign.coverage.Absorb(local.CaseFeatures) : 0;
+            return (fresh, result.Duration);
         }
 
         /// <summary>The run the reducer uses: no coverage observer.</summary>

@@ -26,7 +26,8 @@ public sealed partial class Campaign
     private readonly object corpusGate = new();
     private readonly object findingGate = new();
     private readonly object statsGate = new();
-    private readonly List<EptCase> corpus = [];
+    /// <summary>Kept cases with how long each took to run (parent selection prefers fast ones).</summary>
+    private readonly List<(EptCase Case, TimeSpan Duration)> corpus = [];
     private readonly Dictionary<string, FindingRecord> findings = new(StringComparer.Ordinal);
     private readonly List<string> warnings = [];
     private readonly Stopwatch session = new();
@@ -43,6 +44,7 @@ public sealed partial class Campaign
     private long nextLocalIndex;
     private int queueCounter;
     private double elapsedBase;
+    private TimeSpan lastTick;
     /// <summary>Cancelled to stop the workers (limits, cancellation, a failed worker); also ends a reduction early.</summary>
     private readonly CancellationTokenSource stop = new();
     private Exception? workerFailure;
@@ -161,7 +163,7 @@ public sealed partial class Campaign
             RunThreads(workers, cancellation, progress);
         }
 
-        foreach (var w in workers)
+        foreach (var w in workers.Where(w => !w.Abandoned))
         {
             w.Dispose();
         }
@@ -208,7 +210,8 @@ public sealed partial class Campaign
 
     private void RunThreads(Worker[] workers, CancellationToken cancellation, IProgress<CampaignStatus>? progress)
     {
-        using var done = new CountdownEvent(workers.Length);
+        // Not disposed when a worker is abandoned: that worker still signals it when its case returns.
+        var done = new CountdownEvent(workers.Length);
         var threads = new Thread[workers.Length];
         for (int w = 0; w < workers.Length; w++)
         {
@@ -238,35 +241,82 @@ public sealed partial class Campaign
         }
 
         WaitHandle[] handles = [done.WaitHandle, cancellation.WaitHandle];
-        while (!done.IsSet)
+        var abandoned = new bool[workers.Length];
+        try
         {
-            TimeSpan wait = options.StatusInterval;
-            if (options.MaxTotalTime is { } max)
+            while (!done.IsSet)
             {
-                TimeSpan left = max - session.Elapsed;
-                wait = left < wait ? (left > TimeSpan.Zero ? left : TimeSpan.Zero) : wait;
-            }
+                // Wake for the status, for the time limit and for the watchdog, whichever is first.
+                TimeSpan wait = options.StatusInterval < options.HangThreshold ? options.StatusInterval : options.HangThreshold;
+                if (options.MaxTotalTime is { } max)
+                {
+                    TimeSpan left = max - session.Elapsed;
+                    wait = left < wait ? (left > TimeSpan.Zero ? left : TimeSpan.Zero) : wait;
+                }
 
-            WaitHandle.WaitAny(handles, wait);
-            if (cancellation.IsCancellationRequested || (options.MaxTotalTime is { } limit && session.Elapsed >= limit))
-            {
-                stop.Cancel();
-            }
+                bool signalled = WaitHandle.WaitAny(handles, wait) != WaitHandle.WaitTimeout;
+                if (cancellation.IsCancellationRequested || (options.MaxTotalTime is { } limit && session.Elapsed >= limit))
+                {
+                    stop.Cancel();
+                }
 
-            if (!done.IsSet)
-            {
-                Tick(progress);
-            }
+                foreach (Worker w in workers)
+                {
+                    w.CheckHang();
+                }
 
-            if (Stopping)
-            {
-                done.Wait();
+                if (!done.IsSet && (signalled || Stopping || session.Elapsed - lastTick >= options.StatusInterval))
+                {
+                    lastTick = session.Elapsed;
+                    Tick(progress);
+                }
+
+                if (Stopping)
+                {
+                    // A worker stuck in a case cannot be interrupted: wait for the others and a grace
+                    // period, then leave it (its case is already in hangs/).
+                    while (!done.Wait(options.HangThreshold))
+                    {
+                        // Whoever is still busy after a whole hang threshold is stuck: record it and leave it.
+                        bool anyStuck = false;
+                        for (int i = 0; i < workers.Length; i++)
+                        {
+                            workers[i].CheckHang();
+                            abandoned[i] = workers[i].Stuck;
+                            anyStuck |= abandoned[i];
+                        }
+
+                        if (anyStuck)
+                        {
+                            break;
+                        }
+                    }
+
+                    break;
+                }
             }
         }
-
-        foreach (Thread t in threads)
+        finally
         {
-            t.Join();
+            // Also when a status consumer throws: no worker outlives Run, except one stuck in a case.
+            stop.Cancel();
+            for (int i = 0; i < threads.Length; i++)
+            {
+                if (abandoned[i])
+                {
+                    warnings.Add($"worker {i} was still running a case when the campaign stopped; the case is in hangs/");
+                    workers[i].Abandoned = true;
+                }
+                else
+                {
+                    threads[i].Join();
+                }
+            }
+
+            if (!abandoned.Any(a => a))
+            {
+                done.Dispose();
+            }
         }
     }
 
@@ -372,10 +422,10 @@ public sealed partial class Campaign
                 continue;
             }
 
-            worker.RunForCoverage(parsed.Case);
+            (_, TimeSpan duration) = worker.RunForCoverage(parsed.Case);
             lock (corpusGate)
             {
-                corpus.Add(parsed.Case);
+                corpus.Add((parsed.Case, duration));
                 queueCounter++;
             }
         }
@@ -395,21 +445,22 @@ public sealed partial class Campaign
 
             // Seeds may carry expectations; mutants of them are differential probes.
             EptCase seed = new(parsed.Case.Steps.Select(s => s with { Expectation = null }), sourceName: path);
-            if (worker.RunForCoverage(seed) > 0)
+            (int fresh, TimeSpan duration) = worker.RunForCoverage(seed);
+            if (fresh > 0)
             {
-                Keep(seed, 0, "corpus " + Path.GetFileName(path));
+                Keep(seed, 0, "corpus " + Path.GetFileName(path), duration);
             }
         }
     }
 
     /// <summary>Adds a case that reached new coverage to the corpus and writes it to queue/.</summary>
-    private void Keep(EptCase c, ulong seed, string origin)
+    private void Keep(EptCase c, ulong seed, string origin, TimeSpan duration)
     {
         int id;
         lock (corpusGate)
         {
             id = queueCounter++;
-            corpus.Add(c);
+            corpus.Add((c, duration));
         }
 
         string name = $"id-{id:d6}-{seed:x16}.ept";
@@ -426,8 +477,12 @@ public sealed partial class Campaign
                 return (null, null);
             }
 
-            EptCase parent = corpus[rng.Below(corpus.Count)];
-            EptCase? donor = rng.Chance(30) ? corpus[rng.Below(corpus.Count)] : null;
+            // A tournament of two that the faster case wins: slow seeds (large identity maps) are
+            // still mutated, but they do not take over the campaign's time.
+            var a = corpus[rng.Below(corpus.Count)];
+            var b = corpus[rng.Below(corpus.Count)];
+            EptCase parent = a.Duration <= b.Duration ? a.Case : b.Case;
+            EptCase? donor = rng.Chance(30) ? corpus[rng.Below(corpus.Count)].Case : null;
             return (parent, donor);
         }
     }

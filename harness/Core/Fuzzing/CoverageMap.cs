@@ -119,24 +119,6 @@ public sealed class CoverageMap : IRunObserver
         }
     }
 
-    /// <summary>True when some feature of <paramref name="features"/> is not set yet (no change). Thread-safe.</summary>
-    public bool HasNew(IReadOnlyList<int> features)
-    {
-        lock (gate)
-        {
-            for (int i = 0; i < features.Count; i++)
-            {
-                int f = features[i];
-                if ((bits[f >> 6] & (1UL << (f & 63))) == 0)
-                {
-                    return true;
-                }
-            }
-
-            return false;
-        }
-    }
-
     /// <summary>Copies every bit of <paramref name="other"/> into this map.</summary>
     public int UnionWith(CoverageMap other)
     {

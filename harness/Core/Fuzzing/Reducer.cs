@@ -80,6 +80,7 @@ public static class Reducer
         for (int pass = 0; pass < 8 && !state.OutOfTime; pass++)
         {
             bool changed = state.SimplifySteps(steps);
+            changed |= state.Relocate(ref steps);
             // A simpler step can make another step unnecessary.
             int before = steps.Count;
             steps = state.DeltaDebug(steps);
@@ -121,6 +122,27 @@ public static class Reducer
         }
 
         return (text.Length, magnitude);
+    }
+
+    /// <summary>The size of a whole case: the sums of <see cref="Cost"/>, compared the same way.</summary>
+    private static bool Smaller(List<Step> candidate, List<Step> current)
+    {
+        (int la, int ma) = Total(candidate);
+        (int lb, int mb) = Total(current);
+        return la < lb || (la == lb && ma < mb);
+
+        static (int, int) Total(List<Step> steps)
+        {
+            int length = 0, magnitude = 0;
+            foreach (Step s in steps)
+            {
+                var c = Cost(s);
+                length += c.Length;
+                magnitude += c.Magnitude;
+            }
+
+            return (length, magnitude);
+        }
     }
 
     private static bool Smaller(Step candidate, Step current)
@@ -364,6 +386,41 @@ public static class Reducer
 
             Best = r;
             return true;
+        }
+
+        /// <summary>Moves mapped regions to small canonical addresses in every step at once; true when any moved.</summary>
+        public bool Relocate(ref List<Step> steps)
+        {
+            bool changed = false;
+            for (int round = 0; round < 16 && !OutOfTime; round++)
+            {
+                List<Step>? taken = null;
+                foreach (List<Step> candidate in AddressRelocation.Candidates(steps))
+                {
+                    // Moving several addresses together can break a rule the order check does not
+                    // see (tables that contain cr3): check the candidate as a file would be checked.
+                    if (Smaller(candidate, steps) && CaseValidator.Check(Original with { Steps = [.. candidate] }).Count == 0 && Keeps(candidate))
+                    {
+                        taken = candidate;
+                        break;
+                    }
+
+                    if (OutOfTime)
+                    {
+                        break;
+                    }
+                }
+
+                if (taken is null)
+                {
+                    break;
+                }
+
+                steps = taken;
+                changed = true;
+            }
+
+            return changed;
         }
 
         /// <summary>ddmin over the steps, by complements (Zeller and Hildebrandt, 2002).</summary>

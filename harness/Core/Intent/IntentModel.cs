@@ -34,6 +34,25 @@ public sealed class IntentModel
 
     public void MarkAllUnknown() => allUnknown = true;
 
+    /// <summary>True when no part of [start, end) was touched by a raw write.</summary>
+    public bool IsKnownRange(ulong start, ulong end)
+    {
+        if (allUnknown)
+        {
+            return false;
+        }
+
+        foreach (var (s, e) in unknown)
+        {
+            if (s < end && start < e)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
     public bool IsKnown(ulong gpa)
     {
         if (allUnknown)
@@ -55,6 +74,13 @@ public sealed class IntentModel
     /// <summary>The intended page containing <paramref name="gpa"/>, if any.</summary>
     public IntendedPage? Lookup(ulong gpa)
     {
+        // A 4-level walk cannot reach GPA[51:48] != 0 (EPT-WALK-4): such pages, mapped while the
+        // walk had 5 levels, are out of reach until it has 5 again.
+        if (gpa >= GpaLimit)
+        {
+            return null;
+        }
+
         // Pages are at most 1 GiB: the candidate starts at the greatest key at or below gpa.
         IntendedPage? found = null;
         foreach (var size in Sizes)
@@ -219,6 +245,12 @@ public sealed class IntentModel
     /// </summary>
     public ApiResult IdentityMap(ulong offset, ulong offsetFrom)
     {
+        // Pages start on 4 KiB boundaries on both sides, so the offset and where it starts must too.
+        if (!Aligned(offset, 4096) || !Aligned(offsetFrom, 4096))
+        {
+            return ApiResult.Unaligned;
+        }
+
         var planned = new List<IntendedPage>();
         foreach (var (start, end, type) in MergedMemoryMap())
         {
@@ -230,7 +262,9 @@ public sealed class IntentModel
                 foreach (var candidate in new[] { PageSize.Size1G, PageSize.Size2M })
                 {
                     ulong bytes = candidate.Bytes();
-                    bool straddlesOffset = gpa < offsetFrom && gpa + bytes > offsetFrom;
+                    // Where the offset starts the HPA jumps, so no page may straddle it (with a zero
+                    // offset nothing jumps).
+                    bool straddlesOffset = offset != 0 && gpa < offsetFrom && gpa + bytes > offsetFrom;
                     if (SizeSupported(candidate) && Aligned(gpa, bytes) && Aligned(hpa, bytes) && gpa + bytes <= end && !straddlesOffset)
                     {
                         size = candidate;
@@ -353,12 +387,22 @@ public sealed class IntentModel
         return ApiResult.Ok;
     }
 
+    /// <summary>
+    /// Replaces a page by pages of the next smaller size the processor supports (a 1 GiB page on a
+    /// processor without 2 MiB pages becomes 4 KiB pages), same attributes.
+    /// </summary>
     private void ReplaceBySmaller(IntendedPage page)
     {
         var smaller = (PageSize)((int)page.Size - 1);
+        while (!SizeSupported(smaller))
+        {
+            smaller = (PageSize)((int)smaller - 1);
+        }
+
         ulong step = smaller.Bytes();
+        ulong count = page.Size.Bytes() / step;
         pages.Remove(page.Gpa.Value);
-        for (ulong i = 0; i < 512; i++)
+        for (ulong i = 0; i < count; i++)
         {
             pages.Add(page.Gpa.Value + i * step, page with { Gpa = page.Gpa + i * step, Hpa = page.Hpa + i * step, Size = smaller });
         }
@@ -418,7 +462,9 @@ public sealed class IntentModel
             return false;
         }
 
-        bool execute = permissions.HasFlag(EptPermissions.ExecuteAccess) || (Controls.Mbec && permissions.HasFlag(EptPermissions.UserModeExecute));
+        // On a processor with MBEC, XU without R is execute-only whether or not the control is on
+        // now: the entry would be a misconfiguration as soon as it is (EPT-MISCONFIG-3).
+        bool execute = permissions.HasFlag(EptPermissions.ExecuteAccess) || (cpu.Mbec && permissions.HasFlag(EptPermissions.UserModeExecute));
         return read || !execute || cpu.ExecuteOnly;
     }
 

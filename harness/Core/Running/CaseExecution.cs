@@ -22,6 +22,8 @@ internal sealed class CaseExecution : IDisposable
     private readonly Dictionary<ulong, ulong> mirror = new();
     /// <summary>Entries a raw write changed since the last INVEPT: translations through them may be stale.</summary>
     private readonly HashSet<ulong> staleEntries = new();
+    /// <summary>EPTP[51:12] values that were current since the last global INVEPT.</summary>
+    private readonly HashSet<ulong> rootsSinceGlobalInvept = new();
     /// <summary>4 KiB pages that hold EPT entries written by operations.</summary>
     private readonly HashSet<ulong> tablePages = new();
     /// <summary>Baseline observations of probes, for batch targets compared after the case.</summary>
@@ -117,10 +119,14 @@ internal sealed class CaseExecution : IDisposable
                 result = hypervisor.SetEptp(e.ToRequest());
                 if (result == ApiResult.Ok)
                 {
-                    intent.SetWalkLength(e.Raw is { } r ? (int)((r >> 3) & 7) + 1 : e.WalkLength ?? 4);
-                    if (e.Raw is not null)
+                    if (e.Raw is null)
                     {
-                        // The translators now walk a root the operations do not know.
+                        intent.SetWalkLength(e.WalkLength ?? 4);
+                    }
+                    else
+                    {
+                        // The translators now walk a root the operations do not know; the
+                        // hypervisor's operations keep using its own root and walk length.
                         intent.MarkAllUnknown();
                     }
                 }
@@ -185,6 +191,12 @@ internal sealed class CaseExecution : IDisposable
                 result = hypervisor.Poke(p.Hpa, p.Value);
                 raw = true;
                 tables = false;
+                if (result == ApiResult.Ok)
+                {
+                    // Any host page may be (or become) an EPT table page; the harness cannot tell.
+                    intent.MarkAllUnknown();
+                }
+
                 break;
             case GMapStep gm:
                 result = hypervisor.GMap(gm.Gva, gm.Gpa, gm.Size, gm.Permissions.HasFlag(GuestPagePermissions.Writable), gm.Permissions.HasFlag(GuestPagePermissions.User), gm.Permissions.HasFlag(GuestPagePermissions.Executable));
@@ -209,6 +221,9 @@ internal sealed class CaseExecution : IDisposable
         Forward(raw, tables);
         if (step is EptpStep && result == ApiResult.Ok)
         {
+            ulong root = hypervisor.Eptp & RootMask;
+            tablePages.Add(root >> 12);
+            rootsSinceGlobalInvept.Add(root);
             foreach (var s in sessions)
             {
                 s.SetEptp(hypervisor.Eptp);
@@ -230,6 +245,14 @@ internal sealed class CaseExecution : IDisposable
         }
 
         options.Observer?.OnOperation(index, step, result);
+
+        if (intended is not null && OperationRange(step) is var (from, to) && !intent.IsKnownRange(from, to))
+        {
+            // A raw write touched this range: the intent cannot say what the operation should do,
+            // and after it cannot say what maps there.
+            intended = null;
+            intent.MarkUnknown(from, to);
+        }
 
         if (options.CheckIntent && intended is { } want && want != result)
         {
@@ -263,7 +286,21 @@ internal sealed class CaseExecution : IDisposable
         {
             if (effect.Kind == EffectKind.Invept)
             {
-                staleEntries.Clear();
+                // Single-context INVEPT only drops translations tagged with the current EPTP's root;
+                // ones cached under another root survive, so stale entries stay stale unless this
+                // case has used one root since the last global INVEPT.
+                ulong current = hypervisor.Eptp & RootMask;
+                if (effect.InveptType == InveptType.Global || rootsSinceGlobalInvept.Count <= 1)
+                {
+                    staleEntries.Clear();
+                }
+
+                if (effect.InveptType == InveptType.Global)
+                {
+                    rootsSinceGlobalInvept.Clear();
+                    rootsSinceGlobalInvept.Add(current);
+                }
+
                 foreach (var s in sessions)
                 {
                     s.Invept(effect.InveptType);
@@ -674,4 +711,24 @@ internal sealed class CaseExecution : IDisposable
     };
 
     private static ulong LevelSpan(EptLevel level) => 1UL << (12 + 9 * ((int)level - 1));
+
+    private const ulong RootMask = 0x000F_FFFF_FFFF_F000UL;
+
+    /// <summary>The guest-physical range an operation reads or changes (null: it touches no mapping).</summary>
+    private static (ulong From, ulong To)? OperationRange(Step step)
+    {
+        const ulong gig = 1UL << 30;
+        static (ulong, ulong) Range(ulong start, ulong size) => (start, start + size < start ? ulong.MaxValue : start + size);
+        return step switch
+        {
+            MapStep m => Range(m.Gpa.Value, m.Size),
+            UnmapStep u => Range(u.Gpa.Value, u.Size),
+            ProtectStep p => Range(p.Gpa.Value, p.Size),
+            RetypeStep r => Range(r.Gpa.Value, r.Size),
+            SplitStep s => Range(s.Gpa.Value & ~(gig - 1), gig),
+            MergeStep m => Range(m.Gpa.Value, m.Size),
+            IdentityMapStep => (0UL, ulong.MaxValue),
+            _ => null,
+        };
+    }
 }

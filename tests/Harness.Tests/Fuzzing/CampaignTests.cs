@@ -30,7 +30,7 @@ public sealed class CampaignTests : IDisposable
     public void PlantedDivergence_IsFound_WrittenRawAndReduced_AndReported()
     {
         string dir = Out("planted");
-        var summary = new Campaign(Options(dir, 1500) with { EmitRegressionTests = true }).Run(CancellationToken.None);
+        var summary = new Campaign(Options(dir, 1000) with { EmitRegressionTests = true }).Run(CancellationToken.None);
 
         FindingRecord f = Assert.Single(summary.Findings, x => x.Signature == PlantedSignature);
         Assert.Equal(1, summary.ExitCode);
@@ -58,7 +58,7 @@ public sealed class CampaignTests : IDisposable
         Assert.Equal("stop", events[^1].Type);
         var stats = CampaignStats.Load(dir, out string error);
         Assert.True(stats is not null, error);
-        Assert.Equal(1500, stats.Executions);
+        Assert.Equal(1000, stats.Executions);
         Assert.Contains(stats.Findings, x => x.Signature == PlantedSignature && x.Count == f.Count);
         Assert.Equal(summary.Final.Duplicates, stats.Duplicates);
         Assert.Equal(summary.Final.Duplicates + summary.Findings.Count, summary.Findings.Sum(x => x.Count));
@@ -92,8 +92,8 @@ public sealed class CampaignTests : IDisposable
     public void Jobs_RunExactlyTheRequestedNumberOfCases_AndFindTheBug()
     {
         string dir = Out("jobs");
-        var summary = new Campaign(Options(dir, 1500, jobs: 3)).Run(CancellationToken.None);
-        Assert.Equal(1500, summary.Final.Executions);
+        var summary = new Campaign(Options(dir, 1000, jobs: 3)).Run(CancellationToken.None);
+        Assert.Equal(1000, summary.Final.Executions);
         Assert.Contains(summary.Findings, x => x.Signature == PlantedSignature);
         // Duplicates are counted, never reduced twice: one reduced file per signature.
         Assert.Equal(summary.Findings.Count, Directory.GetFiles(Path.Combine(dir, "findings"), "*.raw.ept").Length);
@@ -103,7 +103,7 @@ public sealed class CampaignTests : IDisposable
     public void Resume_AfterAKill_KeepsFindingsAndCounters_AndFinishesInterruptedReductions()
     {
         string dir = Out("resume");
-        var first = new Campaign(Options(dir, 1500)).Run(CancellationToken.None);
+        var first = new Campaign(Options(dir, 1000)).Run(CancellationToken.None);
         FindingRecord f = Assert.Single(first.Findings, x => x.Signature == PlantedSignature);
 
         // Simulate kill -9 right after the raw finding was written: no reduced file, stats.json
@@ -125,7 +125,7 @@ public sealed class CampaignTests : IDisposable
         Assert.True(second.Final.CorpusSize >= first.Final.CorpusSize);
         Assert.True(second.Final.RulesHit >= first.Final.RulesHit);
         var after = CampaignStats.Load(dir, out _)!;
-        Assert.True(after.NextCaseIndex >= 1800);
+        Assert.True(after.NextCaseIndex >= 1300);
         Assert.Contains(CampaignEvent.ReadAll(dir), e => e.Type == "resume");
     }
 
@@ -160,6 +160,44 @@ public sealed class CampaignTests : IDisposable
         Assert.Equal("cancelled", summary.StopReason);
         Assert.True(summary.Final.Executions < 1_000_000);
         Assert.Equal("stop", CampaignEvent.ReadAll(dir)[^1].Type);
+    }
+
+    [Fact]
+    public void ACaseThatDoesNotReturn_IsWrittenToHangsWhileItRuns()
+    {
+        using var release = new ManualResetEventSlim(false);
+        string dir = Out("hang");
+        var options = new CampaignOptions
+        {
+            OutDir = dir,
+            Targets = () => new Running.RunOptions { Hypervisor = () => new EptFuzz.Impl.Hypervisor.EptHypervisor(), Targets = [new BlockingTarget(release)], CheckIntent = false },
+            Runs = 1,
+            HangThreshold = TimeSpan.FromMilliseconds(50),
+            StatusInterval = TimeSpan.FromMilliseconds(10),
+        };
+        // The status after the watchdog recorded the hang lets the case return; nothing else does.
+        var progress = new ReleaseWhenHung(release);
+
+        var summary = new Campaign(options).Run(CancellationToken.None, progress);
+
+        Assert.Equal(1, summary.Final.Hangs);
+        Assert.Equal(1, summary.Final.Executions);
+        string hang = Assert.Single(Directory.GetFiles(Path.Combine(dir, "hangs")));
+        var parsed = CaseParser.Parse(File.ReadAllText(hang), hang);
+        Assert.True(parsed.Succeeded, parsed.ErrorText());
+        Assert.StartsWith("still running after", parsed.Case.HeaderComments[0], StringComparison.Ordinal);
+        Assert.Contains(CampaignEvent.ReadAll(dir), e => e.Type == "hang");
+    }
+
+    private sealed class ReleaseWhenHung(ManualResetEventSlim release) : IProgress<CampaignStatus>
+    {
+        public void Report(CampaignStatus value)
+        {
+            if (value.Hangs > 0)
+            {
+                release.Set();
+            }
+        }
     }
 
     [Fact]

@@ -28,8 +28,8 @@ public sealed class MergeReportAndGateTests : IDisposable
     [Fact]
     public void Merge_UnitesQueues_KeepsOneFindingPerSignature_AndSumsCounters()
     {
-        var a = Shard("a", 1, 1200);
-        var b = Shard("b", 2, 1200);
+        var a = Shard("a", 1, 800);
+        var b = Shard("b", 2, 800);
         var m = CampaignMerge.Merge([Out("a"), Out("b")], Out("m"));
 
         Assert.Equal(2, m.Inputs);
@@ -61,13 +61,13 @@ public sealed class MergeReportAndGateTests : IDisposable
             OutDir = dir,
             Targets = () => TestTargets.Options(planted: true),
             Seed = 0x5eed,
-            Runs = 1200,
+            Runs = 1000,
             Profile = new GeneratorProfile { Steps = 32 },
             StatusInterval = TimeSpan.FromHours(1),
         }).Run(CancellationToken.None);
         // Status points normally come from the clock; give the chart two of them.
         var stats = CampaignStats.Load(dir, out _)!;
-        stats.History = [new HistoryPoint(0, 0, 0, 0, 0, 0, 0), new HistoryPoint(10, 1200, 120, stats.RulesHit, stats.Features, stats.CorpusSize, stats.Findings.Count)];
+        stats.History = [new HistoryPoint(0, 0, 0, 0, 0, 0, 0), new HistoryPoint(10, 1000, 100, stats.RulesHit, stats.Features, stats.CorpusSize, stats.Findings.Count)];
         stats.Save(dir);
 
         string path = HtmlReport.Write(dir);

@@ -96,6 +96,35 @@ public class ReducerTests
     }
 
     [Fact]
+    public void Reduce_MovesARegionAndEverythingInsideItToASmallAddress()
+    {
+        // A stand-in oracle: the failure is "a write lands inside a read-only 2M map", wherever it is.
+        static CaseResult Oracle(EptCase c)
+        {
+            var maps = c.Steps.OfType<MapStep>().Where(m => m.Permissions == EptPermissions.ReadAccess && m.Size == 1UL << 21).ToList();
+            bool hit = c.Steps.OfType<AccessStep>().Any(a => a.Kind == AccessKind.Write && a.Gpa is { } g && maps.Any(m => g.Value - m.Gpa.Value < m.Size));
+            return new CaseResult { File = "x", Status = hit ? CaseStatus.Diverged : CaseStatus.Passed, Signature = hit ? "write.gpa|a:ok|b:violation|kind" : null };
+        }
+
+        var c = new EptCase(
+        [
+            new CpuStep(),
+            new EptpStep(),
+            new MapStep(new Gpa(0x7f_9fe0_0000), new Hpa(0x2b15_0020_0000), 1UL << 21, EptPermissions.ReadAccess),
+            AccessStep.Physical(AccessKind.Read, new Gpa(0x7f_9fe0_3000)),
+            AccessStep.Physical(AccessKind.Write, new Gpa(0x7f_9fe1_2000)),
+        ]);
+        var r = Reducer.Reduce(c, Oracle, "write.gpa|a:ok|b:violation|kind", Reducer.DefaultCap);
+
+        var map = Assert.Single(r.Case.Steps.OfType<MapStep>());
+        var write = Assert.Single(r.Case.Steps.OfType<AccessStep>());
+        Assert.Equal(0UL, map.Gpa.Value);
+        Assert.Equal(0UL, map.Hpa.Value);
+        Assert.InRange(write.Gpa!.Value.Value, 0UL, (1UL << 21) - 1);
+        Assert.Empty(CaseValidator.Check(r.Case));
+    }
+
+    [Fact]
     public void Reduce_WhenCancelled_StopsAndKeepsTheInput()
     {
         EptCase c = Buried();

@@ -1,0 +1,134 @@
+using System.CommandLine;
+using System.Globalization;
+using EptFuzz.Harness.Fuzzing;
+using EptFuzz.Harness.Running;
+using Spectre.Console;
+
+namespace EptFuzz.Cli.Commands;
+
+/// <summary>
+/// <c>eptfuzz fuzz</c>: a guided campaign. With no flags it runs 60 seconds on model,impl and
+/// writes to fuzz-out/, which is the README's main command.
+/// </summary>
+internal static class FuzzCommand
+{
+    public static Command Create()
+    {
+        var seed = new Option<string>("--seed") { Description = "Campaign seed (decimal or 0x hex)", DefaultValueFactory = _ => "0x5eed" };
+        var time = new Option<double?>("--max-total-time") { Description = "Seconds this invocation may run (default 60 when --runs is not given)" };
+        var runs = new Option<long?>("--runs") { Description = "Executions this invocation may run" };
+        var jobs = new Option<int>("--jobs") { Description = "Parallel workers on this machine", DefaultValueFactory = _ => 1 };
+        var corpus = new Option<string?>("--corpus") { Description = "Seed directory of .ept cases (default: corpus/ when present)" };
+        var output = new Option<string>("--out") { Description = "Campaign directory", DefaultValueFactory = _ => "fuzz-out" };
+        var targets = Shared.Targets();
+        var resume = new Option<bool>("--resume") { Description = "Continue the campaign in --out with its cumulative counters" };
+        var shard = new Option<string>("--shard") { Description = "K/N: run the K-th of N disjoint parts of the seed space", DefaultValueFactory = _ => "1/1" };
+        var cpuProfile = new Option<string>("--cpu-profile") { Description = "random, default, full or minimal", DefaultValueFactory = _ => "random" };
+        var steps = new Option<int>("--steps") { Description = "Steps per generated case", DefaultValueFactory = _ => GeneratorProfile.DefaultSteps };
+        var reduceTime = new Option<double>("--reduce-time") { Description = "Seconds to reduce each new finding", DefaultValueFactory = _ => Reducer.DefaultCap.TotalSeconds };
+        var emitTest = new Option<bool>("--emit-test") { Description = "Also write an xunit regression test for each finding" };
+        var known = Shared.Known();
+        var command = new Command("fuzz", "Run a coverage-guided differential fuzz campaign")
+        {
+            seed, time, runs, jobs, corpus, output, targets, resume, shard, cpuProfile, steps, reduceTime, emitTest, known,
+        };
+        command.SetAction((parse, cancellation) => Task.FromResult(Run(parse, seed, time, runs, jobs, corpus, output, targets, resume, shard, cpuProfile, steps, reduceTime, emitTest, known, cancellation)));
+        return command;
+    }
+
+    private static int Run(
+        ParseResult parse, Option<string> seed, Option<double?> time, Option<long?> runs, Option<int> jobs, Option<string?> corpus,
+        Option<string> output, Option<string> targets, Option<bool> resume, Option<string> shard, Option<string> cpuProfile,
+        Option<int> steps, Option<double> reduceTime, Option<bool> emitTest, Option<string?> known, CancellationToken cancellation)
+    {
+        if (!Numbers.TryParse(parse.GetValue(seed)!, out ulong seedValue))
+        {
+            return Shared.Usage($"--seed: '{parse.GetValue(seed)}' is not a number (decimal or 0x hex)");
+        }
+
+        if (!Shard.TryParse(parse.GetValue(shard)!, out var shardValue, out var shardError))
+        {
+            return Shared.Usage($"--shard: {shardError}");
+        }
+
+        if (GeneratorProfile.ParseCpuProfile(parse.GetValue(cpuProfile)!, out var profileError) is not { } profile)
+        {
+            return Shared.Usage($"--cpu-profile: {profileError}");
+        }
+
+        string targetList = parse.GetValue(targets)!;
+        var (probe, error) = Composition.CreateTargets(targetList);
+        if (error is not null)
+        {
+            return Shared.Usage(error);
+        }
+
+        string? corpusDir = parse.GetValue(corpus) ?? (Directory.Exists("corpus") ? "corpus" : null);
+        var (knownDivergences, knownErrors) = Composition.LoadKnown(parse.GetValue(known), corpusDir ?? "corpus");
+        if (knownErrors.Count > 0)
+        {
+            return Shared.Usage(string.Join(Environment.NewLine + "eptfuzz: ", knownErrors));
+        }
+
+        long? runBudget = parse.GetValue(runs);
+        double? seconds = parse.GetValue(time) ?? (runBudget is null ? 60 : null);
+        var options = new CampaignOptions
+        {
+            OutDir = parse.GetValue(output)!,
+            Targets = () => Composition.Options(Composition.CreateTargets(targetList).Targets, knownDivergences, null, targetList),
+            Seed = seedValue,
+            MaxTotalTime = seconds is { } s ? TimeSpan.FromSeconds(s) : null,
+            Runs = runBudget,
+            Jobs = parse.GetValue(jobs),
+            CorpusDir = corpusDir,
+            Resume = parse.GetValue(resume),
+            Shard = shardValue,
+            Profile = new GeneratorProfile { Cpu = profile, Steps = parse.GetValue(steps) },
+            ReduceCap = TimeSpan.FromSeconds(parse.GetValue(reduceTime)),
+            EmitRegressionTests = parse.GetValue(emitTest),
+            RulesModelled = probe.Any(t => t.Name == "model") ? Composition.ModelledRuleCount : null,
+            CommandLine = "eptfuzz " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)),
+        };
+        if (options.Validate() is { } invalid)
+        {
+            return Shared.Usage(invalid);
+        }
+
+        CampaignSummary summary;
+        try
+        {
+            summary = new Campaign(options).Run(cancellation, StatusReporter.ForConsole());
+        }
+        catch (CampaignUsageException e)
+        {
+            return Shared.Usage(e.Message);
+        }
+
+        foreach (var warning in summary.Warnings)
+        {
+            Console.Error.WriteLine($"eptfuzz: warning: {warning}");
+        }
+
+        var table = new Table().Border(TableBorder.Rounded).AddColumn("campaign").AddColumn(new TableColumn(string.Empty).RightAligned());
+        var f = summary.Final;
+        table.AddRow("executions", f.Executions.ToString(CultureInfo.InvariantCulture));
+        table.AddRow("exec/s", f.ExecPerSecond.ToString("0", CultureInfo.InvariantCulture));
+        table.AddRow("rules hit / modelled", $"{f.RulesHit} / {f.RulesModelled}");
+        table.AddRow("coverage features", f.Features.ToString(CultureInfo.InvariantCulture));
+        table.AddRow("corpus", f.CorpusSize.ToString(CultureInfo.InvariantCulture));
+        table.AddRow("findings (unique)", f.Findings.ToString(CultureInfo.InvariantCulture));
+        table.AddRow("duplicates", f.Duplicates.ToString(CultureInfo.InvariantCulture));
+        table.AddRow("known divergences", f.KnownDivergences.ToString(CultureInfo.InvariantCulture));
+        table.AddRow("infrastructure failures", f.InfrastructureFailures.ToString(CultureInfo.InvariantCulture));
+        table.AddRow("hangs", f.Hangs.ToString(CultureInfo.InvariantCulture));
+        table.Caption($"{summary.OutDir}: stopped ({summary.StopReason}) after {f.Elapsed.TotalSeconds:0.0} s");
+        AnsiConsole.Write(table);
+        foreach (var finding in summary.Findings)
+        {
+            AnsiConsole.WriteLine($"finding {finding.Signature} x{finding.Count}: {Path.Combine(summary.OutDir, finding.ReducedPath)} ({finding.StepsBefore} -> {finding.StepsAfter} steps)");
+            AnsiConsole.WriteLine($"  replay: ./eptfuzz replay {Path.Combine(summary.OutDir, finding.ReducedPath)} --targets {targetList} --trace");
+        }
+
+        return summary.ExitCode;
+    }
+}

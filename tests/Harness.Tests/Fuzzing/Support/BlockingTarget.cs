@@ -1,0 +1,54 @@
+using EptFuzz.Contract;
+
+namespace EptFuzz.Harness.Tests.Fuzzing.Support;
+
+/// <summary>A translator whose first probe blocks until <see cref="Release"/> is set: a hang on demand.</summary>
+internal sealed class BlockingTarget(ManualResetEventSlim release) : ITarget
+{
+    public string Name => "blocking";
+
+    public TargetTraits Traits => TargetTraits.Immediate;
+
+    public IReadOnlyList<string> RuleNames => [];
+
+    public ManualResetEventSlim Release { get; } = release;
+
+    public ITargetSession Open(CpuCapabilities cpu) => new Session(Release);
+
+    private sealed class Session(ManualResetEventSlim release) : ITargetSession
+    {
+        public string? UnsupportedReason => null;
+
+        public void SetEptp(ulong eptp)
+        {
+        }
+
+        public void SetControls(VmxControls controls)
+        {
+        }
+
+        public void SetGuestPaging(GuestPaging paging)
+        {
+        }
+
+        public void Write(MemoryWrite write)
+        {
+        }
+
+        public void Invept(InveptType type)
+        {
+        }
+
+        public Observation? Submit(in Probe probe)
+        {
+            release.Wait();
+            return Observation.Unsupported("the blocking test target observes nothing");
+        }
+
+        public IReadOnlyDictionary<int, Observation> Finish() => new Dictionary<int, Observation>();
+
+        public void Dispose()
+        {
+        }
+    }
+}
