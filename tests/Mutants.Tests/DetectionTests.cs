@@ -14,7 +14,8 @@ namespace EptFuzz.Mutants.Tests;
 /// within <see cref="Detection.Budget"/> executions, reduces each finding to at most
 /// <see cref="MaxReducedSteps"/> steps that still show the same signature on the bug and pass on
 /// the unpatched implementation (so the finding is the bug's doing, not a divergence the
-/// implementation already had).
+/// implementation already had); and the unpatched implementation, fuzzed the same way over the
+/// whole budget, shows nothing (no false positives).
 /// </summary>
 public sealed class DetectionTests(ITestOutputHelper output)
 {
@@ -37,7 +38,8 @@ public sealed class DetectionTests(ITestOutputHelper output)
         {
             using CompiledImpl control = compiler.Compile(null);
 
-            // The unpatched implementation over the whole budget: what it finds is not any bug's doing.
+            // The unpatched implementation over the whole budget: it must find nothing (asserted below);
+            // should it find something, the bug runs still go on, with those signatures known.
             baseline = Detection.Run(control, Path.Combine(temp.FullName, "control"), Detection.Budget, KnownDivergences.None, stopAtFirst: false);
             Parallel.ForEach(MutantCatalog.All, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, Environment.ProcessorCount) }, m =>
             {
@@ -56,6 +58,12 @@ public sealed class DetectionTests(ITestOutputHelper output)
         WriteFindings(rows, baseline);
 
         var failures = new List<string>();
+        for (int i = 0; i < baseline.Findings.Count; i++)
+        {
+            FindingRecord f = baseline.Findings[i];
+            failures.Add($"control: the unpatched implementation diverged at execution {f.FoundAtExecution}: {f.Signature} (mutant-findings/control-{i + 1:d2}.ept)");
+        }
+
         foreach (Mutant m in MutantCatalog.All)
         {
             failures.AddRange(Problems(rows[m.Name]));
