@@ -98,6 +98,13 @@ public static class MutantCatalog
             "the table that replaces a huge page steps its children's HPAs by 4 KiB at every level",
             "API: split maps the same HPAs (EPT-WALK-2 on the new 2 MiB leaves)"),
         new(
+            "MergeTreatsAccessedDirtyAsAttributes",
+            Reshape,
+            "const ulong History = EptBits.Accessed | EptBits.Dirty;",
+            "const ulong History = 0;",
+            "merge compares the A/D flags the processor wrote as if they were attributes, so pages the guest touched never merge",
+            "API: merge of contiguous pages with equal permissions and memory type is Ok (A/D are history, EPT-AD-2/3)"),
+        new(
             "MergeIgnoresAttributes",
             Reshape,
             "|| (value & ~EptBits.AddressMask & ~History) != attributes)",
@@ -106,6 +113,13 @@ public static class MutantCatalog
             "API: merge of pages with different attributes is NotMergeable"),
 
         // ---- the table-page pool ----
+        new(
+            "RecycledTablePageNotZeroed",
+            Pool,
+            "if (tx.Read(taken + offset) != 0)",
+            "if (fromBump && tx.Read(taken + offset) != 0)",
+            "only never-used pages are zeroed: a table page freed by merge comes back with its 512 old leaves",
+            "API: a new table starts empty (a stale entry maps a GPA nobody mapped)"),
         new(
             "FreedTableStillReferenced",
             Reshape,
