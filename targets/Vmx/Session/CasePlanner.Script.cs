@@ -252,6 +252,13 @@ internal sealed partial class CasePlanner
             }
         }
 
+        if (throughCasePaging && cpu.IgnoresEptWriteForGuestAccessedDirty && (eptp & 0x40) == 0 &&
+            GuestUpdateNeedsEptWrite(memory, eptp, mbec, paging, access))
+        {
+            plan.Unsupported = $"{cpu.Engine} sets guest A/D bits without checking EPT write permission when EPT A/D is off (a known emulator deviation), and this walk must set one in a page the EPT does not let the guest write";
+            return;
+        }
+
         if (throughCasePaging && cpu.IgnoresLargeLeafBit12 && GuestWalkGpas(memory, eptp, mbec, paging, access.Address).Any(g => FinalLeaf(memory, eptp, mbec, g.Gpa) is { Level: > EptLevel.Pte } l && (l.Entry & 0x1000) != 0))
         {
             plan.Unsupported = $"{cpu.Engine} ignores bit 12 of a large EPT leaf's address (a known emulator deviation), and this gva probe may walk through such a leaf";
@@ -311,6 +318,29 @@ internal sealed partial class CasePlanner
         {
             script.Add(ScriptOp.Unplant, vm | offset, KernelLayout.PlantSave + (ulong)firstId * 8, (uint)pages);
         }
+    }
+
+    /// <summary>Whether the guest walk must set an A bit (or the leaf's D bit, for a write) in a guest entry whose page the EPT walk does not make writable.</summary>
+    private bool GuestUpdateNeedsEptWrite(Dictionary<ulong, ulong> memory, ulong eptp, bool mbec, GuestPaging paging, Access access)
+    {
+        var walk = GuestWalkGpas(memory, eptp, mbec, paging, access.Address).ToList();
+        int leafIndex = walk.Count >= 2 && walk[^1].Final ? walk.Count - 2 : -1;
+        for (int i = 0; i < walk.Count; i++)
+        {
+            var (gpa, final, entry) = walk[i];
+            if (final || (entry & 1) == 0)
+            {
+                continue;
+            }
+
+            bool needsUpdate = (entry & 0x20) == 0 || (i == leafIndex && access.Kind == AccessKind.Write && (entry & 0x40) == 0);
+            if (needsUpdate && !EptWritable(memory, eptp, mbec, gpa))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>The case page a leaf maps <paramref name="gpa"/> to.</summary>

@@ -21,6 +21,13 @@ public sealed record EmulatedCpu
     /// </summary>
     public bool IgnoresLargeLeafBit12 { get; init; }
 
+    /// <summary>
+    /// Bochs 2.7 translates guest paging-structure addresses for reading only when EPT A/D is off and
+    /// then writes the guest's A/D bits there, so an A/D update into a page the EPT does not let the
+    /// guest write completes instead of causing an EPT violation (SDM: it is a write access).
+    /// </summary>
+    public bool IgnoresEptWriteForGuestAccessedDirty { get; init; }
+
     /// <summary>Null when the report shows no usable VMX+EPT; the reason then says what is missing.</summary>
     public static EmulatedCpu? FromReport(string engine, OracleReport report, out string? reason)
     {
