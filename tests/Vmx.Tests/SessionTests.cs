@@ -207,6 +207,26 @@ public sealed class SessionTests
     }
 
     [BochsFact]
+    public void Bochs_CaseUsingEveryPml4Slot_GetsTheWindowUnderAPdptSlot()
+    {
+        using var s = Bochs.Open(CpuCapabilities.Default with { MaxPhyAddr = 40 });
+        Tables(s);
+        // PML4 slot 1 too (GPA 512 GiB and up): Bochs' 40-bit GPAs have only slots 0 and 1.
+        s.Write(new MemoryWrite(new Hpa(0x1008), 0x5000 | Rwx));
+        s.Write(new MemoryWrite(new Hpa(0x5000), 0x6000 | Rwx));
+        s.Write(new MemoryWrite(new Hpa(0x6000), 0x7000 | Rwx));
+        s.Write(new MemoryWrite(new Hpa(0x7008), 0x4030_0000 | Wb | Rwx));
+        s.Invept(InveptType.Global);
+        s.Submit(Read(1, 0x80_0000_1008));
+        s.Submit(Read(2, 0x200010));
+        s.Submit(Read(3, 0x80_0000_2000));
+        var o = s.Finish();
+        Assert.Equal(new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(0x4030_0008), PageSize = PageSize.Size4K, Gpa = new Gpa(0x80_0000_1008) }, o[1]);
+        Assert.Equal(new Hpa(0x4020_0010), o[2].Hpa);
+        Assert.Equal(new Observation { Kind = OutcomeKind.EptViolation, Qualification = 0x181, Gpa = new Gpa(0x80_0000_2000), GuestLinearAddress = 0x80_0000_2000, GuestLinearAddressValid = true }, o[3]);
+    }
+
+    [BochsFact]
     public void Bochs_RunsAThousandProbesInOneBoot()
     {
         using var s = (VmxSession)Bochs.Open(CpuCapabilities.Default with { MaxPhyAddr = 40 });

@@ -6,10 +6,6 @@ namespace EptFuzz.Targets.Vmx.Session;
 /// <summary>Pass 3 of <see cref="CasePlanner"/>: the script, in case order, and how each probe is asked.</summary>
 internal sealed partial class CasePlanner
 {
-    private ulong WindowBase => (ulong)WindowIndex << 39;
-
-    /// <summary>The entry the oracle keeps in the window slot of every EPT root.</summary>
-    private const ulong WindowRootEntry = KernelLayout.WindowEptPdpt | EptEntry.ReadWriteExecute;
 
     private void EmitSetup(ScriptBuilder script)
     {
@@ -33,11 +29,11 @@ internal sealed partial class CasePlanner
         // kernel's window block (guest code, stack, guest page tables).
         script.Write(KernelLayout.WindowEptPdpt, KernelLayout.WindowEptPd | EptEntry.ReadWriteExecute);
         script.Write(KernelLayout.WindowEptPd, KernelLayout.Window | EptEntry.LargePage | (6UL << 3) | EptEntry.ReadWriteExecute);
-        foreach (ulong root in roots)
+        foreach (ulong page in windowHookPages)
         {
-            if (relocation.TryMapPlain(root, out ulong vmRoot))
+            if (relocation.TryMapPlain(page, out ulong vmPage))
             {
-                script.Write(vmRoot + (ulong)WindowIndex * 8, WindowRootEntry);
+                script.Write(vmPage + (ulong)windowHookSlot * 8, WindowHookEntry);
             }
         }
 
@@ -108,11 +104,11 @@ internal sealed partial class CasePlanner
                     relocation.TryMapPlain(address & ~0xFFFUL, out ulong vmPage);
                     ulong value = tableLevels.TryGetValue(address & ~0xFFFUL, out var level) ? RelocateEntry(step.Write.Value, level) : step.Write.Value;
                     ulong vmAddress = vmPage + (address & 0xFFF);
-                    if (roots.Contains(address & ~0xFFFUL) && (int)((address & 0xFFF) >> 3) == WindowIndex)
+                    if (IsWindowEntry(address))
                     {
-                        // The case clears the window slot of a root (only zero is ever written there):
-                        // the VM keeps the oracle's entry.
-                        value = WindowRootEntry;
+                        // The case clears the window slot (only zero is ever written there): the VM
+                        // keeps the oracle's entry.
+                        value = WindowHookEntry;
                     }
 
                     vmValues[vmAddress] = value;
@@ -447,7 +443,7 @@ internal sealed partial class CasePlanner
 
         ulong address = table + Index(probe.EntryGpa.Value, target) * 8;
         ulong value = memory.GetValueOrDefault(address);
-        bool windowSlot = roots.Contains(address & ~0xFFFUL) && (int)((address & 0xFFF) >> 3) == WindowIndex;
+        bool windowSlot = IsWindowEntry(address);
         if (windowSlot || !relocation.TryMapPlain(address & ~0xFFFUL, out ulong vmPage))
         {
             // The window slot holds the oracle's entry in the VM, while the case never wrote it.

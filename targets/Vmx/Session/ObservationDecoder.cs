@@ -9,7 +9,7 @@ namespace EptFuzz.Targets.Vmx.Session;
 /// reported addresses back to the case's through the tags and the relocation table. Anything the
 /// kernel should have printed but did not is an infrastructure failure, never a finding.
 /// </summary>
-internal sealed class ObservationDecoder(string target, OracleReport report, Relocation relocation, CpuCapabilities caseCpu, EmulatedCpu cpu, int windowIndex, int guestWindowSlot)
+internal sealed class ObservationDecoder(string target, OracleReport report, Relocation relocation, CpuCapabilities caseCpu, EmulatedCpu cpu, ulong windowBase, int guestWindowSlot)
 {
     private const int ReasonException = 0;
     private const int ReasonVmcall = 18;
@@ -67,8 +67,10 @@ internal sealed class ObservationDecoder(string target, OracleReport report, Rel
         // the guest failing to run its code through the case's tables, not the probe.
         ulong faulting = exit.BasicReason == ReasonEptViolation ? exit.GuestLinear : exit.Qualification;
         bool aboutWindow = exit.BasicReason == ReasonException || (exit.BasicReason == ReasonEptViolation && (exit.Qualification & 0x80) != 0);
-        int slot = (int)((faulting >> 39) & 0x1FF);
-        if (aboutWindow && faulting >> 48 == 0 && slot == (plan.ThroughCasePaging ? guestWindowSlot : windowIndex))
+        bool inWindow = plan.ThroughCasePaging
+            ? faulting >> 48 == 0 && (int)((faulting >> 39) & 0x1FF) == guestWindowSlot
+            : (faulting & ~((1UL << 30) - 1)) == windowBase;
+        if (aboutWindow && inWindow)
         {
             return Observation.Unsupported($"the oracle's guest could not run its own code through the case's tables (exit {exit.BasicReason} at 0x{faulting:x}, qualification 0x{exit.Qualification:x}, interruption 0x{exit.InterruptionInfo:x} error 0x{exit.InterruptionErrorCode:x})");
         }
