@@ -227,6 +227,24 @@ public sealed class SessionTests
     }
 
     [BochsFact]
+    public void Bochs_PagesTheCaseWrites_StillProveWhereAReadLanded()
+    {
+        using var s = Bochs.Open(CpuCapabilities.Default with { MaxPhyAddr = 40 });
+        Tables(s);
+        s.Write(new MemoryWrite(new Hpa(0x4020_0100), 0x1234)); // a poke into a data page
+        s.Submit(Read(1, 0x200108));                            // elsewhere on the page: its tag
+        s.Submit(Read(2, 0x200100));                            // the poked qword: no tag
+        s.Submit(Probe.ForEntry(3, new Gpa(0x204000), EptLevel.Pte)); // a PTE the case never wrote
+        s.Submit(Probe.ForAccess(4, Access.Physical(AccessKind.Read, new Gpa(0x204000))));
+        var o = s.Finish();
+        Assert.Equal(new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(0x4020_0108), PageSize = PageSize.Size4K, Gpa = new Gpa(0x200108) }, o[1]);
+        Assert.Contains("without a tag", o[2].Reason);
+        Assert.Equal(new Observation { Kind = OutcomeKind.Entry, EntryValue = 0 }, o[3]);
+        // The never-written PTE holds a tag in the VM; tags have bits 2:0 clear, so it is not present.
+        Assert.Equal(new Observation { Kind = OutcomeKind.EptViolation, Qualification = 0x181, Gpa = new Gpa(0x204000), GuestLinearAddress = 0x204000, GuestLinearAddressValid = true }, o[4]);
+    }
+
+    [BochsFact]
     public void Bochs_RunsAThousandProbesInOneBoot()
     {
         using var s = (VmxSession)Bochs.Open(CpuCapabilities.Default with { MaxPhyAddr = 40 });

@@ -9,15 +9,15 @@ internal sealed partial class CasePlanner
 
     private void EmitSetup(ScriptBuilder script)
     {
-        // Tags first, then zero the plain pages: a case-written page inside a 2 MiB block is zeroed after its block's fill.
+        // Every page the guest can reach starts tagged; the case's writes land on top later.
         foreach (var run in relocation.Runs)
         {
             script.Add(ScriptOp.Fill, run.VmStart, run.CaseStart, (ulong)run.Pages, (byte)run.SizeCode);
         }
 
-        foreach (var (_, vm) in relocation.PlainPages)
+        foreach (var (vm, casePage, sizeCode) in relocation.PlainFills())
         {
-            script.Add(ScriptOp.Zero, vm, 0, 1);
+            script.Add(ScriptOp.Fill, vm, casePage, 1, (byte)sizeCode);
         }
 
         foreach (var (vm, pages) in relocation.StandIns())
@@ -443,6 +443,14 @@ internal sealed partial class CasePlanner
 
         ulong address = table + Index(probe.EntryGpa.Value, target) * 8;
         ulong value = memory.GetValueOrDefault(address);
+        if (!memory.ContainsKey(address))
+        {
+            // Never written: zero for the case, a (not-present) tag in the VM, and never a walk's
+            // entry, so the processor set no A/D bit there.
+            plan.Known = new Observation { Kind = OutcomeKind.Entry, EntryValue = 0 };
+            return;
+        }
+
         bool windowSlot = IsWindowEntry(address);
         if (windowSlot || !relocation.TryMapPlain(address & ~0xFFFUL, out ulong vmPage))
         {

@@ -45,6 +45,9 @@ internal sealed partial class CasePlanner
 
     public Relocation Relocation => relocation;
 
+    /// <summary>Case pages whose tag cannot tell the leaf size (see <see cref="Relocation.AmbiguousSizePages"/>).</summary>
+    public IReadOnlySet<ulong> AmbiguousSizePages => relocation.AmbiguousSizePages(leafTargets.Where(t => t.Size == PageSize.Size4K).Select(t => t.Base));
+
     /// <summary>The guest window's PML4 index.</summary>
     public int WindowIndex { get; private set; } = -1;
 

@@ -9,7 +9,7 @@ namespace EptFuzz.Targets.Vmx.Session;
 /// reported addresses back to the case's through the tags and the relocation table. Anything the
 /// kernel should have printed but did not is an infrastructure failure, never a finding.
 /// </summary>
-internal sealed class ObservationDecoder(string target, OracleReport report, Relocation relocation, CpuCapabilities caseCpu, EmulatedCpu cpu, ulong windowBase, int guestWindowSlot)
+internal sealed class ObservationDecoder(string target, OracleReport report, Relocation relocation, CpuCapabilities caseCpu, EmulatedCpu cpu, ulong windowBase, int guestWindowSlot, IReadOnlySet<ulong> ambiguousSizePages)
 {
     private const int ReasonException = 0;
     private const int ReasonVmcall = 18;
@@ -120,7 +120,7 @@ internal sealed class ObservationDecoder(string target, OracleReport report, Rel
 
         if (!Tag.TryDecode(exit.Rbx, out ulong tagged, out int sizeCode))
         {
-            return Observation.Unsupported("the access landed on a page the case writes itself (no tag tells which case page it was)");
+            return Observation.Unsupported("the access read a qword without a tag (data the case wrote there, or a page the planner did not expect to be reached), so nothing tells where it landed");
         }
 
         if ((tagged & 0xFF8) != (access.Address & 0xFF8))
@@ -129,11 +129,13 @@ internal sealed class ObservationDecoder(string target, OracleReport report, Rel
         }
 
         ulong hpa = (tagged & ~7UL) | (access.Address & 7);
+        // PageSize 0: "cannot tell" (the page is reached through leaves of two sizes in the VM).
+        var size = ambiguousSizePages.Contains(hpa & ~0xFFFUL) ? default : (PageSize)sizeCode;
         return new Observation
         {
             Kind = OutcomeKind.Translated,
             Hpa = new Hpa(hpa),
-            PageSize = (PageSize)sizeCode,
+            PageSize = size,
             Gpa = FinalGpa(plan, hpa, (PageSize)sizeCode),
         };
     }

@@ -102,7 +102,7 @@ public sealed class VmxSession : ITargetSession
             }
         }
 
-        var decoder = new ObservationDecoder(emulator.Name, report ?? OracleReportEmpty.Value, planner.Relocation, caseCpu, cpu, planner.WindowBase, planner.GuestWindowSlot);
+        var decoder = new ObservationDecoder(emulator.Name, report ?? OracleReportEmpty.Value, planner.Relocation, caseCpu, cpu, planner.WindowBase, planner.GuestWindowSlot, planner.AmbiguousSizePages);
         foreach (var plan in probes)
         {
             result[plan.Probe.Step] = decoder.Decode(plan);
