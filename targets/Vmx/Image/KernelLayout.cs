@@ -66,7 +66,7 @@ public static class KernelLayout
     public const uint WindowEptPd = 0x109000;
     /// <summary>Kernel variables (see <see cref="KernelVariables"/>).</summary>
     public const uint Variables = 0x10A000;
-    public const uint StackBottom = 0x10B000;
+    /// <summary>The host stack: 0x10B000 up to here.</summary>
     public const uint StackTop = 0x110000;
     public const uint RuntimeEnd = StackTop;
 
@@ -108,5 +108,4 @@ internal static class KernelVariables
     public const uint VmxBasic = KernelLayout.Variables + 0x30;
     public const uint VmxonPointer = KernelLayout.Variables + 0x38;
     public const uint VmcsPointer = KernelLayout.Variables + 0x40;
-    public const uint Probes = KernelLayout.Variables + 0x48;
 }
