@@ -15,6 +15,7 @@ internal sealed class ObservationDecoder(string target, OracleReport report, Rel
     private const int ReasonVmcall = 18;
     private const int ReasonEptViolation = 48;
     private const int ReasonEptMisconfiguration = 49;
+    private const int ReasonPreemptionTimer = 52;
     private const uint InvalidControlField = 7;
 
     public Observation Decode(ProbePlan plan)
@@ -73,6 +74,21 @@ internal sealed class ObservationDecoder(string target, OracleReport report, Rel
         if (aboutWindow && inWindow)
         {
             return Observation.Unsupported($"the oracle's guest could not run its own code through the case's tables (exit {exit.BasicReason} at 0x{faulting:x}, qualification 0x{exit.Qualification:x}, interruption 0x{exit.InterruptionInfo:x} error 0x{exit.InterruptionErrorCode:x})");
+        }
+
+        // A fetch that landed somewhere the planner did not foresee runs whatever is there: it may
+        // fault or spin until the preemption timer fires. Either way nothing tells where it went.
+        // A fault of the fetch itself names the fetched address (CR2, or the guest-linear address).
+        bool fetchRanAway = plan.Probe.Access.Kind == AccessKind.Fetch && exit.BasicReason switch
+        {
+            ReasonPreemptionTimer => true,
+            ReasonException => (exit.InterruptionInfo & 0xFF) != 14 || exit.Qualification != plan.Probe.Access.Address,
+            ReasonEptViolation => (exit.Qualification & 0x80) != 0 && exit.GuestLinear != plan.Probe.Access.Address,
+            _ => false,
+        };
+        if (fetchRanAway)
+        {
+            return Observation.Unsupported($"the fetch ran something other than the planted code (exit {exit.BasicReason}, interruption 0x{exit.InterruptionInfo:x}, RIP 0x{exit.GuestRip:x})");
         }
 
         return exit.BasicReason switch
