@@ -124,7 +124,7 @@ internal sealed partial class HostKernel
         a.Label(ref opProbe);
         a.mov(__qword_ptr[KernelVariables.Step], r13);
         VmwriteReg(VmcsField.GuestRip, r14);
-        // The stack page follows the code page in the window.
+        // The stubs never push; RSP only has to be a canonical address near the code.
         a.mov(rax, r14);
         a.and(rax, -0x1000);
         a.add(rax, 0x2000);

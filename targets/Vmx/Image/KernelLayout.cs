@@ -71,9 +71,9 @@ public static class KernelLayout
     public const uint RuntimeEnd = StackTop;
 
     /// <summary>
-    /// Host-physical 2 MiB block that backs the guest's own code, stack and page tables. The case's
-    /// EPT reaches it through one PML4 entry the case never uses (the window index); guest-linear =
-    /// guest-physical there.
+    /// Host-physical 2 MiB block that backs the guest's own code and page tables. The case's EPT
+    /// reaches it through one entry the oracle adds in a slot the case never uses (a PML4 slot, or a
+    /// PDPT slot when every PML4 slot is taken); guest-linear = guest-physical there.
     /// </summary>
     public const ulong Window = 0x200000;
     public const ulong WindowSize = 0x200000;
