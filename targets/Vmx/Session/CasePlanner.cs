@@ -32,6 +32,9 @@ internal sealed partial class CasePlanner
     private readonly HashSet<(ulong Base, PageSize Size)> touchedLeaves = [];
     /// <summary>EPT PDPT pages, with the PML4 slots of the roots that point at them.</summary>
     private readonly Dictionary<ulong, HashSet<int>> pdptParents = [];
+    private bool sawExecuteOnlyEntry;
+    private bool sawLargePde;
+    private bool sawLargePdpte;
     private List<(ulong Vm, int Pages, uint FirstId)>? plantRanges;
     private string? sessionProblem;
 
@@ -71,6 +74,7 @@ internal sealed partial class CasePlanner
     public (ScriptBuilder Script, List<ProbePlan> Probes, string? Problem) Plan()
     {
         Classify();
+        sessionProblem ??= cpu.Mismatch(caseCpu, FeatureUse());
         CheckPhysicalAddressWidth();
         if (sessionProblem is null)
         {
@@ -211,6 +215,9 @@ internal sealed partial class CasePlanner
                 }
 
                 ulong address = entry & caseAddressMask;
+                sawExecuteOnlyEntry |= (entry & EptEntry.ReadWriteExecute) == 4;
+                sawLargePde |= level == EptLevel.Pde && (entry & EptEntry.LargePage) != 0;
+                sawLargePdpte |= level == EptLevel.Pdpte && (entry & EptEntry.LargePage) != 0;
                 if (EptEntry.IsLeaf(entry, level))
                 {
                     var size = EptEntry.LeafSize(level);
@@ -422,6 +429,20 @@ internal sealed partial class CasePlanner
                 return;
             }
         }
+    }
+
+    /// <summary>What the case uses of the capability-dependent features (walked entries, loaded EPTPs).</summary>
+    private CaseFeatureUse FeatureUse()
+    {
+        var eptps = steps.Where(st => st.Kind == CaseStepKind.Eptp).Select(st => st.Eptp).ToList();
+        return new CaseFeatureUse(
+            sawExecuteOnlyEntry,
+            sawLargePde,
+            sawLargePdpte,
+            eptps.Any(e => (e & 0x40) != 0),
+            eptps.Any(e => ((e >> 3) & 7) == 4),
+            eptps.Any(e => (e & 7) == 0),
+            eptps.Any(e => (e & 7) == 6));
     }
 
     /// <summary>Addresses of probes that are guest-physical accesses (gpa, or gva with guest paging off).</summary>
