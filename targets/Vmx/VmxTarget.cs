@@ -73,7 +73,7 @@ public abstract class VmxTarget : ITarget
         var report = OracleBoot.Run(emulator, DiskImage.Build(new ScriptBuilder()));
         var cpu = EmulatedCpu.FromReport(Describe(), report, out string? reason)
             ?? throw new TargetFailureException(emulator.Name, $"unavailable: {reason}");
-        return cpu with { IgnoresLargeLeafBit12 = IsBochs };
+        return cpu with { IgnoresLargeLeafBit12 = IsBochs, IgnoresEptWriteForGuestAccessedDirty = IsBochs };
     }
 
     private protected virtual bool IsBochs => false;

@@ -19,6 +19,31 @@ public sealed class BootTests
         Assert.NotEqual(0UL, report.Msrs[0x48C] & (1UL << 6));
     }
 
+    [BochsFact]
+    public void Bochs_GuestThatSpins_IsStoppedByThePreemptionTimer()
+    {
+        // A hand-made script: an EPT of its own (root 0x600000) whose PML4 slot 1 reaches the
+        // window, identity guest paging there, and a guest that runs "jmp $" instead of a probe stub.
+        const ulong root = 0x600000;
+        const ulong window = 1UL << 39;
+        var script = new ScriptBuilder();
+        script.Add(ScriptOp.Zero, root, 0, 1);
+        script.Write(root + 8, KernelLayout.WindowEptPdpt | 7);
+        script.Write(KernelLayout.WindowEptPdpt, KernelLayout.WindowEptPd | 7);
+        script.Write(KernelLayout.WindowEptPd, KernelLayout.Window | 0x80 | 0x30 | 7);
+        script.Write(KernelLayout.Window + 0x100, 0xFEEB);                  // jmp $
+        script.Write(KernelLayout.Window + KernelLayout.WindowGuestPml4 + 8, (window + 0x3000) | 0x27);
+        script.Write(KernelLayout.Window + 0x3000, window | 0xE7);
+        script.Add(ScriptOp.GuestPaging, window + KernelLayout.WindowGuestPml4, 0, 0x500, flags: 1);
+        script.Add(ScriptOp.SetEptp, root | 0x1E);
+        script.Add(ScriptOp.Invept);
+        script.Add(ScriptOp.Probe, 7, window + 0x100, 0);
+        var report = OracleBoot.Run(new BochsEmulator(new BochsOptions()), DiskImage.Build(script));
+        Assert.True(report.Ended);
+        Assert.Equal(52, report.Exits[7].BasicReason); // VMX-preemption timer expired
+        Assert.Equal(window + 0x100, report.Exits[7].GuestRip);
+    }
+
     [QemuFact]
     public void QemuTcg_BootsAndReportsNoVmx()
     {

@@ -58,8 +58,14 @@ public sealed class CasePlannerTests
         Assert.Null(widePlanner.Plan().Problem);
         Assert.Equal(125, widePlanner.WindowIndex);
 
-        // Slot 1 given an entry by the case as well: nothing is left for the window.
-        Assert.Contains("every PML4 slot", new CasePlanner([.. steps, W(0x1008, 0x5007)], CpuCapabilities.Default with { MaxPhyAddr = 40 }, Cpu).Plan().Problem);
+        // Slot 1 given an entry by the case as well: the window hangs from a free PDPT slot of slot 0.
+        var deeper = new CasePlanner([.. steps, W(0x1008, 0x5007)], CpuCapabilities.Default with { MaxPhyAddr = 40 }, Cpu);
+        var (deeperScript, _, deeperProblem) = deeper.Plan();
+        Assert.Null(deeperProblem);
+        Assert.Equal((0, 511), (deeper.WindowIndex, deeper.WindowPdptSlot));
+        Assert.Equal(511UL << 30, deeper.WindowBase);
+        ulong vmHook = deeper.Relocation.PlainPages[0x2000] + 511 * 8;
+        Assert.Contains(Commands(deeperScript), c => c.Op == (ulong)ScriptOp.Write && c.A == vmHook && c.B == (KernelLayout.WindowEptPd | 7UL));
 
         // A hypervisor clearing the root (zero writes) leaves slot 1 free; the VM keeps the oracle's entry there.
         var cleared = new CasePlanner([W(0x1000, 0), W(0x1008, 0), .. steps], CpuCapabilities.Default with { MaxPhyAddr = 40 }, Cpu);

@@ -102,7 +102,15 @@ public sealed partial class Campaign
                     Interlocked.Increment(ref campaign.known);
                     break;
                 case CaseStatus.BadInput:
-                    Interlocked.Increment(ref campaign.rejected);
+                    // A target refused the case (e.g. more table pages than its pool holds): not a
+                    // finding. The first few are logged with the case so that the reason can be seen.
+                    if (Interlocked.Increment(ref campaign.rejected) <= 20)
+                    {
+                        string path = Path.Combine(campaign.files.Rejected, $"{seed ?? 0:x16}-{index}.ept");
+                        FindingFile.WriteAtomic(path, CasePrinter.Print(c with { HeaderComments = [$"rejected: {result.Message}", origin] }));
+                        campaign.files.Log(new CampaignEvent { Type = "rejected", Seconds = campaign.elapsedBase + campaign.session.Elapsed.TotalSeconds, Executions = Interlocked.Read(ref campaign.executions), Path = path, Message = result.Message });
+                    }
+
                     break;
                 case CaseStatus.InfrastructureFailure:
                     Interlocked.Increment(ref campaign.infrastructure);

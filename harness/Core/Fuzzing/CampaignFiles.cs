@@ -24,6 +24,9 @@ internal sealed class CampaignFiles : IDisposable
 
     public string Hangs => Path.Combine(Root, "hangs");
 
+    /// <summary>The first cases a target refused as bad input, for inspection.</summary>
+    public string Rejected => Path.Combine(Root, "rejected");
+
     public string EventsPath => Path.Combine(Root, "events.jsonl");
 
     public void Create()

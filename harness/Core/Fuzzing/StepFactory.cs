@@ -447,7 +447,8 @@ internal sealed class StepFactory
         Remember(region, region, M2);
         ulong cr3 = region + (rng.Chance(80) ? 0UL : 0x1F_F000UL);
         ulong tablesStart = cr3 == region ? region + K4 : region;
-        ulong tablesEnd = tablesStart + (64 * K4);
+        // Room for the guest tables of many gmaps (a mutant may collect dozens): 256 pages, inside the 2 MB area.
+        ulong tablesEnd = tablesStart + (256 * K4);
         tablePages.Add(cr3);
         GuestPaging = true;
         yield return new GuestStep(

@@ -16,7 +16,6 @@ internal sealed partial class HostKernel
         var opDump = a.CreateLabel();
         var opFill = a.CreateLabel();
         var opGuestPaging = a.CreateLabel();
-        var opCopy = a.CreateLabel();
         var opZero = a.CreateLabel();
         var opPlant = a.CreateLabel();
         var opUnplant = a.CreateLabel();
@@ -34,7 +33,7 @@ internal sealed partial class HostKernel
                  {
                      (ScriptOp.End, opEnd), (ScriptOp.Write, opWrite), (ScriptOp.SetEptp, opEptp), (ScriptOp.Invept, opInvept),
                      (ScriptOp.Probe, opProbe), (ScriptOp.Dump, opDump), (ScriptOp.Fill, opFill), (ScriptOp.GuestPaging, opGuestPaging),
-                     (ScriptOp.Copy, opCopy), (ScriptOp.Zero, opZero), (ScriptOp.Plant, opPlant), (ScriptOp.Unplant, opUnplant),
+                     (ScriptOp.Zero, opZero), (ScriptOp.Plant, opPlant), (ScriptOp.Unplant, opUnplant),
                  })
         {
             a.cmp(eax, (int)op);
@@ -47,11 +46,6 @@ internal sealed partial class HostKernel
 
         a.Label(ref opWrite);
         a.mov(__qword_ptr[r13], r14);
-        a.jmp(loop);
-
-        a.Label(ref opCopy);
-        a.mov(rax, __qword_ptr[r14]);
-        a.mov(__qword_ptr[r13], rax);
         a.jmp(loop);
 
         a.Label(ref opEptp);
@@ -130,7 +124,7 @@ internal sealed partial class HostKernel
         a.Label(ref opProbe);
         a.mov(__qword_ptr[KernelVariables.Step], r13);
         VmwriteReg(VmcsField.GuestRip, r14);
-        // The stack page follows the code page in the window.
+        // The stubs never push; RSP only has to be a canonical address near the code.
         a.mov(rax, r14);
         a.and(rax, -0x1000);
         a.add(rax, 0x2000);

@@ -6,11 +6,22 @@ namespace EptFuzz.Targets.Vmx.Image;
 /// <summary>The VMCS of the oracle's guest: controls adjusted to the capability MSRs, host state, a flat 64-bit guest.</summary>
 internal sealed partial class HostKernel
 {
+    /// <summary>Preemption-timer value per VM entry (TSC ticks scaled by IA32_VMX_MISC[4:0]); a probe needs a handful of instructions.</summary>
+    public const uint GuestTimerTicks = 1 << 24;
+
     private void EmitVmcsSetup(Label exitStub)
     {
         // Controls: wanted bits adjusted to the allowed-0/allowed-1 settings (TRUE MSRs when BASIC[55]).
-        AdjustControl(Msr.VmxPinBasedControls, Msr.VmxTruePinBasedControls, 0);
+        // The VMX-preemption timer is the guest's watchdog: a probe that runs away (a fetch that
+        // executes something unexpected) exits with reason 52 instead of hanging the boot. Where
+        // the processor lacks the timer, the adjustment drops the bit and the host watchdog remains.
+        var noTimer = a.CreateLabel();
+        AdjustControl(Msr.VmxPinBasedControls, Msr.VmxTruePinBasedControls, 1u << 6);
         VmwriteReg(VmcsField.PinBasedControls, rax);
+        a.bt(eax, 6);
+        a.jnc(noTimer);
+        Vmwrite(VmcsField.PreemptionTimerValue, GuestTimerTicks);
+        a.Label(ref noTimer);
         AdjustControl(Msr.VmxProcBasedControls, Msr.VmxTrueProcBasedControls, (1u << 31) | (1u << 7)); // secondary controls, HLT exiting
         VmwriteReg(VmcsField.ProcBasedControls, rax);
         AdjustControl(Msr.VmxProcBasedControls2, null, 1u << 1); // enable EPT

@@ -66,14 +66,14 @@ public static class KernelLayout
     public const uint WindowEptPd = 0x109000;
     /// <summary>Kernel variables (see <see cref="KernelVariables"/>).</summary>
     public const uint Variables = 0x10A000;
-    public const uint StackBottom = 0x10B000;
+    /// <summary>The host stack: 0x10B000 up to here.</summary>
     public const uint StackTop = 0x110000;
     public const uint RuntimeEnd = StackTop;
 
     /// <summary>
-    /// Host-physical 2 MiB block that backs the guest's own code, stack and page tables. The case's
-    /// EPT reaches it through one PML4 entry the case never uses (the window index); guest-linear =
-    /// guest-physical there.
+    /// Host-physical 2 MiB block that backs the guest's own code and page tables. The case's EPT
+    /// reaches it through one entry the oracle adds in a slot the case never uses (a PML4 slot, or a
+    /// PDPT slot when every PML4 slot is taken); guest-linear = guest-physical there.
     /// </summary>
     public const ulong Window = 0x200000;
     public const ulong WindowSize = 0x200000;
@@ -108,5 +108,4 @@ internal static class KernelVariables
     public const uint VmxBasic = KernelLayout.Variables + 0x30;
     public const uint VmxonPointer = KernelLayout.Variables + 0x38;
     public const uint VmcsPointer = KernelLayout.Variables + 0x40;
-    public const uint Probes = KernelLayout.Variables + 0x48;
 }

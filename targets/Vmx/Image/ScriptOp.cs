@@ -22,8 +22,6 @@ public enum ScriptOp : byte
     Fill = 6,
     /// <summary>Guest CR3 = a, guest CR4 = b, guest EFER = c.</summary>
     GuestPaging = 7,
-    /// <summary>Copy 8 bytes: qword [a] = qword [b].</summary>
-    Copy = 8,
     /// <summary>Zero c pages from VM page a (RAM above 1 MiB may hold firmware leftovers).</summary>
     Zero = 9,
     /// <summary>

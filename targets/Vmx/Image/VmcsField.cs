@@ -75,6 +75,7 @@ internal static class VmcsField
     public const uint GuestInterruptibility = 0x4824;
     public const uint GuestActivityState = 0x4826;
     public const uint GuestSysenterCs = 0x482A;
+    public const uint PreemptionTimerValue = 0x482E;
     public const uint HostSysenterCs = 0x4C00;
 
     // Natural-width fields.

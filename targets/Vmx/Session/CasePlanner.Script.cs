@@ -6,22 +6,18 @@ namespace EptFuzz.Targets.Vmx.Session;
 /// <summary>Pass 3 of <see cref="CasePlanner"/>: the script, in case order, and how each probe is asked.</summary>
 internal sealed partial class CasePlanner
 {
-    private ulong WindowBase => (ulong)WindowIndex << 39;
-
-    /// <summary>The entry the oracle keeps in the window slot of every EPT root.</summary>
-    private const ulong WindowRootEntry = KernelLayout.WindowEptPdpt | EptEntry.ReadWriteExecute;
 
     private void EmitSetup(ScriptBuilder script)
     {
-        // Tags first, then zero the plain pages: a case-written page inside a 2 MiB block is zeroed after its block's fill.
+        // Every page the guest can reach starts tagged; the case's writes land on top later.
         foreach (var run in relocation.Runs)
         {
             script.Add(ScriptOp.Fill, run.VmStart, run.CaseStart, (ulong)run.Pages, (byte)run.SizeCode);
         }
 
-        foreach (var (_, vm) in relocation.PlainPages)
+        foreach (var (vm, casePage, sizeCode) in relocation.PlainFills())
         {
-            script.Add(ScriptOp.Zero, vm, 0, 1);
+            script.Add(ScriptOp.Fill, vm, casePage, 1, (byte)sizeCode);
         }
 
         foreach (var (vm, pages) in relocation.StandIns())
@@ -33,11 +29,11 @@ internal sealed partial class CasePlanner
         // kernel's window block (guest code, stack, guest page tables).
         script.Write(KernelLayout.WindowEptPdpt, KernelLayout.WindowEptPd | EptEntry.ReadWriteExecute);
         script.Write(KernelLayout.WindowEptPd, KernelLayout.Window | EptEntry.LargePage | (6UL << 3) | EptEntry.ReadWriteExecute);
-        foreach (ulong root in roots)
+        foreach (ulong page in windowHookPages)
         {
-            if (relocation.TryMapPlain(root, out ulong vmRoot))
+            if (relocation.TryMapPlain(page, out ulong vmPage))
             {
-                script.Write(vmRoot + (ulong)WindowIndex * 8, WindowRootEntry);
+                script.Write(vmPage + (ulong)windowHookSlot * 8, WindowHookEntry);
             }
         }
 
@@ -108,11 +104,11 @@ internal sealed partial class CasePlanner
                     relocation.TryMapPlain(address & ~0xFFFUL, out ulong vmPage);
                     ulong value = tableLevels.TryGetValue(address & ~0xFFFUL, out var level) ? RelocateEntry(step.Write.Value, level) : step.Write.Value;
                     ulong vmAddress = vmPage + (address & 0xFFF);
-                    if (roots.Contains(address & ~0xFFFUL) && (int)((address & 0xFFF) >> 3) == WindowIndex)
+                    if (IsWindowEntry(address))
                     {
-                        // The case clears the window slot of a root (only zero is ever written there):
-                        // the VM keeps the oracle's entry.
-                        value = WindowRootEntry;
+                        // The case clears the window slot (only zero is ever written there): the VM
+                        // keeps the oracle's entry.
+                        value = WindowHookEntry;
                     }
 
                     vmValues[vmAddress] = value;
@@ -252,6 +248,13 @@ internal sealed partial class CasePlanner
             }
         }
 
+        if (throughCasePaging && cpu.IgnoresEptWriteForGuestAccessedDirty && (eptp & 0x40) == 0 &&
+            GuestUpdateNeedsEptWrite(memory, eptp, mbec, paging, access))
+        {
+            plan.Unsupported = $"{cpu.Engine} sets guest A/D bits without checking EPT write permission when EPT A/D is off (a known emulator deviation), and this walk must set one in a page the EPT does not let the guest write";
+            return;
+        }
+
         if (throughCasePaging && cpu.IgnoresLargeLeafBit12 && GuestWalkGpas(memory, eptp, mbec, paging, access.Address).Any(g => FinalLeaf(memory, eptp, mbec, g.Gpa) is { Level: > EptLevel.Pte } l && (l.Entry & 0x1000) != 0))
         {
             plan.Unsupported = $"{cpu.Engine} ignores bit 12 of a large EPT leaf's address (a known emulator deviation), and this gva probe may walk through such a leaf";
@@ -311,6 +314,29 @@ internal sealed partial class CasePlanner
         {
             script.Add(ScriptOp.Unplant, vm | offset, KernelLayout.PlantSave + (ulong)firstId * 8, (uint)pages);
         }
+    }
+
+    /// <summary>Whether the guest walk must set an A bit (or the leaf's D bit, for a write) in a guest entry whose page the EPT walk does not make writable.</summary>
+    private bool GuestUpdateNeedsEptWrite(Dictionary<ulong, ulong> memory, ulong eptp, bool mbec, GuestPaging paging, Access access)
+    {
+        var walk = GuestWalkGpas(memory, eptp, mbec, paging, access.Address).ToList();
+        int leafIndex = walk.Count >= 2 && walk[^1].Final ? walk.Count - 2 : -1;
+        for (int i = 0; i < walk.Count; i++)
+        {
+            var (gpa, final, entry) = walk[i];
+            if (final || (entry & 1) == 0)
+            {
+                continue;
+            }
+
+            bool needsUpdate = (entry & 0x20) == 0 || (i == leafIndex && access.Kind == AccessKind.Write && (entry & 0x40) == 0);
+            if (needsUpdate && !EptWritable(memory, eptp, mbec, gpa))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>The case page a leaf maps <paramref name="gpa"/> to.</summary>
@@ -417,7 +443,15 @@ internal sealed partial class CasePlanner
 
         ulong address = table + Index(probe.EntryGpa.Value, target) * 8;
         ulong value = memory.GetValueOrDefault(address);
-        bool windowSlot = roots.Contains(address & ~0xFFFUL) && (int)((address & 0xFFF) >> 3) == WindowIndex;
+        if (!memory.ContainsKey(address))
+        {
+            // Never written: zero for the case, a (not-present) tag in the VM, and never a walk's
+            // entry, so the processor set no A/D bit there.
+            plan.Known = new Observation { Kind = OutcomeKind.Entry, EntryValue = 0 };
+            return;
+        }
+
+        bool windowSlot = IsWindowEntry(address);
         if (windowSlot || !relocation.TryMapPlain(address & ~0xFFFUL, out ulong vmPage))
         {
             // The window slot holds the oracle's entry in the VM, while the case never wrote it.

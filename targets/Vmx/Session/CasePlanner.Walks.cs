@@ -94,4 +94,27 @@ internal sealed partial class CasePlanner
 
         return null;
     }
+
+    /// <summary>True when every entry of the EPT walk of <paramref name="gpa"/> has the write bit (bit 1).</summary>
+    private bool EptWritable(Dictionary<ulong, ulong> memory, ulong eptp, bool mbec, ulong gpa)
+    {
+        ulong table = eptp & caseAddressMask;
+        for (var level = EptLevel.Pml4e; level >= EptLevel.Pte; level--)
+        {
+            ulong entry = memory.GetValueOrDefault(table + Index(gpa, (int)level) * 8);
+            if (!EptEntry.IsPresent(entry, mbec) || (entry & 2) == 0)
+            {
+                return false;
+            }
+
+            if (EptEntry.IsLeaf(entry, level))
+            {
+                return true;
+            }
+
+            table = entry & caseAddressMask;
+        }
+
+        return false;
+    }
 }

@@ -30,6 +30,11 @@ internal sealed partial class CasePlanner
     private readonly SortedSet<ulong> gigabytePages = [];
     /// <summary>Leaf targets (aligned base, size) that some probe reaches by our walk; the others share a zeroed stand-in.</summary>
     private readonly HashSet<(ulong Base, PageSize Size)> touchedLeaves = [];
+    /// <summary>EPT PDPT pages, with the PML4 slots of the roots that point at them.</summary>
+    private readonly Dictionary<ulong, HashSet<int>> pdptParents = [];
+    private bool sawExecuteOnlyEntry;
+    private bool sawLargePde;
+    private bool sawLargePdpte;
     private List<(ulong Vm, int Pages, uint FirstId)>? plantRanges;
     private string? sessionProblem;
 
@@ -43,8 +48,24 @@ internal sealed partial class CasePlanner
 
     public Relocation Relocation => relocation;
 
-    /// <summary>The guest window's PML4 index (guest-physical = guest-linear = index &lt;&lt; 39).</summary>
+    /// <summary>Case pages whose tag cannot tell the leaf size (see <see cref="Relocation.AmbiguousSizePages"/>).</summary>
+    public IReadOnlySet<ulong> AmbiguousSizePages => relocation.AmbiguousSizePages(leafTargets.Where(t => t.Size == PageSize.Size4K).Select(t => t.Base));
+
+    /// <summary>The guest window's PML4 index.</summary>
     public int WindowIndex { get; private set; } = -1;
+
+    /// <summary>
+    /// -1 when the window hangs from a PML4 slot the case never uses; otherwise the PDPT slot (inside
+    /// PML4 slot <see cref="WindowIndex"/>) it hangs from, in every PDPT page the case reaches there.
+    /// </summary>
+    public int WindowPdptSlot { get; private set; } = -1;
+
+    /// <summary>Guest-physical (= guest-linear, identity) base of the window's 1 GiB region.</summary>
+    public ulong WindowBase => ((ulong)WindowIndex << 39) | (WindowPdptSlot < 0 ? 0 : (ulong)WindowPdptSlot << 30);
+
+    /// <summary>The case table pages that hold the oracle's window entry, and the slot it uses in them.</summary>
+    private HashSet<ulong> windowHookPages = [];
+    private int windowHookSlot = -1;
 
     /// <summary>The slot of the case's guest PML4 through which gva-mode guests reach the window (guest-linear = slot &lt;&lt; 39).</summary>
     public int GuestWindowSlot { get; private set; } = -1;
@@ -53,6 +74,7 @@ internal sealed partial class CasePlanner
     public (ScriptBuilder Script, List<ProbePlan> Probes, string? Problem) Plan()
     {
         Classify();
+        sessionProblem ??= cpu.Mismatch(caseCpu, FeatureUse());
         CheckPhysicalAddressWidth();
         if (sessionProblem is null)
         {
@@ -193,6 +215,9 @@ internal sealed partial class CasePlanner
                 }
 
                 ulong address = entry & caseAddressMask;
+                sawExecuteOnlyEntry |= (entry & EptEntry.ReadWriteExecute) == 4;
+                sawLargePde |= level == EptLevel.Pde && (entry & EptEntry.LargePage) != 0;
+                sawLargePdpte |= level == EptLevel.Pdpte && (entry & EptEntry.LargePage) != 0;
                 if (EptEntry.IsLeaf(entry, level))
                 {
                     var size = EptEntry.LeafSize(level);
@@ -200,6 +225,16 @@ internal sealed partial class CasePlanner
                 }
                 else if (level > EptLevel.Pte)
                 {
+                    if (level == EptLevel.Pml4e)
+                    {
+                        if (!pdptParents.TryGetValue(address, out var slots))
+                        {
+                            pdptParents[address] = slots = [];
+                        }
+
+                        slots.Add((int)i);
+                    }
+
                     pending.Push((address, level - 1));
                 }
             }
@@ -328,6 +363,36 @@ internal sealed partial class CasePlanner
             if (!used.Contains(w))
             {
                 WindowIndex = w;
+                windowHookPages = [.. roots];
+                windowHookSlot = w;
+                return;
+            }
+        }
+
+        // Every PML4 slot is in use: hang the window from a free PDPT slot of one of them instead.
+        var gpaProbes = GuestPhysicalProbeAddresses().ToList();
+        for (int w = 0; w < limit; w++)
+        {
+            var pdpts = pdptParents.Where(p => p.Value.Contains(w)).Select(p => p.Key).ToHashSet();
+            if (pdpts.Count == 0 || pdpts.Any(p => pdptParents[p].Count > 1 || tableLevels[p] != EptLevel.Pdpte))
+            {
+                continue;
+            }
+
+            var usedSlots = steps.Where(st => st.Kind == CaseStepKind.Write && st.Write.Value != 0 && pdpts.Contains(st.Write.Address.Value & ~0xFFFUL))
+                .Select(st => (int)((st.Write.Address.Value & 0xFFF) >> 3)).ToHashSet();
+            for (int slot = 511; slot >= 0; slot--)
+            {
+                ulong region = ((ulong)w << 39) | ((ulong)slot << 30);
+                if (usedSlots.Contains(slot) || region >> cpu.MaxPhyAddr != 0 || gpaProbes.Any(a => a >> 30 == region >> 30))
+                {
+                    continue;
+                }
+
+                WindowIndex = w;
+                WindowPdptSlot = slot;
+                windowHookPages = pdpts;
+                windowHookSlot = slot;
                 return;
             }
         }
@@ -365,6 +430,44 @@ internal sealed partial class CasePlanner
             }
         }
     }
+
+    /// <summary>What the case uses of the capability-dependent features (walked entries, loaded EPTPs).</summary>
+    private CaseFeatureUse FeatureUse()
+    {
+        var eptps = steps.Where(st => st.Kind == CaseStepKind.Eptp).Select(st => st.Eptp).ToList();
+        return new CaseFeatureUse(
+            sawExecuteOnlyEntry,
+            sawLargePde,
+            sawLargePdpte,
+            eptps.Any(e => (e & 0x40) != 0),
+            eptps.Any(e => ((e >> 3) & 7) == 4),
+            eptps.Any(e => (e & 7) == 0),
+            eptps.Any(e => (e & 7) == 6));
+    }
+
+    /// <summary>Addresses of probes that are guest-physical accesses (gpa, or gva with guest paging off).</summary>
+    private IEnumerable<ulong> GuestPhysicalProbeAddresses()
+    {
+        var paging = GuestPaging.Off;
+        foreach (var step in steps)
+        {
+            if (step.Kind == CaseStepKind.GuestPaging)
+            {
+                paging = step.Paging!;
+            }
+            else if (step.Kind == CaseStepKind.Probe && step.Probe.Kind == ProbeKind.Access && !(step.Probe.Access.Linear && paging.Enabled))
+            {
+                yield return step.Probe.Access.Address;
+            }
+        }
+    }
+
+    /// <summary>True for the case address of an entry that holds the oracle's window entry in the VM.</summary>
+    private bool IsWindowEntry(ulong caseAddress) =>
+        windowHookPages.Contains(caseAddress & ~0xFFFUL) && (int)((caseAddress & 0xFFF) >> 3) == windowHookSlot;
+
+    /// <summary>The oracle's window entry: a PDPT pointer at the PML4 level, a PD pointer at the PDPT level.</summary>
+    private ulong WindowHookEntry => (WindowPdptSlot < 0 ? KernelLayout.WindowEptPdpt : KernelLayout.WindowEptPd) | EptEntry.ReadWriteExecute;
 
     /// <summary>Rewrites the address field (bits N-1:12, case N) of an entry in a table page of <paramref name="level"/>; every other bit is kept.</summary>
     internal ulong RelocateEntry(ulong entry, EptLevel level)

@@ -21,6 +21,13 @@ public sealed record EmulatedCpu
     /// </summary>
     public bool IgnoresLargeLeafBit12 { get; init; }
 
+    /// <summary>
+    /// Bochs 2.7 translates guest paging-structure addresses for reading only when EPT A/D is off and
+    /// then writes the guest's A/D bits there, so an A/D update into a page the EPT does not let the
+    /// guest write completes instead of causing an EPT violation (SDM: it is a write access).
+    /// </summary>
+    public bool IgnoresEptWriteForGuestAccessedDirty { get; init; }
+
     /// <summary>Null when the report shows no usable VMX+EPT; the reason then says what is missing.</summary>
     public static EmulatedCpu? FromReport(string engine, OracleReport report, out string? reason)
     {
@@ -66,36 +73,41 @@ public sealed record EmulatedCpu
     }
 
     /// <summary>
-    /// Why a case on <paramref name="wanted"/> cannot be compared with this processor, or null.
-    /// Every capability that changes an EPT verdict must match; MAXPHYADDR is checked per case
-    /// (see <see cref="CasePlanner"/>) because most cases never use the bits in between.
+    /// Why a case on <paramref name="wanted"/> cannot be compared with this processor, or null. A
+    /// capability that differs matters only where the case uses it (<paramref name="use"/>): an
+    /// execute-only entry, a large PDE/PDPTE, an EPTP with A/D, UC, WB or a 5-level walk. Advanced
+    /// exit information and MBEC never matter here: their qualification bits are masked unless both
+    /// sides have them, and the oracle never sets the MBEC control. MAXPHYADDR is checked per case
+    /// (see <see cref="CasePlanner"/>).
     /// </summary>
-    public string? Mismatch(CpuCapabilities wanted)
+    public string? Mismatch(CpuCapabilities wanted, CaseFeatureUse use)
     {
         var have = Capabilities;
         var differences = new List<string>();
-        void Check(string name, bool caseValue, bool ours)
+        void Check(string name, bool caseValue, bool ours, bool used, string where)
         {
-            if (caseValue != ours)
+            if (caseValue != ours && used)
             {
-                differences.Add($"{name}={(caseValue ? 1 : 0)} (emulated: {(ours ? 1 : 0)})");
+                differences.Add($"{name}={(caseValue ? 1 : 0)} (emulated: {(ours ? 1 : 0)}) and the case has {where}");
             }
         }
 
-        Check("exec-only", wanted.ExecuteOnly, have.ExecuteOnly);
-        Check("page2m", wanted.Page2M, have.Page2M);
-        Check("page1g", wanted.Page1G, have.Page1G);
-        Check("ad", wanted.AccessedDirty, have.AccessedDirty);
-        Check("mbec", wanted.Mbec, have.Mbec);
-        Check("walk5", wanted.Walk5, have.Walk5);
-        Check("adv-exit-info", wanted.AdvancedExitInfo, have.AdvancedExitInfo);
-        Check("eptp-uc", wanted.EptpUc, have.EptpUc);
-        Check("eptp-wb", wanted.EptpWb, have.EptpWb);
+        Check("exec-only", wanted.ExecuteOnly, have.ExecuteOnly, use.ExecuteOnlyEntry, "an execute-only entry");
+        Check("page2m", wanted.Page2M, have.Page2M, use.LargePde, "a PDE with bit 7 set");
+        Check("page1g", wanted.Page1G, have.Page1G, use.LargePdpte, "a PDPTE with bit 7 set");
+        Check("ad", wanted.AccessedDirty, have.AccessedDirty, use.EptpAccessedDirty, "an EPTP with A/D enabled");
+        Check("walk5", wanted.Walk5, have.Walk5, use.EptpWalk5, "an EPTP with a 5-level walk");
+        Check("eptp-uc", wanted.EptpUc, have.EptpUc, use.EptpUc, "a UC EPTP");
+        Check("eptp-wb", wanted.EptpWb, have.EptpWb, use.EptpWb, "a WB EPTP");
         if (!GuestPage1G)
         {
             differences.Add("the emulated processor has no 1 GiB guest pages (the oracle's guest needs them)");
         }
 
-        return differences.Count == 0 ? null : $"{Engine}: the case's cpu differs from the emulated processor: {string.Join(", ", differences)}";
+        return differences.Count == 0 ? null : $"{Engine}: the case's cpu differs from the emulated processor: {string.Join("; ", differences)}";
     }
 }
+
+/// <summary>Which capability-dependent features a case uses (EPT entries its walks reach, EPTPs it loads).</summary>
+public readonly record struct CaseFeatureUse(
+    bool ExecuteOnlyEntry, bool LargePde, bool LargePdpte, bool EptpAccessedDirty, bool EptpWalk5, bool EptpUc, bool EptpWb);

@@ -9,12 +9,13 @@ namespace EptFuzz.Targets.Vmx.Session;
 /// reported addresses back to the case's through the tags and the relocation table. Anything the
 /// kernel should have printed but did not is an infrastructure failure, never a finding.
 /// </summary>
-internal sealed class ObservationDecoder(string target, OracleReport report, Relocation relocation, CpuCapabilities caseCpu, EmulatedCpu cpu, int windowIndex, int guestWindowSlot)
+internal sealed class ObservationDecoder(string target, OracleReport report, Relocation relocation, CpuCapabilities caseCpu, EmulatedCpu cpu, ulong windowBase, int guestWindowSlot, IReadOnlySet<ulong> ambiguousSizePages)
 {
     private const int ReasonException = 0;
     private const int ReasonVmcall = 18;
     private const int ReasonEptViolation = 48;
     private const int ReasonEptMisconfiguration = 49;
+    private const int ReasonPreemptionTimer = 52;
     private const uint InvalidControlField = 7;
 
     public Observation Decode(ProbePlan plan)
@@ -67,10 +68,27 @@ internal sealed class ObservationDecoder(string target, OracleReport report, Rel
         // the guest failing to run its code through the case's tables, not the probe.
         ulong faulting = exit.BasicReason == ReasonEptViolation ? exit.GuestLinear : exit.Qualification;
         bool aboutWindow = exit.BasicReason == ReasonException || (exit.BasicReason == ReasonEptViolation && (exit.Qualification & 0x80) != 0);
-        int slot = (int)((faulting >> 39) & 0x1FF);
-        if (aboutWindow && faulting >> 48 == 0 && slot == (plan.ThroughCasePaging ? guestWindowSlot : windowIndex))
+        bool inWindow = plan.ThroughCasePaging
+            ? faulting >> 48 == 0 && (int)((faulting >> 39) & 0x1FF) == guestWindowSlot
+            : (faulting & ~((1UL << 30) - 1)) == windowBase;
+        if (aboutWindow && inWindow)
         {
             return Observation.Unsupported($"the oracle's guest could not run its own code through the case's tables (exit {exit.BasicReason} at 0x{faulting:x}, qualification 0x{exit.Qualification:x}, interruption 0x{exit.InterruptionInfo:x} error 0x{exit.InterruptionErrorCode:x})");
+        }
+
+        // A fetch that landed somewhere the planner did not foresee runs whatever is there: it may
+        // fault or spin until the preemption timer fires. Either way nothing tells where it went.
+        // A fault of the fetch itself names the fetched address (CR2, or the guest-linear address).
+        bool fetchRanAway = plan.Probe.Access.Kind == AccessKind.Fetch && exit.BasicReason switch
+        {
+            ReasonPreemptionTimer => true,
+            ReasonException => (exit.InterruptionInfo & 0xFF) != 14 || exit.Qualification != plan.Probe.Access.Address,
+            ReasonEptViolation => (exit.Qualification & 0x80) != 0 && exit.GuestLinear != plan.Probe.Access.Address,
+            _ => false,
+        };
+        if (fetchRanAway)
+        {
+            return Observation.Unsupported($"the fetch ran something other than the planted code (exit {exit.BasicReason}, interruption 0x{exit.InterruptionInfo:x}, RIP 0x{exit.GuestRip:x})");
         }
 
         return exit.BasicReason switch
@@ -118,7 +136,7 @@ internal sealed class ObservationDecoder(string target, OracleReport report, Rel
 
         if (!Tag.TryDecode(exit.Rbx, out ulong tagged, out int sizeCode))
         {
-            return Observation.Unsupported("the access landed on a page the case writes itself (no tag tells which case page it was)");
+            return Observation.Unsupported("the access read a qword without a tag (data the case wrote there, or a page the planner did not expect to be reached), so nothing tells where it landed");
         }
 
         if ((tagged & 0xFF8) != (access.Address & 0xFF8))
@@ -127,11 +145,13 @@ internal sealed class ObservationDecoder(string target, OracleReport report, Rel
         }
 
         ulong hpa = (tagged & ~7UL) | (access.Address & 7);
+        // PageSize 0: "cannot tell" (the page is reached through leaves of two sizes in the VM).
+        var size = ambiguousSizePages.Contains(hpa & ~0xFFFUL) ? default : (PageSize)sizeCode;
         return new Observation
         {
             Kind = OutcomeKind.Translated,
             Hpa = new Hpa(hpa),
-            PageSize = (PageSize)sizeCode,
+            PageSize = size,
             Gpa = FinalGpa(plan, hpa, (PageSize)sizeCode),
         };
     }

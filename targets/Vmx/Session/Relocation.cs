@@ -31,6 +31,7 @@ public sealed class Relocation
     private readonly HashSet<ulong> gigabyteLeaves = [];
     /// <summary>VM pages of 2 MiB blocks that hold a case-written page instead of tags.</summary>
     private readonly HashSet<ulong> plainInBlocks = [];
+    private readonly Dictionary<ulong, int> plainSizeCodes = [];
     /// <summary>Untouched leaf targets: case base -> the shared stand-in of their size.</summary>
     private readonly Dictionary<(ulong Base, PageSize Size), ulong> standIns = [];
     private ulong standIn4K;
@@ -88,6 +89,7 @@ public sealed class Relocation
         if (plainPage)
         {
             plain[casePage] = vm;
+            plainSizeCodes[casePage] = (int)PageSize.Size1G;
         }
         else
         {
@@ -112,6 +114,7 @@ public sealed class Relocation
             ulong inBlock = block + (casePage & 0x1FFFFF);
             plain[casePage] = inBlock;
             plainInBlocks.Add(inBlock);
+            plainSizeCodes[casePage] = (int)PageSize.Size2M;
             return true;
         }
 
@@ -121,8 +124,26 @@ public sealed class Relocation
         }
 
         plain[casePage] = vm;
+        plainSizeCodes[casePage] = (int)PageSize.Size4K;
         return true;
     }
+
+    /// <summary>
+    /// Plain pages start out tagged like data pages (then the case's writes land on top): a tag has
+    /// bits 2:0 clear, so an entry the case never wrote reads as not present to EPT and guest walks
+    /// alike, while a read there still proves where it landed. The tag's size code is the leaf size
+    /// through which the page is reached in the VM (4K for pool pages, 2M inside a block, 1G in the
+    /// 1 GiB block). Pages inside 2 MiB blocks are filled with their block.
+    /// </summary>
+    public IEnumerable<(ulong Vm, ulong Case, int SizeCode)> PlainFills() =>
+        plain.Where(p => !plainInBlocks.Contains(p.Value)).Select(p => (p.Value, p.Key, plainSizeCodes[p.Key]));
+
+    /// <summary>
+    /// Case pages whose VM page is reached through a large leaf and also through a 4 KiB leaf: a tag
+    /// read there cannot say which leaf size the access used.
+    /// </summary>
+    public IReadOnlySet<ulong> AmbiguousSizePages(IEnumerable<ulong> fourKilobyteTargets) =>
+        fourKilobyteTargets.Where(p => plainSizeCodes.TryGetValue(p, out int code) && code != (int)PageSize.Size4K).ToHashSet();
 
     /// <summary>Backs the target of a leaf of <paramref name="size"/> at aligned case address <paramref name="caseBase"/>.</summary>
     public bool AddLeafTarget(ulong caseBase, PageSize size)

@@ -22,13 +22,14 @@ public sealed class VmxSession : ITargetSession
         this.emulator = emulator;
         this.caseCpu = caseCpu;
         this.cpu = cpu;
-        CapabilityMismatch = cpu.Mismatch(caseCpu);
     }
 
-    /// <summary>The case's cpu differs from the emulated processor in a capability that changes verdicts.</summary>
-    public string? CapabilityMismatch { get; }
-
-    public string? UnsupportedReason => CapabilityMismatch ?? planProblem;
+    /// <summary>
+    /// Known once <see cref="Finish"/> has planned the case: a capability of the case's cpu that
+    /// differs from the emulated processor where the case uses it, or anything else that keeps the
+    /// whole case from running.
+    /// </summary>
+    public string? UnsupportedReason => planProblem;
 
     /// <summary>Statistics of the last boot (for the README's cost figures and for tests).</summary>
     public BootStatistics? Statistics { get; private set; }
@@ -54,16 +55,6 @@ public sealed class VmxSession : ITargetSession
         ObjectDisposedException.ThrowIf(finished, this);
         finished = true;
         var result = new Dictionary<int, Observation>();
-        if (CapabilityMismatch is string mismatch)
-        {
-            foreach (var step in steps.Where(s => s.Kind == CaseStepKind.Probe))
-            {
-                result[step.Probe.Step] = Observation.Unsupported(mismatch);
-            }
-
-            return result;
-        }
-
         var planner = new CasePlanner(steps, caseCpu, cpu);
         var (script, probes, problem) = planner.Plan();
         planProblem = problem;
@@ -102,7 +93,7 @@ public sealed class VmxSession : ITargetSession
             }
         }
 
-        var decoder = new ObservationDecoder(emulator.Name, report ?? OracleReportEmpty.Value, planner.Relocation, caseCpu, cpu, planner.WindowIndex, planner.GuestWindowSlot);
+        var decoder = new ObservationDecoder(emulator.Name, report ?? OracleReportEmpty.Value, planner.Relocation, caseCpu, cpu, planner.WindowBase, planner.GuestWindowSlot, planner.AmbiguousSizePages);
         foreach (var plan in probes)
         {
             result[plan.Probe.Step] = decoder.Decode(plan);
