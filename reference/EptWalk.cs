@@ -25,7 +25,11 @@ internal sealed partial class Evaluator
         // GPA bits 51:48 must be 0, else the access is an EPT violation (not a misconfiguration)
         // and no entry is read; qualification bits 5:3 are then 0. Bochs and VirtualBox ignore
         // these bits (ept-rules.md §18 item 3); the model follows the newer SDM text.
-        if (levels == 4 && (gpa & Bits.Range(51, 48)) != 0)
+        // A guest-physical address has at most 52 bits (EPT-WALK-3: "GPAs are < 2^52"). A linear
+        // address used as a GPA with CR0.PG = 0 can carry bits 63:52; no walk can reach such an
+        // address, so it is treated as this rule treats the bits no 4-level walk reaches
+        // (a modelling choice, recorded in targets/Contract/SEMANTICS.md).
+        if ((levels == 4 && (gpa & Bits.Range(51, 48)) != 0) || (gpa >> 52) != 0)
         {
             Fire(RuleId.EptWalk4);
             Fire(RuleId.EptViol6);

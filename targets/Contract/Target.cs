@@ -23,6 +23,8 @@ public enum TargetTraits
     AdvancedExitInfo = 128,
     /// <summary>Reports exit-qualification bit 6 and user-execute semantics (MBEC).</summary>
     Mbec = 256,
+    /// <summary>Reports the final guest-physical address of a translated access (a VMX oracle sees no exit, so cannot).</summary>
+    TranslatedGpa = 512,
 }
 
 public enum ProbeKind : byte

@@ -22,6 +22,10 @@ internal sealed class CaseExecution : IDisposable
     private readonly Dictionary<ulong, ulong> mirror = new();
     /// <summary>Entries a raw write changed since the last INVEPT: translations through them may be stale.</summary>
     private readonly HashSet<ulong> staleEntries = new();
+    /// <summary>Every immediate target's observation of each probe, by step index, for triage.</summary>
+    private readonly Dictionary<int, Observation?[]> probeObservations = new();
+    /// <summary>Batch targets' answers once they finished (by target index).</summary>
+    private readonly Dictionary<int, IReadOnlyDictionary<int, Observation>> batchAnswers = new();
     /// <summary>EPTP[51:12] values that were current since the last global INVEPT.</summary>
     private readonly HashSet<ulong> rootsSinceGlobalInvept = new();
     /// <summary>4 KiB pages that hold EPT entries written by operations.</summary>
@@ -391,6 +395,7 @@ internal sealed class CaseExecution : IDisposable
         }
 
         var baseline = observations[baselineIndex]!;
+        probeObservations[index] = observations;
         bool stale = desynchronized || (staleEntries.Count > 0 && TouchesStale(observations));
         probes.Add((index, baseline, stale));
         if (stale)
@@ -555,6 +560,7 @@ internal sealed class CaseExecution : IDisposable
             }
 
             var answers = sessions[t].Finish();
+            batchAnswers[t] = answers;
             bool batchDesynchronized = false;
             int baselineIndex = Array.FindIndex(targets, x => x.Traits.HasFlag(TargetTraits.Immediate));
             if (options.Trace is not null)
@@ -604,10 +610,7 @@ internal sealed class CaseExecution : IDisposable
                 var diff = ObservationComparer.Compare(baseline, targets[baselineIndex].Traits, other, targets[t].Traits);
                 if (diff != Difference.None)
                 {
-                    var all = new Observation?[sessions.Length];
-                    all[baselineIndex] = baseline;
-                    all[t] = other;
-                    return Divergence(step, baselineIndex, baseline, t, other, diff, all);
+                    return Divergence(step, baselineIndex, baseline, t, other, diff, AllObservations(stepIndex));
                 }
 
                 if (step.Expectation is { } expectation && ExpectationCheck.Check(expectation, other, targets[t].Traits, cpu, Controls) is { } why)
@@ -625,7 +628,101 @@ internal sealed class CaseExecution : IDisposable
         var signature = new DivergenceSignature(
             StepKey(step), targets[a].Name, oa.Kind.Text(), targets[b].Name, ob.Kind.Text(),
             DivergenceSignature.DescribeFields(diff, (oa.Qualification ^ ob.Qualification) & ObservationComparer.QualificationMask(targets[a].Traits, targets[b].Traits)));
-        return Diverged(step, signature, $"{StepKey(step)}: {targets[a].Name} says {Describe.Observation(oa)}; {targets[b].Name} says {Describe.Observation(ob)}", all);
+
+        // A divergence among the immediate targets stops the case before any batch target (the
+        // VMX oracle) answered: ask them now, so the report can say who is out of step.
+        if (targets.Any(t => !t.Traits.HasFlag(TargetTraits.Immediate)) && batchAnswers.Count == 0)
+        {
+            FinishForTriage();
+            all = AllObservations(currentIndex);
+        }
+
+        var triage = Triage(all);
+        var message = $"{StepKey(step)}: {targets[a].Name} says {Describe.Observation(oa)}; {targets[b].Name} says {Describe.Observation(ob)}"
+            + (triage is null ? string.Empty : $"; triage: {triage}");
+        return Diverged(step, signature, message, all);
+    }
+
+    /// <summary>Every target's observation of one probe: the immediate ones and, once finished, the batch ones.</summary>
+    private Observation?[] AllObservations(int stepIndex)
+    {
+        var all = probeObservations.TryGetValue(stepIndex, out var immediate) ? (Observation?[])immediate.Clone() : new Observation?[sessions.Length];
+        foreach (var (t, answers) in batchAnswers)
+        {
+            if (answers.TryGetValue(stepIndex, out var o))
+            {
+                all[t] = o;
+            }
+        }
+
+        return all;
+    }
+
+    private void FinishForTriage()
+    {
+        for (int t = 0; t < sessions.Length; t++)
+        {
+            if (targets[t].Traits.HasFlag(TargetTraits.Immediate))
+            {
+                continue;
+            }
+
+            try
+            {
+                batchAnswers[t] = sessions[t].Finish();
+            }
+            catch (TargetFailureException e)
+            {
+                // The finding stands on its own; the oracle's failure is said, not hidden.
+                Trace($"  {targets[t].Name} could not answer for triage: {e.Message}");
+                batchAnswers[t] = new Dictionary<int, Observation> { [currentIndex] = Observation.Unsupported($"failed: {e.Message}") };
+            }
+        }
+    }
+
+    /// <summary>
+    /// With three kinds of translator, who is out of step: the implementation alone (an
+    /// implementation bug), the oracle alone (a model bug or an emulator deviation), the model
+    /// alone (a model bug), or all apart. Null when fewer than three targets answered.
+    /// </summary>
+    private string? Triage(Observation?[] all)
+    {
+        var answered = Enumerable.Range(0, all.Length).Where(t => all[t] is { Kind: not OutcomeKind.Unsupported }).ToList();
+        if (answered.Count < 3)
+        {
+            return null;
+        }
+
+        var groups = new List<List<int>>();
+        foreach (int t in answered)
+        {
+            var group = groups.FirstOrDefault(g => ObservationComparer.Compare(all[g[0]]!, targets[g[0]].Traits, all[t]!, targets[t].Traits) == Difference.None);
+            if (group is null)
+            {
+                groups.Add([t]);
+            }
+            else
+            {
+                group.Add(t);
+            }
+        }
+
+        if (groups.Count == answered.Count)
+        {
+            return $"all {answered.Count} translators differ";
+        }
+
+        if (groups.Count != 2 || groups.Min(g => g.Count) != 1)
+        {
+            return $"{groups.Count} groups of answers";
+        }
+
+        int alone = groups.First(g => g.Count == 1)[0];
+        string others = string.Join(" and ", groups.First(g => g.Count > 1).Select(t => targets[t].Name));
+        string role = !targets[alone].Traits.HasFlag(TargetTraits.Immediate)
+            ? "a model bug or an emulator deviation (see ept-rules.md §18), as the oracle alone differs"
+            : targets[alone].RuleNames.Count > 0 ? "a model bug, as the model alone differs" : "an implementation bug, as it alone differs";
+        return $"{targets[alone].Name} differs from {others}: {role}";
     }
 
     private CaseResult Diverged(Step step, DivergenceSignature signature, string message, Observation?[]? all)

@@ -20,7 +20,7 @@ public sealed class ImplTarget : ITarget
 
     public TargetTraits Traits =>
         TargetTraits.MemoryType | TargetTraits.AccessedDirtyWrites | TargetTraits.Walk | TargetTraits.Entries
-        | TargetTraits.VmEntry | TargetTraits.Immediate | TargetTraits.AdvancedExitInfo | TargetTraits.Mbec
+        | TargetTraits.VmEntry | TargetTraits.Immediate | TargetTraits.AdvancedExitInfo | TargetTraits.Mbec | TargetTraits.TranslatedGpa
         | (_cachesTranslations ? TargetTraits.CachesTranslations : TargetTraits.None);
 
     /// <summary>This target does not model rules; <see cref="Observation.Rules"/> stays empty.</summary>

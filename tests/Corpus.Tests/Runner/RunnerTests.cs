@@ -81,6 +81,20 @@ public sealed class RunnerTests
     }
 
     [Fact]
+    public void ThreeTranslators_TriageNamesWhoIsOutOfStep()
+    {
+        var oracle = new RewritingTarget(new ModelTarget(), "oracle", o => o, batch: true);
+        var implBug = Run(Mapped, null, new ModelTarget(), new RewritingTarget(new ImplTarget(), "broken", ShiftHpa), oracle);
+        Assert.Equal(CaseStatus.Diverged, implBug.Status);
+        Assert.Contains("triage: broken differs from model and oracle: an implementation bug", implBug.Message, StringComparison.Ordinal);
+
+        var oracleOff = new RewritingTarget(new ModelTarget(), "oracle", ShiftHpa, batch: true);
+        var deviation = Run(Mapped, null, new ModelTarget(), new ImplTarget(), oracleOff);
+        Assert.Equal(CaseStatus.Diverged, deviation.Status);
+        Assert.Contains("triage: oracle differs from model and impl: a model bug or an emulator deviation", deviation.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void TargetThatThrows_IsAFindingWithItsStack()
     {
         var result = Run(Mapped, null, new ModelTarget(), new ThrowingTarget(new InvalidOperationException("planted")));

@@ -5,7 +5,7 @@ namespace EptFuzz.Harness.Tests.Comparing;
 
 public sealed class ComparisonTests
 {
-    private const TargetTraits Full = TargetTraits.MemoryType | TargetTraits.AccessedDirtyWrites | TargetTraits.Mbec | TargetTraits.AdvancedExitInfo;
+    private const TargetTraits Full = TargetTraits.MemoryType | TargetTraits.AccessedDirtyWrites | TargetTraits.Mbec | TargetTraits.AdvancedExitInfo | TargetTraits.TranslatedGpa;
     private const TargetTraits Oracle = TargetTraits.None;
 
     private static Observation Violation(ulong qual) => new() { Kind = OutcomeKind.EptViolation, Qualification = qual, Gpa = new Gpa(0x1000), GuestLinearAddress = 0x1000, GuestLinearAddressValid = true };
@@ -34,6 +34,15 @@ public sealed class ComparisonTests
         var a = new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(0x1000), PageSize = PageSize.Size4K, MemoryType = MemoryType.WB };
         var b = a with { MemoryType = MemoryType.UC };
         Assert.Equal(Difference.MemoryType, ObservationComparer.Compare(a, Full, b, Full));
+        Assert.Equal(Difference.None, ObservationComparer.Compare(a, Full, b, Oracle));
+    }
+
+    [Fact]
+    public void FinalGpa_ComparedOnlyWhenBothReportIt()
+    {
+        var a = new Observation { Kind = OutcomeKind.Translated, Hpa = new Hpa(0x1000), PageSize = PageSize.Size4K, Gpa = new Gpa(0x2000) };
+        var b = a with { Gpa = new Gpa(0x3000) };
+        Assert.Equal(Difference.Gpa, ObservationComparer.Compare(a, Full, b, Full));
         Assert.Equal(Difference.None, ObservationComparer.Compare(a, Full, b, Oracle));
     }
 
