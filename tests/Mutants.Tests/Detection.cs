@@ -40,9 +40,10 @@ public sealed record DetectionResult
 /// Runs the fuzzer's own <see cref="Campaign"/> against a compiled implementation: the real model is
 /// the baseline, the compiled hypervisor builds the tables and the compiled virtual CPU is the
 /// second translator (what <c>eptfuzz fuzz</c> does with its default <c>--targets model,impl</c>).
-/// Everything is the campaign's default except what is set here: one worker (so that the execution
-/// count is reproducible), a fixed seed, a runs budget, a shorter reduction cap, and a stop as soon
-/// as the first finding is reduced.
+/// Everything is the campaign's default except what is set here: a fixed seed, a runs budget, a
+/// shorter reduction cap, and a stop as soon as the first finding is reduced. One worker (the
+/// default, stated here because the execution count depends on it): cases then follow from the
+/// seed, except where the campaign's parent choice reads case durations.
 /// </summary>
 public static class Detection
 {
