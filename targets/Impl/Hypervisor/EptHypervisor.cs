@@ -79,7 +79,9 @@ public sealed class EptHypervisor : IEptHypervisor
         }
 
         // A single-context INVEPT only reaches translations tagged with the current EPTP's root.
-        s.Ept.LiveChangeInvept = (Eptp & EptBits.AddressMask) == s.Ept.Root ? InveptType.SingleContext : InveptType.Global;
+        // Once a PML5 wraps the PML4, the same tables are reachable from two roots (a 4-level and
+        // a 5-level EPTP), and translations cached under the other one must go too: global.
+        s.Ept.LiveChangeInvept = (Eptp & EptBits.AddressMask) == s.Ept.Root && s.Ept.Pml5 == 0 ? InveptType.SingleContext : InveptType.Global;
         return ApiResult.Ok;
     }
 
