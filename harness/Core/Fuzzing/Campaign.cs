@@ -27,7 +27,7 @@ public sealed partial class Campaign
     private readonly object findingGate = new();
     private readonly object statsGate = new();
     /// <summary>Kept cases with how long each took to run (parent selection prefers fast ones).</summary>
-    private readonly List<(EptCase Case, TimeSpan Duration)> corpus = [];
+    private readonly List<(EptCase Case, int Cost)> corpus = [];
     private readonly Dictionary<string, FindingRecord> findings = new(StringComparer.Ordinal);
     private readonly List<string> warnings = [];
     private readonly Stopwatch session = new();
@@ -422,10 +422,10 @@ public sealed partial class Campaign
                 continue;
             }
 
-            (_, TimeSpan duration) = worker.RunForCoverage(parsed.Case);
+            _ = worker.RunForCoverage(parsed.Case);
             lock (corpusGate)
             {
-                corpus.Add((parsed.Case, duration));
+                corpus.Add((parsed.Case, Cost(parsed.Case)));
                 queueCounter++;
             }
         }
@@ -460,12 +460,29 @@ public sealed partial class Campaign
         lock (corpusGate)
         {
             id = queueCounter++;
-            corpus.Add((c, duration));
+            corpus.Add((c, Cost(c)));
         }
 
         string name = $"id-{id:d6}-{seed:x16}.ept";
         EptCase entry = c with { HeaderComments = [$"queue entry {id}: {origin}"] };
         FindingFile.WriteAtomic(Path.Combine(files.Queue, name), CasePrinter.Print(entry));
+    }
+
+    /// <summary>A deterministic estimate of a case's run time: its steps, identity maps weighing most.</summary>
+    private static int Cost(EptCase c)
+    {
+        int cost = 0;
+        foreach (var step in c.Steps)
+        {
+            cost += step switch
+            {
+                IdentityMapStep => 256,
+                MemoryStep => 16,
+                _ => 1,
+            };
+        }
+
+        return cost;
     }
 
     private (EptCase? Parent, EptCase? Donor) PickParents(Prng rng)
@@ -477,11 +494,12 @@ public sealed partial class Campaign
                 return (null, null);
             }
 
-            // A tournament of two that the faster case wins: slow seeds (large identity maps) are
-            // still mutated, but they do not take over the campaign's time.
+            // A tournament of two that the cheaper case wins: slow seeds (large identity maps) are
+            // still mutated, but they do not take over the campaign's time. The cost is computed
+            // from the case, never measured, so a seed fixes the run (with one worker).
             var a = corpus[rng.Below(corpus.Count)];
             var b = corpus[rng.Below(corpus.Count)];
-            EptCase parent = a.Duration <= b.Duration ? a.Case : b.Case;
+            EptCase parent = a.Cost <= b.Cost ? a.Case : b.Case;
             EptCase? donor = rng.Chance(30) ? corpus[rng.Below(corpus.Count)].Case : null;
             return (parent, donor);
         }
