@@ -312,20 +312,25 @@ public sealed class SessionTests
         s.Write(new MemoryWrite(new Hpa(0x1000), 0x2000 | Rwx));
         s.Write(new MemoryWrite(new Hpa(0x2000), 0x3000 | Rwx));
         s.Write(new MemoryWrite(new Hpa(0x3000), 0x4000_0000 | Large | Wb | Rwx));
+        s.Write(new MemoryWrite(new Hpa(0x3008), 0x4040_0000 | Large | Wb | 1));  // GPA 2M-4M: read-only
         s.Write(new MemoryWrite(new Hpa(0x1008), 0x5000 | Rwx));
         s.Write(new MemoryWrite(new Hpa(0x5000), 0x6000 | Rwx));
         s.Write(new MemoryWrite(new Hpa(0x6000), 0x4020_0000 | Large | Wb | Rwx));
         s.SetEptp(Eptp);
         s.Submit(Read(1, 0x80_0000_1008));
         s.Submit(Probe.ForEntry(2, new Gpa(0), EptLevel.Pml4e));              // only the oracle walked it
-        s.Submit(Probe.ForEntry(3, new Gpa(0x80_0000_0000), EptLevel.Pml4e)); // step 1 walked it
-        s.Submit(Read(4, 0x1000));
-        s.Submit(Probe.ForEntry(5, new Gpa(0), EptLevel.Pml4e));              // now step 4 walked it too
+        s.Submit(Write(3, 0x200000));                                         // walks it, but fails: sets no A
+        s.Submit(Probe.ForEntry(4, new Gpa(0), EptLevel.Pml4e));
+        s.Submit(Probe.ForEntry(5, new Gpa(0x80_0000_0000), EptLevel.Pml4e)); // step 1 walked it
+        s.Submit(Read(6, 0x1000));
+        s.Submit(Probe.ForEntry(7, new Gpa(0), EptLevel.Pml4e));              // now step 6 walked it too
         var o = s.Finish();
         Assert.Equal(new Hpa(0x4020_1008), o[1].Hpa);
         Assert.Contains("oracle's own code walks this entry", o[2].Reason);
-        Assert.Equal(new Observation { Kind = OutcomeKind.Entry, EntryValue = 0x5000 | Rwx | 0x100 }, o[3]);
-        Assert.Equal(new Observation { Kind = OutcomeKind.Entry, EntryValue = 0x2000 | Rwx | 0x100 }, o[5]);
+        Assert.Equal(OutcomeKind.EptViolation, o[3].Kind);
+        Assert.Contains("oracle's own code walks this entry", o[4].Reason);
+        Assert.Equal(new Observation { Kind = OutcomeKind.Entry, EntryValue = 0x5000 | Rwx | 0x100 }, o[5]);
+        Assert.Equal(new Observation { Kind = OutcomeKind.Entry, EntryValue = 0x2000 | Rwx | 0x100 }, o[7]);
     }
 
     [BochsFact]

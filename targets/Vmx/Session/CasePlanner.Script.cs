@@ -467,7 +467,9 @@ internal sealed partial class CasePlanner
     private ulong? PlanEntry(ScriptBuilder script, ProbePlan plan, Dictionary<ulong, ulong> memory, Dictionary<ulong, ulong> vmValues, ulong eptp, bool mbec)
     {
         var probe = plan.Probe;
-        int levels = (int)((eptp >> 3) & 7) + 1;
+        // EPTP[5:3] = 3 or 4: a 4- or 5-level walk; any other length walks nothing (VM entry fails
+        // with it), so no level is reached (as the reference's FindEntry has it).
+        int levels = ((eptp >> 3) & 7) switch { 3 => 4, 4 => 5, _ => 0 };
         int target = (int)probe.EntryLevel;
         if (target > levels)
         {

@@ -154,12 +154,14 @@ internal sealed class ObservationDecoder(string target, OracleReport report, Rel
             }
         }
 
-        // The oracle's own code walked this entry (its window hangs below it), which sets A. A case
-        // probe whose walk the oracle ran and observed, or the case's own value, may account for it.
+        // The oracle's own code walked this entry (its window hangs below it), which sets A. Only
+        // the case's own value, or an earlier probe of the case that walks it and completed (a
+        // failed access sets no A/D, SEMANTICS "EPT A/D"), makes A right for the case as well.
         const ulong accessed = EptEntry.Accessed;
-        if (plan.OracleWalked && (plan.CaseEntryValue & accessed) == 0 && plan.EarlierWalkers.Count == 0 && (dumped & accessed) != 0)
+        if (plan.OracleWalked && (plan.CaseEntryValue & accessed) == 0 && (dumped & accessed) != 0 &&
+            !plan.EarlierWalkers.Any(id => answers[id].Kind == OutcomeKind.Translated))
         {
-            return Observation.Unsupported("the oracle's own code walks this entry (its window hangs below it) and set its accessed flag, where no probe of the case walked it");
+            return Observation.Unsupported("the oracle's own code walks this entry (its window hangs below it) and set its accessed flag, where no access of the case that walks it completed");
         }
 
         const ulong accessedDirty = EptEntry.Accessed | EptEntry.Dirty;
