@@ -45,6 +45,30 @@ public sealed class CasePlannerTests
     }
 
     [Fact]
+    public void Plan_EntryProbeUnderAnEptpOfInvalidWalkLength_ReachesNothing()
+    {
+        // EPTP[5:3] = 1 is no walk length (only 3 and 4 are), so even the root's table is not walked.
+        var steps = new List<CaseStep> { CaseStep.OfEptp(0x8aa500e), CaseStep.Of(Probe.ForEntry(1, new Gpa(0), EptLevel.Pde)) };
+        var (_, probes, problem) = new CasePlanner(steps, CpuCapabilities.Default with { MaxPhyAddr = 40 }, Cpu).Plan();
+        Assert.Null(problem);
+        Assert.Equal(new Observation { Kind = OutcomeKind.EntryNotReached }, probes.Single().Known);
+    }
+
+    [Fact]
+    public void Plan_WindowAvoidsWhereTheCasesGuestWalksGo()
+    {
+        // The guest PML4 at GPA 0 (case page 0x4020_0000) maps GVA 0 through a PDPT at GPA
+        // 0x80_0000_0000: PML4 slot 1, which the case's EPT never maps, so the window must not go there.
+        var steps = Tables(0x4020_0037);
+        steps.Add(W(0x4020_0000, 0x80_0000_0000 | 0x27));
+        steps.Add(CaseStep.Of(new GuestPaging { Enabled = true, Cr3 = new Gpa(0) }));
+        steps.Add(CaseStep.Of(Probe.ForAccess(1, Access.ThroughPaging(AccessKind.Read, new Gva(0x1000), 0))));
+        var planner = new CasePlanner(steps, CpuCapabilities.Default with { MaxPhyAddr = 40 }, Cpu);
+        Assert.Null(planner.Plan().Problem);
+        Assert.Equal((0, 511), (planner.WindowIndex, planner.WindowPdptSlot));
+    }
+
+    [Fact]
     public void Plan_WindowAvoidsTheCaseRootSlotsAndProbeRegions()
     {
         var steps = Tables(0x4020_0037);

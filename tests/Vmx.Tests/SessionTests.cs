@@ -227,6 +227,113 @@ public sealed class SessionTests
     }
 
     [BochsFact]
+    public void Bochs_WindowUnreachableThroughTheCasesPml4Entry_IsTheOraclesOwnExit()
+    {
+        using var s = Bochs.Open(CpuCapabilities.Default with { MaxPhyAddr = 40 });
+        // Every PML4 slot in use, so the window hangs under a PDPT slot of slot 0, whose PML4 entry
+        // is write-only: a misconfiguration for every fetch of the oracle's code.
+        s.Write(new MemoryWrite(new Hpa(0x1000), 0x2000 | 2));
+        s.Write(new MemoryWrite(new Hpa(0x2000), 0x3000 | Rwx));
+        s.Write(new MemoryWrite(new Hpa(0x3000), 0x4000_0000 | Large | Wb | Rwx));
+        s.Write(new MemoryWrite(new Hpa(0x1008), 0x5000 | Rwx));
+        s.Write(new MemoryWrite(new Hpa(0x5000), 0x6000 | Rwx));
+        s.Write(new MemoryWrite(new Hpa(0x6000), 0x4020_0000 | Large | Wb | Rwx));
+        s.SetEptp(Eptp);
+        s.Submit(Read(1, 0x80_0000_1008));
+        s.Submit(Probe.ForVmEntry(2));
+        var o = s.Finish();
+        // The SDM has the case's read translated; the VM never gets that far, and says so.
+        Assert.Contains("could not run its own code", o[1].Reason);
+        // The entry itself succeeded: the exit came after it, fetching the oracle's VMCALL.
+        Assert.Equal(new Observation { Kind = OutcomeKind.VmEntry, VmEntryOk = true }, o[2]);
+    }
+
+    [BochsFact]
+    public void Bochs_GuestPml4PageUnderAMisconfiguredEptEntry_IsTheOraclesOwnExit()
+    {
+        using var s = Bochs.Open(CpuCapabilities.Default with { MaxPhyAddr = 40 });
+        Tables(s);
+        // The guest PML4 (GPA 0x210000) lies under a write-only (misconfigured) EPT PTE: the fetch of
+        // the oracle's code reads the oracle's own entry there first, and misconfigures at its GPA.
+        s.Write(new MemoryWrite(new Hpa(0x4000 + 0x10 * 8), 0x50000 | Wb | 2));
+        s.Write(new MemoryWrite(new Hpa(0x50000), 0x211000 | 7));
+        s.SetGuestPaging(new GuestPaging { Enabled = true, Cr3 = new Gpa(0x210000) });
+        s.Submit(Probe.ForAccess(1, Access.ThroughPaging(AccessKind.Read, new Gva(0x100000), 0)));
+        var o = s.Finish();
+        Assert.Contains("could not run its own code", o[1].Reason);
+    }
+
+    [BochsFact]
+    public void Bochs_GuestCr3AboveTheEmulatedMaxPhyAddr_IsUnsupported()
+    {
+        using var s = Bochs.Open(CpuCapabilities.Default with { MaxPhyAddr = 48 });
+        s.Write(new MemoryWrite(new Hpa(0x1000), 0x2000 | Rwx));
+        s.Write(new MemoryWrite(new Hpa(0x2000), 0x3000 | Rwx));
+        s.Write(new MemoryWrite(new Hpa(0x3000), 0x4000_0000 | Large | Wb | Rwx));
+        s.SetEptp(Eptp);
+        // CR3 at 2 TiB: VM entry fails on a 40-bit processor (guest CR3 checks).
+        s.SetGuestPaging(new GuestPaging { Enabled = true, Cr3 = new Gpa(0x200_0000_0000) });
+        s.Submit(Probe.ForAccess(1, Access.ThroughPaging(AccessKind.Read, new Gva(0x1000), 0)));
+        s.Submit(Read(2, 0x1000));
+        var o = s.Finish();
+        Assert.Contains("CR3 0x20000000000 is at or above 2^40", o[1].Reason);
+        Assert.Equal(new Hpa(0x4000_1000), o[2].Hpa);
+    }
+
+    [BochsFact]
+    public void Bochs_EntryDump_AfterAWalkTheOracleDidNotRun_IsUnsupported()
+    {
+        using var s = Bochs.Open(CpuCapabilities.Default with { MaxPhyAddr = 48 });
+        // GPA 0x1_0000_1000 (PML4 0, PDPT 4) and GPA 0x100_0000_1000 (PML4 2, beyond Bochs' 40 bits).
+        s.Write(new MemoryWrite(new Hpa(0x1000), 0x2000 | Rwx));
+        s.Write(new MemoryWrite(new Hpa(0x2000 + 4 * 8), 0x3000 | Rwx));
+        s.Write(new MemoryWrite(new Hpa(0x3000), 0x4000_0000 | Large | Wb | Rwx));
+        s.Write(new MemoryWrite(new Hpa(0x1000 + 2 * 8), 0x5000 | Rwx));
+        s.Write(new MemoryWrite(new Hpa(0x5000), 0x6000 | Rwx));
+        s.Write(new MemoryWrite(new Hpa(0x6000), 0x4020_0000 | Large | Wb | Rwx));
+        s.SetEptp(Eptp);
+        s.Submit(Read(1, 0x1_0000_1000));
+        s.Submit(Read(2, 0x100_0000_1000));                                      // the guest cannot form it
+        s.Submit(Probe.ForEntry(3, new Gpa(0x1_0000_1000), EptLevel.Pdpte));    // walked by step 1
+        s.Submit(Probe.ForEntry(4, new Gpa(0x100_0000_1000), EptLevel.Pdpte));  // walked by step 2 only
+        s.Submit(Probe.ForEntry(5, new Gpa(0x100_0000_1000), EptLevel.Pml4e));
+        var o = s.Finish();
+        Assert.Contains("at or above 2^40", o[2].Reason);
+        Assert.Equal(new Observation { Kind = OutcomeKind.Entry, EntryValue = 0x3000 | Rwx | 0x100 }, o[3]);
+        Assert.Contains("earlier probe (step 2)", o[4].Reason);
+        Assert.Contains("earlier probe (step 2)", o[5].Reason);
+    }
+
+    [BochsFact]
+    public void Bochs_EntryAboveTheWindow_WalkedOnlyByTheOraclesCode_IsUnsupported()
+    {
+        using var s = Bochs.Open(CpuCapabilities.Default with { MaxPhyAddr = 40 });
+        // Every PML4 slot in use: the window hangs under a PDPT slot of slot 0.
+        s.Write(new MemoryWrite(new Hpa(0x1000), 0x2000 | Rwx));
+        s.Write(new MemoryWrite(new Hpa(0x2000), 0x3000 | Rwx));
+        s.Write(new MemoryWrite(new Hpa(0x3000), 0x4000_0000 | Large | Wb | Rwx));
+        s.Write(new MemoryWrite(new Hpa(0x3008), 0x4040_0000 | Large | Wb | 1));  // GPA 2M-4M: read-only
+        s.Write(new MemoryWrite(new Hpa(0x1008), 0x5000 | Rwx));
+        s.Write(new MemoryWrite(new Hpa(0x5000), 0x6000 | Rwx));
+        s.Write(new MemoryWrite(new Hpa(0x6000), 0x4020_0000 | Large | Wb | Rwx));
+        s.SetEptp(Eptp);
+        s.Submit(Read(1, 0x80_0000_1008));
+        s.Submit(Probe.ForEntry(2, new Gpa(0), EptLevel.Pml4e));              // only the oracle walked it
+        s.Submit(Write(3, 0x200000));                                         // walks it, but fails: sets no A
+        s.Submit(Probe.ForEntry(4, new Gpa(0), EptLevel.Pml4e));
+        s.Submit(Probe.ForEntry(5, new Gpa(0x80_0000_0000), EptLevel.Pml4e)); // step 1 walked it
+        s.Submit(Read(6, 0x1000));
+        s.Submit(Probe.ForEntry(7, new Gpa(0), EptLevel.Pml4e));              // now step 6 walked it too
+        var o = s.Finish();
+        Assert.Equal(new Hpa(0x4020_1008), o[1].Hpa);
+        Assert.Contains("oracle's own code walks this entry", o[2].Reason);
+        Assert.Equal(OutcomeKind.EptViolation, o[3].Kind);
+        Assert.Contains("oracle's own code walks this entry", o[4].Reason);
+        Assert.Equal(new Observation { Kind = OutcomeKind.Entry, EntryValue = 0x5000 | Rwx | 0x100 }, o[5]);
+        Assert.Equal(new Observation { Kind = OutcomeKind.Entry, EntryValue = 0x2000 | Rwx | 0x100 }, o[7]);
+    }
+
+    [BochsFact]
     public void Bochs_PagesTheCaseWrites_StillProveWhereAReadLanded()
     {
         using var s = Bochs.Open(CpuCapabilities.Default with { MaxPhyAddr = 40 });

@@ -93,6 +93,10 @@ internal sealed partial class CasePlanner
         bool tablesChanged = false;
         var paging = GuestPaging.Off;
         GuestPaging? loaded = null;
+        // EPT A/D: for each EPT entry (case address), the access probes since the case last wrote it
+        // whose walks may set its A/D bits, and whether the oracle's own code walked it meanwhile.
+        var walkers = new Dictionary<ulong, List<int>>();
+        var oracleWalked = new HashSet<ulong>();
         foreach (var step in steps)
         {
             switch (step.Kind)
@@ -101,6 +105,8 @@ internal sealed partial class CasePlanner
                 {
                     ulong address = step.Write.Address.Value;
                     memory[address] = step.Write.Value;
+                    walkers.Remove(address);
+                    oracleWalked.Remove(address);
                     relocation.TryMapPlain(address & ~0xFFFUL, out ulong vmPage);
                     ulong value = tableLevels.TryGetValue(address & ~0xFFFUL, out var level) ? RelocateEntry(step.Write.Value, level) : step.Write.Value;
                     ulong vmAddress = vmPage + (address & 0xFFF);
@@ -143,7 +149,40 @@ internal sealed partial class CasePlanner
                         tablesChanged = false;
                     }
 
+                    if (step.Probe.Kind == ProbeKind.Entry)
+                    {
+                        ulong? entryAddress = PlanEntry(script, plan, memory, vmValues, eptp, mbec);
+                        if (entryAddress is ulong walked && plan.Dumped)
+                        {
+                            plan.EarlierWalkers = walkers.TryGetValue(walked, out var ids) ? [.. ids] : [];
+                            plan.OracleWalked = oracleWalked.Contains(walked);
+                        }
+
+                        break;
+                    }
+
+                    bool accessedDirty = (eptp & EptAccessedDirty) != 0;
+                    if (accessedDirty && step.Probe.Kind == ProbeKind.Access)
+                    {
+                        foreach (ulong entry in ProbeEptEntries(memory, eptp, mbec, paging, step.Probe.Access))
+                        {
+                            if (!walkers.TryGetValue(entry, out var ids))
+                            {
+                                walkers[entry] = ids = [];
+                            }
+
+                            ids.Add(plan.Id);
+                        }
+                    }
+
                     EmitProbe(script, plan, memory, vmValues, eptp, mbec, paging, ref loaded);
+                    if (accessedDirty && plan.Runs && WindowPdptSlot >= 0)
+                    {
+                        // The window hangs below the case's own PML4 entry of its slot: every run of
+                        // the oracle's code walks that entry.
+                        oracleWalked.Add((eptp & caseAddressMask) + (ulong)WindowIndex * 8);
+                    }
+
                     break;
                 }
             }
@@ -155,9 +194,6 @@ internal sealed partial class CasePlanner
         var probe = plan.Probe;
         switch (probe.Kind)
         {
-            case ProbeKind.Entry:
-                PlanEntry(script, plan, memory, vmValues, eptp, mbec);
-                return;
             case ProbeKind.VmEntry:
                 if (mbec)
                 {
@@ -396,6 +432,15 @@ internal sealed partial class CasePlanner
             return false;
         }
 
+        ulong cr3 = paging.Cr3.Value & ~0xFFFUL;
+        if (cr3 >> cpu.MaxPhyAddr != 0)
+        {
+            // VM entry checks that guest CR3 sets no bit at or above the processor's MAXPHYADDR
+            // (SDM Vol. 3C, "Checks on Guest Control Registers"): the guest cannot even start with this CR3.
+            plan.Unsupported = $"the guest's CR3 0x{cr3:x} is at or above 2^{cpu.MaxPhyAddr}: VM entry with it fails on {cpu.Engine} (MAXPHYADDR {cpu.MaxPhyAddr})";
+            return false;
+        }
+
         if (GuestWindowSlot < 0)
         {
             plan.Unsupported = "every slot of the case's guest PML4 is used; the oracle needs one for its code";
@@ -410,6 +455,7 @@ internal sealed partial class CasePlanner
 
         const ulong table = 0x27; // P | RW | US | A
         script.Write(vmRoot + (ulong)GuestWindowSlot * 8, (WindowBase + KernelLayout.WindowCasePagingPdpt) | table);
+        plan.GuestWindowEntryGpa = cr3 + (ulong)GuestWindowSlot * 8;
         return true;
     }
 
@@ -417,15 +463,18 @@ internal sealed partial class CasePlanner
     /// Entry probes per SEMANTICS: follow bits 51:12 from the EPTP; stop at a not-present entry or a
     /// leaf above the level. The host knows the case's values; the VM adds only hardware A/D bits.
     /// </summary>
-    private void PlanEntry(ScriptBuilder script, ProbePlan plan, Dictionary<ulong, ulong> memory, Dictionary<ulong, ulong> vmValues, ulong eptp, bool mbec)
+    /// <returns>The case address of the entry the probe reads, or null when it reaches none.</returns>
+    private ulong? PlanEntry(ScriptBuilder script, ProbePlan plan, Dictionary<ulong, ulong> memory, Dictionary<ulong, ulong> vmValues, ulong eptp, bool mbec)
     {
         var probe = plan.Probe;
-        int levels = (int)((eptp >> 3) & 7) + 1;
+        // EPTP[5:3] = 3 or 4: a 4- or 5-level walk; any other length walks nothing (VM entry fails
+        // with it), so no level is reached (as the reference's FindEntry has it).
+        int levels = ((eptp >> 3) & 7) switch { 3 => 4, 4 => 5, _ => 0 };
         int target = (int)probe.EntryLevel;
         if (target > levels)
         {
             plan.Known = new Observation { Kind = OutcomeKind.EntryNotReached };
-            return;
+            return null;
         }
 
         ulong table = eptp & Bits51To12;
@@ -435,7 +484,7 @@ internal sealed partial class CasePlanner
             if (!EptEntry.IsPresent(entry, mbec) || EptEntry.IsLeaf(entry, (EptLevel)Math.Min(level, 5)) && level <= 3)
             {
                 plan.Known = new Observation { Kind = OutcomeKind.EntryNotReached };
-                return;
+                return null;
             }
 
             table = entry & Bits51To12;
@@ -448,7 +497,7 @@ internal sealed partial class CasePlanner
             // Never written: zero for the case, a (not-present) tag in the VM, and never a walk's
             // entry, so the processor set no A/D bit there.
             plan.Known = new Observation { Kind = OutcomeKind.Entry, EntryValue = 0 };
-            return;
+            return address;
         }
 
         bool windowSlot = IsWindowEntry(address);
@@ -457,7 +506,7 @@ internal sealed partial class CasePlanner
             // The window slot holds the oracle's entry in the VM, while the case never wrote it.
             // Never a table the case's EPT reaches, so the hardware never set A/D there: the case's value is exact.
             plan.Known = new Observation { Kind = OutcomeKind.Entry, EntryValue = value };
-            return;
+            return address;
         }
 
         ulong vmAddress = vmPage + (address & 0xFFF);
@@ -465,5 +514,6 @@ internal sealed partial class CasePlanner
         plan.CaseEntryValue = value;
         plan.VmEntryValue = vmValues.GetValueOrDefault(vmAddress);
         script.Add(ScriptOp.Dump, (ulong)plan.Id, vmAddress);
+        return address;
     }
 }

@@ -95,6 +95,52 @@ internal sealed partial class CasePlanner
         return null;
     }
 
+    /// <summary>EPTP bit 6: the processor sets accessed and dirty flags in EPT entries.</summary>
+    private const ulong EptAccessedDirty = 0x40;
+
+    /// <summary>
+    /// The case addresses of the EPT entries that the walks of an access probe may read, and so
+    /// may set A/D in: the walk of the probe's GPA, or for a gva probe through the case's paging,
+    /// the walks of each guest paging-structure entry and of the final GPA (a superset: our walk
+    /// does not stop at a misconfiguration or a permission the hardware would refuse).
+    /// </summary>
+    private HashSet<ulong> ProbeEptEntries(Dictionary<ulong, ulong> memory, ulong eptp, bool mbec, GuestPaging paging, Access access)
+    {
+        var gpas = access.Linear && paging.Enabled ? GuestWalkGpas(memory, eptp, mbec, paging, access.Address).Select(g => g.Gpa) : [access.Address];
+        var entries = new HashSet<ulong>();
+        foreach (ulong gpa in gpas)
+        {
+            entries.UnionWith(EptWalkEntries(memory, eptp, mbec, gpa));
+        }
+
+        return entries;
+    }
+
+    /// <summary>The case addresses of the entries a 4-level EPT walk of <paramref name="gpa"/> reads, down to its leaf or first not-present entry.</summary>
+    private IEnumerable<ulong> EptWalkEntries(Dictionary<ulong, ulong> memory, ulong eptp, bool mbec, ulong gpa)
+    {
+        // GPA bits 51:48 under a 4-level EPTP (and bits 63:52 of a paging-off linear address): a
+        // violation before any entry is read.
+        if (((eptp >> 3) & 7) != 3 || gpa >> 48 != 0)
+        {
+            yield break;
+        }
+
+        ulong table = eptp & caseAddressMask;
+        for (var level = EptLevel.Pml4e; level >= EptLevel.Pte; level--)
+        {
+            ulong address = table + Index(gpa, (int)level) * 8;
+            yield return address;
+            ulong entry = memory.GetValueOrDefault(address);
+            if (!EptEntry.IsPresent(entry, mbec) || EptEntry.IsLeaf(entry, level))
+            {
+                yield break;
+            }
+
+            table = entry & caseAddressMask;
+        }
+    }
+
     /// <summary>True when every entry of the EPT walk of <paramref name="gpa"/> has the write bit (bit 1).</summary>
     private bool EptWritable(Dictionary<ulong, ulong> memory, ulong eptp, bool mbec, ulong gpa)
     {

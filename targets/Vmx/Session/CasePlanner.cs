@@ -26,6 +26,8 @@ internal sealed partial class CasePlanner
     private readonly HashSet<ulong> guestRoots = [];
     /// <summary>PML4 slots of the guest-linear addresses that gva probes use.</summary>
     private readonly HashSet<int> guestSlotsUsed = [];
+    /// <summary>The GPAs that gva probes' guest walks read or end at (by our walk): the window must stay clear of them.</summary>
+    private readonly HashSet<ulong> guestWalkGpas = [];
     /// <summary>Case pages that probes reach through a 1 GiB leaf (by our walk): they must sit at their offset in the VM's 1 GiB block.</summary>
     private readonly SortedSet<ulong> gigabytePages = [];
     /// <summary>Leaf targets (aligned base, size) that some probe reaches by our walk; the others share a zeroed stand-in.</summary>
@@ -137,7 +139,12 @@ internal sealed partial class CasePlanner
                     }
                 }
 
-                var gpas = throughPaging ? GuestWalkGpas(memory, eptp, mbec, paging, access.Address).Select(g => g.Gpa) : [access.Address];
+                var gpas = throughPaging ? GuestWalkGpas(memory, eptp, mbec, paging, access.Address).Select(g => g.Gpa).ToList() : [access.Address];
+                if (throughPaging)
+                {
+                    guestWalkGpas.UnionWith(gpas);
+                }
+
                 foreach (ulong gpa in gpas)
                 {
                     if (FinalLeaf(memory, eptp, mbec, gpa) is not var (entry, level))
@@ -358,6 +365,12 @@ internal sealed partial class CasePlanner
             }
         }
 
+        // The case's guest paging may lead anywhere: its walks must not reach the oracle's memory.
+        foreach (ulong gpa in guestWalkGpas)
+        {
+            used.Add((int)Math.Min(gpa >> 39, int.MaxValue));
+        }
+
         for (int w = limit - 1; w >= 0; w--)
         {
             if (!used.Contains(w))
@@ -370,7 +383,7 @@ internal sealed partial class CasePlanner
         }
 
         // Every PML4 slot is in use: hang the window from a free PDPT slot of one of them instead.
-        var gpaProbes = GuestPhysicalProbeAddresses().ToList();
+        var gpaRegions = GuestPhysicalProbeAddresses().Concat(guestWalkGpas).Select(a => a >> 30).ToHashSet();
         for (int w = 0; w < limit; w++)
         {
             var pdpts = pdptParents.Where(p => p.Value.Contains(w)).Select(p => p.Key).ToHashSet();
@@ -384,7 +397,7 @@ internal sealed partial class CasePlanner
             for (int slot = 511; slot >= 0; slot--)
             {
                 ulong region = ((ulong)w << 39) | ((ulong)slot << 30);
-                if (usedSlots.Contains(slot) || region >> cpu.MaxPhyAddr != 0 || gpaProbes.Any(a => a >> 30 == region >> 30))
+                if (usedSlots.Contains(slot) || region >> cpu.MaxPhyAddr != 0 || gpaRegions.Contains(region >> 30))
                 {
                     continue;
                 }

@@ -18,7 +18,19 @@ internal sealed class ObservationDecoder(string target, OracleReport report, Rel
     private const int ReasonPreemptionTimer = 52;
     private const uint InvalidControlField = 7;
 
+    /// <summary>What each probe decoded so far observed, by plan id (probes are decoded in case order).</summary>
+    private readonly Dictionary<int, Observation> answers = [];
+    private readonly Dictionary<int, int> steps = [];
+
     public Observation Decode(ProbePlan plan)
+    {
+        var observation = DecodeProbe(plan);
+        answers[plan.Id] = observation;
+        steps[plan.Id] = plan.Probe.Step;
+        return observation;
+    }
+
+    private Observation DecodeProbe(ProbePlan plan)
     {
         if (plan.Unsupported is string reason)
         {
@@ -57,23 +69,20 @@ internal sealed class ObservationDecoder(string target, OracleReport report, Rel
             throw Fail(plan, $"VM entry failed on guest state (exit reason 0x{exit.Reason:x}, qualification {exit.Qualification})");
         }
 
+        bool ownAccess = AboutOraclesOwnAccess(plan, exit);
         if (plan.Probe.Kind == ProbeKind.VmEntry)
         {
-            return exit.BasicReason == ReasonVmcall
+            // Any VM exit but a failed entry means the entry itself succeeded; an EPT exit on the
+            // window is the guest then failing to fetch the oracle's VMCALL through the case's
+            // tables (the window hangs below one of the case's PML4 entries).
+            return exit.BasicReason == ReasonVmcall || (ownAccess && exit.BasicReason is ReasonEptViolation or ReasonEptMisconfiguration)
                 ? new Observation { Kind = OutcomeKind.VmEntry, VmEntryOk = true }
-                : throw Fail(plan, $"the VM-entry probe exited with reason {exit.BasicReason}, not VMCALL");
+                : throw Fail(plan, $"the VM-entry probe exited with reason {exit.BasicReason} (qualification 0x{exit.Qualification:x}, GPA 0x{exit.GuestPhysical:x}), not VMCALL");
         }
 
-        // The oracle's own code and tables live in one PML4 slot; an exit about an address there is
-        // the guest failing to run its code through the case's tables, not the probe.
-        ulong faulting = exit.BasicReason == ReasonEptViolation ? exit.GuestLinear : exit.Qualification;
-        bool aboutWindow = exit.BasicReason == ReasonException || (exit.BasicReason == ReasonEptViolation && (exit.Qualification & 0x80) != 0);
-        bool inWindow = plan.ThroughCasePaging
-            ? faulting >> 48 == 0 && (int)((faulting >> 39) & 0x1FF) == guestWindowSlot
-            : (faulting & ~((1UL << 30) - 1)) == windowBase;
-        if (aboutWindow && inWindow)
+        if (ownAccess)
         {
-            return Observation.Unsupported($"the oracle's guest could not run its own code through the case's tables (exit {exit.BasicReason} at 0x{faulting:x}, qualification 0x{exit.Qualification:x}, interruption 0x{exit.InterruptionInfo:x} error 0x{exit.InterruptionErrorCode:x})");
+            return Observation.Unsupported($"the oracle's guest could not run its own code through the case's tables (exit {exit.BasicReason}, qualification 0x{exit.Qualification:x}, GPA 0x{exit.GuestPhysical:x}, GLA 0x{exit.GuestLinear:x}, interruption 0x{exit.InterruptionInfo:x} error 0x{exit.InterruptionErrorCode:x})");
         }
 
         // A fetch that landed somewhere the planner did not foresee runs whatever is there: it may
@@ -102,11 +111,57 @@ internal sealed class ObservationDecoder(string target, OracleReport report, Rel
         };
     }
 
+    /// <summary>
+    /// Whether an exit is about the oracle's own accesses rather than the probe's: its code, stack
+    /// and page tables live in the window (one 1 GiB guest-physical region, reached through one
+    /// guest PML4 slot under the case's paging), and under the case's paging the guest also reads
+    /// the oracle's entry in the case's guest PML4 page. The guest fetches its code before the probe's
+    /// access, so an exit about these is the guest failing to run its code through the case's
+    /// tables; a probe's own access never goes there (the planner keeps probes out of the window).
+    /// </summary>
+    private bool AboutOraclesOwnAccess(ProbePlan plan, ExitRecord exit)
+    {
+        bool LinearInWindow(ulong linear) => plan.ThroughCasePaging
+            ? linear >> 48 == 0 && (int)((linear >> 39) & 0x1FF) == guestWindowSlot
+            : (linear & ~(KernelLayout.GigabyteBlock - 1)) == windowBase;
+        bool PhysicalInWindow(ulong gpa) =>
+            (gpa & ~(KernelLayout.GigabyteBlock - 1)) == windowBase || (plan.GuestWindowEntryGpa is ulong entry && gpa == entry);
+
+        return exit.BasicReason switch
+        {
+            // A guest fault: CR2 (the qualification of a #PF) names the linear address.
+            ReasonException => LinearInWindow(exit.Qualification),
+            ReasonEptViolation => ((exit.Qualification & 0x80) != 0 && LinearInWindow(exit.GuestLinear)) || PhysicalInWindow(exit.GuestPhysical),
+            ReasonEptMisconfiguration => PhysicalInWindow(exit.GuestPhysical),
+            _ => false,
+        };
+    }
+
     private Observation DecodeDump(ProbePlan plan)
     {
         if (!report.Dumps.TryGetValue((ulong)plan.Id, out ulong dumped))
         {
             throw Fail(plan, "the kernel printed no entry dump");
+        }
+
+        // Earlier probes whose walks may set A/D here but that the oracle did not run or could not
+        // observe: the case's walk may have set them, the VM's did not (or did, unseen).
+        foreach (int id in plan.EarlierWalkers)
+        {
+            if (answers[id].Kind == OutcomeKind.Unsupported)
+            {
+                return Observation.Unsupported($"the oracle did not run or observe an earlier probe (step {steps[id]}) whose walk may set A/D in this entry, so the A/D bits dumped here need not be the case's");
+            }
+        }
+
+        // The oracle's own code walked this entry (its window hangs below it), which sets A. Only
+        // the case's own value, or an earlier probe of the case that walks it and completed (a
+        // failed access sets no A/D, SEMANTICS "EPT A/D"), makes A right for the case as well.
+        const ulong accessed = EptEntry.Accessed;
+        if (plan.OracleWalked && (plan.CaseEntryValue & accessed) == 0 && (dumped & accessed) != 0 &&
+            !plan.EarlierWalkers.Any(id => answers[id].Kind == OutcomeKind.Translated))
+        {
+            return Observation.Unsupported("the oracle's own code walks this entry (its window hangs below it) and set its accessed flag, where no access of the case that walks it completed");
         }
 
         const ulong accessedDirty = EptEntry.Accessed | EptEntry.Dirty;

@@ -16,6 +16,8 @@ internal sealed class ProbePlan(int id, Probe probe)
     public bool Runs { get; set; }
     /// <summary>A gva probe run through the case's own guest paging (else guest paging is the oracle's identity map).</summary>
     public bool ThroughCasePaging { get; set; }
+    /// <summary>Under the case's paging: the GPA of the oracle's own entry in the case's guest PML4 page (read by every fetch of the oracle's code).</summary>
+    public ulong? GuestWindowEntryGpa { get; set; }
     /// <summary>
     /// Gva probes through the case's paging: where the planner's own walks expect the access to end
     /// (final GPA, case host-physical address, EPT leaf size). No exit reports the final GPA of a
@@ -26,4 +28,12 @@ internal sealed class ProbePlan(int id, Probe probe)
     public bool Dumped { get; set; }
     public ulong CaseEntryValue { get; set; }
     public ulong VmEntryValue { get; set; }
+    /// <summary>
+    /// Dumped entry probes under EPT A/D: the ids of the earlier access probes (since the case last
+    /// wrote the entry) whose walks may have set its A/D bits. If the oracle could not run or
+    /// observe one of them, the dump cannot tell whether the case's walk would have set them.
+    /// </summary>
+    public IReadOnlyList<int> EarlierWalkers { get; set; } = [];
+    /// <summary>Dumped entry probes: the oracle's own code walked this entry since the case last wrote it (the window hangs below it).</summary>
+    public bool OracleWalked { get; set; }
 }
