@@ -48,17 +48,14 @@ public sealed class SparseHostMemory : IHostMemoryImage
             return _cachedPages[slot];
         }
 
-        if (_pages.TryGetValue(number, out ulong[]? page))
-        {
-            Remember(number, page);
-            return page;
-        }
-
-        // Unbacked pages are not cached: they read as zero until their first write.
-        return null;
+        // An unbacked page is remembered too (as null): the pool reads all 512 words of every
+        // fresh table page before using it. Its first write replaces the null in the same slot.
+        _pages.TryGetValue(number, out ulong[]? page);
+        Remember(number, page);
+        return page;
     }
 
-    private void Remember(ulong number, ulong[] page)
+    private void Remember(ulong number, ulong[]? page)
     {
         int slot = Slot(number);
         _cachedNumbers[slot] = number;
