@@ -414,7 +414,7 @@ public sealed class Campaign
 
         string name = $"id-{id:d6}-{seed:x16}.ept";
         EptCase entry = c with { HeaderComments = [$"queue entry {id}: {origin}"] };
-        FindingFile.WriteAtomic(Path.Combine(files.Queue, name), CasePrinter.Print(entry));
+        FindingFile.WriteAtomic(Path.Combine(files.Queue, name), CasePrinter.Print(entry), durable: false);
     }
 
     private (EptCase? Parent, EptCase? Donor) PickParents(Prng rng)
