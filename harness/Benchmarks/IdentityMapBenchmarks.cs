@@ -1,5 +1,4 @@
 using BenchmarkDotNet.Attributes;
-using BenchmarkDotNet.Engines;
 using EptFuzz.Contract;
 using EptFuzz.Impl.Hypervisor;
 
@@ -11,7 +10,6 @@ namespace EptFuzz.Benchmarks;
 /// and the rest of the RAM WB above 4 GiB. Pages are the largest the alignment and types allow.
 /// </summary>
 [MemoryDiagnoser]
-[SimpleJob(RunStrategy.Monitoring, launchCount: 1, warmupCount: 2, iterationCount: 8)]
 public class IdentityMapBenchmarks
 {
     private const ulong Gib = 1UL << 30;
