@@ -7,7 +7,7 @@ namespace EptFuzz.Targets.Model;
 internal sealed class ModelSession : ITargetSession
 {
     private readonly Ref.ProcessorCapabilities capabilities;
-    private readonly Ref.SparseMemory memory = new();
+    private readonly PagedMemory memory = new();
     private Ref.Eptp eptp;
     private Ref.VmExecutionControls controls;
     private Ref.GuestPagingState guest = Ref.GuestPagingState.Off;

@@ -465,7 +465,7 @@ public sealed partial class Campaign
 
         string name = $"id-{id:d6}-{seed:x16}.ept";
         EptCase entry = c with { HeaderComments = [$"queue entry {id}: {origin}"] };
-        FindingFile.WriteAtomic(Path.Combine(files.Queue, name), CasePrinter.Print(entry));
+        FindingFile.WriteAtomic(Path.Combine(files.Queue, name), CasePrinter.Print(entry), durable: false);
     }
 
     /// <summary>A deterministic estimate of a case's run time: its steps, identity maps weighing most.</summary>

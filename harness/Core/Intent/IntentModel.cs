@@ -11,8 +11,9 @@ namespace EptFuzz.Harness.Intent;
 /// </summary>
 public sealed class IntentModel
 {
-    /// <summary>Pages by guest-physical start; never overlapping.</summary>
-    private readonly SortedDictionary<ulong, IntendedPage> pages = new();
+    /// <summary>Pages ordered by guest-physical start; never overlapping. A set ordered by start (not a
+    /// SortedDictionary) so that <see cref="Overlapping"/> visits only the pages near a range.</summary>
+    private readonly SortedSet<IntendedPage> pages = new(ByStart.Instance);
     private readonly List<(ulong Start, ulong End)> unknown = [];
     private readonly List<(ulong Start, ulong End, MemoryType Type)> memoryMap = [];
     private readonly CpuCapabilities cpu;
@@ -25,7 +26,7 @@ public sealed class IntentModel
 
     public int Count => pages.Count;
 
-    public IEnumerable<IntendedPage> Pages => pages.Values;
+    public IEnumerable<IntendedPage> Pages => pages;
 
     public void SetWalkLength(int length) => walkLength = length;
 
@@ -33,6 +34,9 @@ public sealed class IntentModel
     public void MarkUnknown(ulong start, ulong end) => unknown.Add((start, end));
 
     public void MarkAllUnknown() => allUnknown = true;
+
+    /// <summary>True after <see cref="MarkAllUnknown"/>: nothing the model says is checked any more.</summary>
+    public bool AllUnknown => allUnknown;
 
     /// <summary>True when no part of [start, end) was touched by a raw write.</summary>
     public bool IsKnownRange(ulong start, ulong end)
@@ -86,7 +90,7 @@ public sealed class IntentModel
         foreach (var size in Sizes)
         {
             ulong start = gpa & ~(size.Bytes() - 1);
-            if (pages.TryGetValue(start, out var p) && p.Size == size)
+            if (pages.TryGetValue(At(start), out var p) && p.Size == size)
             {
                 found = p;
                 break;
@@ -130,7 +134,7 @@ public sealed class IntentModel
             return ApiResult.Duplicated;
         }
 
-        pages.Add(gpa, new IntendedPage(new Gpa(gpa), new Hpa(hpa), pageSize, permissions, memoryType, ignorePat));
+        Add(new IntendedPage(new Gpa(gpa), new Hpa(hpa), pageSize, permissions, memoryType, ignorePat));
         return ApiResult.Ok;
     }
 
@@ -205,10 +209,10 @@ public sealed class IntentModel
 
         foreach (var p in inside)
         {
-            pages.Remove(p.Gpa.Value);
+            pages.Remove(p);
         }
 
-        pages.Add(gpa, inside[0] with { Gpa = new Gpa(gpa), Size = pageSize });
+        Add(inside[0] with { Gpa = new Gpa(gpa), Size = pageSize });
         return ApiResult.Ok;
     }
 
@@ -289,7 +293,7 @@ public sealed class IntentModel
 
         foreach (var p in planned)
         {
-            pages.Add(p.Gpa.Value, p);
+            Add(p);
         }
 
         return ApiResult.Ok;
@@ -377,10 +381,10 @@ public sealed class IntentModel
 
         foreach (var page in Overlapping(gpa, end).ToList())
         {
-            pages.Remove(page.Gpa.Value);
+            pages.Remove(page);
             if (change(page) is { } changed)
             {
-                pages.Add(changed.Gpa.Value, changed);
+                Add(changed);
             }
         }
 
@@ -401,10 +405,10 @@ public sealed class IntentModel
 
         ulong step = smaller.Bytes();
         ulong count = page.Size.Bytes() / step;
-        pages.Remove(page.Gpa.Value);
+        pages.Remove(page);
         for (ulong i = 0; i < count; i++)
         {
-            pages.Add(page.Gpa.Value + i * step, page with { Gpa = page.Gpa + i * step, Hpa = page.Hpa + i * step, Size = smaller });
+            Add(page with { Gpa = page.Gpa + i * step, Hpa = page.Hpa + i * step, Size = smaller });
         }
     }
 
@@ -413,23 +417,37 @@ public sealed class IntentModel
     {
         // A page starting below `start` can overlap only if it is at most 1 GiB below.
         ulong from = start >= (1UL << 30) ? start - (1UL << 30) + 1 : 0;
-        foreach (var (key, page) in pages)
+        if (end <= from || pages.Count == 0)
         {
-            if (key < from)
-            {
-                continue;
-            }
+            yield break;
+        }
 
-            if (key >= end)
-            {
-                yield break;
-            }
-
+        foreach (var page in pages.GetViewBetween(At(from), At(end - 1)))
+        {
             if (page.End > start)
             {
                 yield return page;
             }
         }
+    }
+
+    /// <summary>A key for the set: only the start matters to its order.</summary>
+    private static IntendedPage At(ulong gpa) => new(new Gpa(gpa), default, default, default, default, false);
+
+    /// <summary>Adds a page whose start is free; a second page at one start is a bug here, as it was for the dictionary.</summary>
+    private void Add(IntendedPage page)
+    {
+        if (!pages.Add(page))
+        {
+            throw new InvalidOperationException($"an intended page already starts at {page.Gpa}");
+        }
+    }
+
+    private sealed class ByStart : IComparer<IntendedPage>
+    {
+        public static readonly ByStart Instance = new();
+
+        public int Compare(IntendedPage x, IntendedPage y) => x.Gpa.Value.CompareTo(y.Gpa.Value);
     }
 
     private static PageSize? PageSizeOf(ulong size) => size switch

@@ -19,7 +19,7 @@ internal sealed class CaseExecution : IDisposable
     private readonly List<HypervisorEffect> effects = new(64);
 
     /// <summary>Host memory as the translators see it, kept only to know what a raw write overwrote.</summary>
-    private readonly Dictionary<ulong, ulong> mirror = new();
+    private readonly WordMirror mirror = new();
     /// <summary>Entries a raw write changed since the last INVEPT: translations through them may be stale.</summary>
     private readonly HashSet<ulong> staleEntries = new();
     /// <summary>Every immediate target's observation of each probe, by step index, for triage.</summary>
@@ -30,6 +30,8 @@ internal sealed class CaseExecution : IDisposable
     private readonly HashSet<ulong> rootsSinceGlobalInvept = new();
     /// <summary>4 KiB pages that hold EPT entries written by operations.</summary>
     private readonly HashSet<ulong> tablePages = new();
+    /// <summary>The page last added to <see cref="tablePages"/>: operations write runs of entries into one page.</summary>
+    private ulong lastTablePage = ulong.MaxValue;
     /// <summary>Baseline observations of probes, for batch targets compared after the case.</summary>
     private readonly List<(int Step, Observation Baseline, bool Stale)> probes = new();
 
@@ -113,6 +115,10 @@ internal sealed class CaseExecution : IDisposable
     {
         ApiResult result;
         ApiResult? intended = null;
+        // Once a raw write made everything unknown, the intent's answer for a mapping operation
+        // would be discarded (below) and its state is never consulted again: skip the work (a split
+        // of a 1 GiB page into 4 KiB pages is 262,144 intended pages). A trace still shows it.
+        bool consultIntent = !intent.AllUnknown || options.Trace is not null;
         bool raw = false;
         bool tables = true;
         switch (step)
@@ -146,27 +152,27 @@ internal sealed class CaseExecution : IDisposable
                 break;
             case MapStep m:
                 result = hypervisor.Map(m.Gpa, m.Hpa, m.Size, m.Permissions, m.EffectiveMemoryType, m.IgnorePat ?? false);
-                intended = intent.Map(m.Gpa.Value, m.Hpa.Value, m.Size, m.Permissions, m.EffectiveMemoryType, m.IgnorePat ?? false);
+                intended = consultIntent ? intent.Map(m.Gpa.Value, m.Hpa.Value, m.Size, m.Permissions, m.EffectiveMemoryType, m.IgnorePat ?? false) : null;
                 break;
             case UnmapStep u:
                 result = hypervisor.Unmap(u.Gpa, u.Size);
-                intended = intent.Unmap(u.Gpa.Value, u.Size);
+                intended = consultIntent ? intent.Unmap(u.Gpa.Value, u.Size) : null;
                 break;
             case ProtectStep p:
                 result = hypervisor.Protect(p.Gpa, p.Size, p.Permissions);
-                intended = intent.Protect(p.Gpa.Value, p.Size, p.Permissions);
+                intended = consultIntent ? intent.Protect(p.Gpa.Value, p.Size, p.Permissions) : null;
                 break;
             case RetypeStep r:
                 result = hypervisor.Retype(r.Gpa, r.Size, r.MemoryType, r.IgnorePat ?? false);
-                intended = intent.Retype(r.Gpa.Value, r.Size, r.MemoryType, r.IgnorePat ?? false);
+                intended = consultIntent ? intent.Retype(r.Gpa.Value, r.Size, r.MemoryType, r.IgnorePat ?? false) : null;
                 break;
             case SplitStep s:
                 result = hypervisor.Split(s.Gpa);
-                intended = intent.Split(s.Gpa.Value);
+                intended = consultIntent ? intent.Split(s.Gpa.Value) : null;
                 break;
             case MergeStep m:
                 result = hypervisor.Merge(m.Gpa, m.Size);
-                intended = intent.Merge(m.Gpa.Value, m.Size);
+                intended = consultIntent ? intent.Merge(m.Gpa.Value, m.Size) : null;
                 break;
             case MemoryStep m:
                 result = hypervisor.AddMemoryRange(m.Start, m.End, m.MemoryType);
@@ -174,7 +180,7 @@ internal sealed class CaseExecution : IDisposable
                 break;
             case IdentityMapStep im:
                 result = hypervisor.IdentityMap(im.Offset ?? 0, im.OffsetFrom ?? default);
-                intended = intent.IdentityMap(im.Offset ?? 0, (im.OffsetFrom ?? default).Value);
+                intended = consultIntent ? intent.IdentityMap(im.Offset ?? 0, (im.OffsetFrom ?? default).Value) : null;
                 break;
             case InveptStep inv:
                 result = hypervisor.Invept(inv.Type);
@@ -216,7 +222,10 @@ internal sealed class CaseExecution : IDisposable
                 return Fail(CaseStatus.BadInput, step.Line, $"step {step.Verb} is not an operation", null);
         }
 
-        Trace($"  hypervisor: {result}{(intended is { } ir && options.CheckIntent ? $"   intent: {ir}" : string.Empty)}");
+        if (options.Trace is not null)
+        {
+            Trace($"  hypervisor: {result}{(intended is { } ir && options.CheckIntent ? $"   intent: {ir}" : string.Empty)}");
+        }
         if (result == ApiResult.ResourceLimit)
         {
             return Fail(CaseStatus.BadInput, step.Line, $"{step.Verb}: the case asks for more table pages than the hypervisor's pool allows; refused", null);
@@ -315,11 +324,14 @@ internal sealed class CaseExecution : IDisposable
 
             var write = effect.Write;
             ulong address = write.Address.Value;
-            mirror.TryGetValue(address, out ulong old);
-            mirror[address] = write.Value;
+            ulong old = mirror.Exchange(address, write.Value);
             if (tables)
             {
-                tablePages.Add(address >> 12);
+                if (address >> 12 != lastTablePage)
+                {
+                    lastTablePage = address >> 12;
+                    tablePages.Add(lastTablePage);
+                }
             }
             else if (tablePages.Contains(address >> 12) && write.Value != old)
             {
@@ -473,7 +485,7 @@ internal sealed class CaseExecution : IDisposable
     {
         foreach (var w in baseline.Writes)
         {
-            mirror[w.Address.Value] = w.Value;
+            mirror.Exchange(w.Address.Value, w.Value);
             hypervisor.Memory.Write(w.Address, w.Value);
         }
     }

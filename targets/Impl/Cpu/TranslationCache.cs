@@ -5,14 +5,15 @@ namespace EptFuzz.Impl.Cpu;
 /// <summary>A cached guest-physical mapping (EPT-CACHE-1): GPA page → HPA, privileges, memory type.</summary>
 public struct PhysicalMapping
 {
-    public bool Valid;
+    // The 8-byte fields first, then the 1-byte ones: 40 bytes a slot instead of 56.
     /// <summary>EPTP[51:12] when it was made (EPT-CACHE-2).</summary>
     public ulong Tag;
     public ulong PageNumber;
-    public EptLevel Level;
     public ulong HpaBase;
     /// <summary>AND of the permission bits over the walk, in entry-bit form.</summary>
     public ulong Permissions;
+    public bool Valid;
+    public EptLevel Level;
     public MemoryType MemoryType;
     public bool IgnorePat;
     /// <summary>The leaf's D flag was set when cached; a write through a clean mapping must walk again to set it.</summary>
@@ -25,15 +26,16 @@ public struct PhysicalMapping
 /// <summary>A cached combined mapping (EPT-CACHE-1): linear page → HPA through guest paging and EPT.</summary>
 public struct CombinedMapping
 {
-    public bool Valid;
+    // The 8-byte fields first, then the smaller ones: 56 bytes a slot instead of 72.
     public ulong Tag;
     public ulong PageNumber;
-    /// <summary>log2 of the cached linear page: the smaller of the guest page and the EPT page.</summary>
-    public int Shift;
     public ulong GpaBase;
     public ulong HpaBase;
-    public EptLevel EptLevel;
     public ulong Permissions;
+    /// <summary>log2 of the cached linear page: the smaller of the guest page and the EPT page.</summary>
+    public int Shift;
+    public bool Valid;
+    public EptLevel EptLevel;
     public MemoryType MemoryType;
     /// <summary>AND of U/S, AND of R/W, OR of XD over the guest entries.</summary>
     public bool User;
@@ -56,9 +58,10 @@ public sealed class TranslationCache
 {
     private const int Slots = 256;
 
-    // Index [size - 1][slot]: sizes 4K, 2M, 1G.
-    private readonly PhysicalMapping[][] _physical = [new PhysicalMapping[Slots], new PhysicalMapping[Slots], new PhysicalMapping[Slots]];
-    private readonly CombinedMapping[][] _combined = [new CombinedMapping[Slots], new CombinedMapping[Slots], new CombinedMapping[Slots]];
+    // Index [size - 1][slot]: sizes 4K, 2M, 1G. A size's array is allocated by its first insert:
+    // every case opens a fresh CPU, and most cases never cache a 1 GiB or a combined mapping.
+    private readonly PhysicalMapping[]?[] _physical = new PhysicalMapping[]?[3];
+    private readonly CombinedMapping[]?[] _combined = new CombinedMapping[]?[3];
 
     private static int Slot(ulong pageNumber) => (int)((pageNumber ^ (pageNumber >> 8) ^ (pageNumber >> 16)) & (Slots - 1));
 
@@ -66,8 +69,13 @@ public sealed class TranslationCache
     {
         for (int size = 0; size < 3; size++)
         {
+            if (_physical[size] is not { } table)
+            {
+                continue;
+            }
+
             ulong page = gpa >> (12 + 9 * size);
-            ref PhysicalMapping slot = ref _physical[size][Slot(page)];
+            ref PhysicalMapping slot = ref table[Slot(page)];
             if (slot.Valid && slot.Tag == tag && slot.PageNumber == page)
             {
                 mapping = slot;
@@ -81,15 +89,20 @@ public sealed class TranslationCache
 
     public void Insert(in PhysicalMapping mapping)
     {
-        _physical[(int)mapping.Level - 1][Slot(mapping.PageNumber)] = mapping;
+        (_physical[(int)mapping.Level - 1] ??= new PhysicalMapping[Slots])[Slot(mapping.PageNumber)] = mapping;
     }
 
     public bool TryGetCombined(ulong tag, ulong linear, out CombinedMapping mapping)
     {
         for (int size = 0; size < 3; size++)
         {
+            if (_combined[size] is not { } table)
+            {
+                continue;
+            }
+
             ulong page = linear >> (12 + 9 * size);
-            ref CombinedMapping slot = ref _combined[size][Slot(page)];
+            ref CombinedMapping slot = ref table[Slot(page)];
             if (slot.Valid && slot.Tag == tag && slot.PageNumber == page)
             {
                 mapping = slot;
@@ -104,7 +117,7 @@ public sealed class TranslationCache
     /// <summary>Inserts a combined mapping for a linear page of 4 KiB << (9 * <paramref name="sizeIndex"/>).</summary>
     public void Insert(in CombinedMapping mapping, int sizeIndex)
     {
-        _combined[sizeIndex][Slot(mapping.PageNumber)] = mapping;
+        (_combined[sizeIndex] ??= new CombinedMapping[Slots])[Slot(mapping.PageNumber)] = mapping;
     }
 
     /// <summary>INVEPT single-context: guest-physical and combined mappings tagged with this EPTP[51:12] (EPT-INVEPT-3).</summary>
@@ -129,8 +142,8 @@ public sealed class TranslationCache
     {
         for (int size = 0; size < 3; size++)
         {
-            Array.Clear(_physical[size]);
-            Array.Clear(_combined[size]);
+            _physical[size].AsSpan().Clear();
+            _combined[size].AsSpan().Clear();
         }
     }
 
@@ -139,7 +152,7 @@ public sealed class TranslationCache
     {
         for (int size = 0; size < 3; size++)
         {
-            Array.Clear(_combined[size]);
+            _combined[size].AsSpan().Clear();
         }
     }
 
@@ -150,12 +163,12 @@ public sealed class TranslationCache
             int count = 0;
             for (int size = 0; size < 3; size++)
             {
-                foreach (PhysicalMapping slot in _physical[size])
+                foreach (PhysicalMapping slot in _physical[size].AsSpan())
                 {
                     count += slot.Valid ? 1 : 0;
                 }
 
-                foreach (CombinedMapping slot in _combined[size])
+                foreach (CombinedMapping slot in _combined[size].AsSpan())
                 {
                     count += slot.Valid ? 1 : 0;
                 }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using EptFuzz.Contract;
 using EptFuzz.Impl.Ept;
 
@@ -10,6 +11,24 @@ public sealed partial class VirtualCpu
 
     /// <summary>One GPA access: what it needs, how a violation describes it.</summary>
     private readonly record struct GpaRequest(ulong Gpa, ulong Need, ulong AccessBits, bool Write, bool Final, ulong Linear, ulong Advanced);
+
+    /// <summary>
+    /// The host addresses of one walk's entries, on the stack. Not a stackalloc: a method with one
+    /// is compiled fully optimized at once, without the profile that lets the JIT inline the host
+    /// memory's reads into the walk loop.
+    /// </summary>
+    [InlineArray(5)]
+    private struct WalkAddresses
+    {
+        private ulong _first;
+    }
+
+    /// <summary>The guest-physical or host addresses of a guest walk's four entries (not a stackalloc, as above).</summary>
+    [InlineArray(4)]
+    private struct GuestEntryAddresses
+    {
+        private ulong _first;
+    }
 
     private struct GpaTranslation
     {
@@ -74,7 +93,7 @@ public sealed partial class VirtualCpu
             return false;
         }
 
-        Span<ulong> entries = stackalloc ulong[5];
+        WalkAddresses entries = default;
         int count = 0;
         ulong table = Eptp & EptBits.AddressMask;
         ulong permissions = EptBits.PermissionMask;
@@ -187,6 +206,8 @@ public sealed partial class VirtualCpu
     }
 
     /// <summary>EPT-MISCONFIG-1..6 for a present entry at <paramref name="level"/> on this processor.</summary>
+    // Inlined into the walk loop: a call per level was a fifth of a walk.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool IsMisconfigured(ulong value, EptLevel level, bool mbec)
     {
         bool read = (value & EptBits.ReadAccess) != 0;

@@ -24,8 +24,8 @@ public sealed partial class VirtualCpu
         ulong entryNeed = accessedDirty ? EptBits.WriteAccess : EptBits.ReadAccess;
         ulong entryBits = accessedDirty ? 3UL : 1UL;
 
-        Span<ulong> entryGpas = stackalloc ulong[4];
-        Span<ulong> entryHpas = stackalloc ulong[4];
+        GuestEntryAddresses entryGpas = default;
+        GuestEntryAddresses entryHpas = default;
         ulong table = paging.Cr3.Value & addressMask;
         bool user = true, writable = true, executeDisable = false;
         ulong leaf = 0;

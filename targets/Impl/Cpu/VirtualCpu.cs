@@ -16,10 +16,15 @@ public sealed partial class VirtualCpu
     private readonly TranslationCache _tlb = new();
     private readonly AccessResult _result = new();
 
+    // The VM-entry checks depend only on the EPTP, the controls and the processor: decided when
+    // those are set, not again on every access.
+    private bool _vmEntryPasses;
+
     public VirtualCpu(CpuCapabilities cpu, IHostMemory memory)
     {
         _cpu = cpu;
         _memory = memory;
+        _vmEntryPasses = VmEntryPasses;
     }
 
     public ulong Eptp { get; private set; }
@@ -36,9 +41,17 @@ public sealed partial class VirtualCpu
     /// <summary>VM entry accepts the current EPTP and controls.</summary>
     public bool VmEntryPasses => VmEntryChecks.Passes(Eptp, Controls, _cpu);
 
-    public void SetEptp(ulong eptp) => Eptp = eptp;
+    public void SetEptp(ulong eptp)
+    {
+        Eptp = eptp;
+        _vmEntryPasses = VmEntryPasses;
+    }
 
-    public void SetControls(VmxControls controls) => Controls = controls;
+    public void SetControls(VmxControls controls)
+    {
+        Controls = controls;
+        _vmEntryPasses = VmEntryPasses;
+    }
 
     public void SetGuestPaging(GuestPaging paging)
     {
@@ -63,7 +76,7 @@ public sealed partial class VirtualCpu
     public AccessResult Access(in Access access)
     {
         _result.Reset();
-        if (!VmEntryPasses)
+        if (!_vmEntryPasses)
         {
             _result.Kind = OutcomeKind.NoVmEntry;
         }

@@ -1,3 +1,5 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
 using EptFuzz.Contract;
 
 namespace EptFuzz.Impl.Memory;
@@ -21,7 +23,10 @@ public sealed class SparseHostMemory : IHostMemoryImage
     public ulong Read(Hpa address)
     {
         CheckAligned(address);
-        ulong[]? page = Find(address.Value >> 12);
+        // The cache hit inline (every read of a walk), the lookup out of line.
+        ulong number = address.Value >> 12;
+        int slot = Slot(number);
+        ulong[]? page = _cachedNumbers[slot] == number ? _cachedPages[slot] : Find(number);
         return page is null ? 0 : page[(address.Value >> 3) & 511];
     }
 
@@ -40,6 +45,7 @@ public sealed class SparseHostMemory : IHostMemoryImage
         page[(address.Value >> 3) & 511] = value;
     }
 
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private ulong[]? Find(ulong number)
     {
         int slot = Slot(number);
@@ -48,17 +54,14 @@ public sealed class SparseHostMemory : IHostMemoryImage
             return _cachedPages[slot];
         }
 
-        if (_pages.TryGetValue(number, out ulong[]? page))
-        {
-            Remember(number, page);
-            return page;
-        }
-
-        // Unbacked pages are not cached: they read as zero until their first write.
-        return null;
+        // An unbacked page is remembered too (as null): the pool reads all 512 words of every
+        // fresh table page before using it. Its first write replaces the null in the same slot.
+        _pages.TryGetValue(number, out ulong[]? page);
+        Remember(number, page);
+        return page;
     }
 
-    private void Remember(ulong number, ulong[] page)
+    private void Remember(ulong number, ulong[]? page)
     {
         int slot = Slot(number);
         _cachedNumbers[slot] = number;
@@ -96,7 +99,12 @@ public sealed class SparseHostMemory : IHostMemoryImage
         // Every table entry and every guest entry is an aligned 8-byte word; anything else is a caller bug.
         if ((address.Value & 7) != 0)
         {
-            throw new ArgumentException($"host-memory word address {address} is not 8-byte aligned", nameof(address));
+            ThrowUnaligned(address);
         }
     }
+
+    // Kept out of CheckAligned so that the check inlines into every read of the walk.
+    [DoesNotReturn]
+    private static void ThrowUnaligned(Hpa address) =>
+        throw new ArgumentException($"host-memory word address {address} is not 8-byte aligned", nameof(address));
 }

@@ -11,10 +11,10 @@ namespace EptFuzz.Impl.Memory;
 public sealed class Transaction
 {
     private readonly SparseHostMemory _memory;
-    private readonly List<(ulong Address, ulong Old)> _undo = [];
+    private readonly ChunkedList<(ulong Address, ulong Old)> _undo = new();
     private readonly List<Action> _undoActions = [];
     private readonly List<(int UndoIndex, int ActionIndex)> _actionOrder = [];
-    private readonly List<HypervisorEffect> _pending = [];
+    private readonly ChunkedList<HypervisorEffect> _pending = new();
 
     public Transaction(SparseHostMemory memory)
     {
@@ -51,7 +51,7 @@ public sealed class Transaction
     /// <summary>Keeps the changes; moves the journaled effects to <paramref name="journal"/>.</summary>
     public void Commit(List<HypervisorEffect> journal)
     {
-        journal.AddRange(_pending);
+        _pending.AppendTo(journal);
         Reset();
     }
 

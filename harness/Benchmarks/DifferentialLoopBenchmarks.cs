@@ -1,0 +1,64 @@
+using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Engines;
+using EptFuzz.Contract;
+using EptFuzz.Harness.Cases;
+using EptFuzz.Harness.Fuzzing;
+using EptFuzz.Harness.Running;
+
+namespace EptFuzz.Benchmarks;
+
+/// <summary>
+/// The whole differential loop, as a fuzzing worker runs it minus coverage and the slot file:
+/// generate a 64-step case (default profile, seeds <c>Prng.Derive(0x5eed, i)</c> for the first
+/// <see cref="Cases"/> indices, as a campaign with --seed 0x5eed draws them), run it on model and
+/// impl with the intent checks, compare every probe. The time is per case; the set-up prints how
+/// many probes and accesses the set holds, so per-access rates follow.
+/// </summary>
+[MemoryDiagnoser]
+[SimpleJob(RunStrategy.Monitoring, launchCount: 1, warmupCount: 2, iterationCount: 8)]
+public class DifferentialLoopBenchmarks
+{
+    private const int Cases = 1000;
+    private const ulong CampaignSeed = 0x5eed;
+
+    private RunOptions options = null!;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        options = new RunOptions
+        {
+            Hypervisor = () => new EptFuzz.Impl.Hypervisor.EptHypervisor(),
+            Targets = [new EptFuzz.Targets.Model.ModelTarget(), new EptFuzz.Impl.Target.ImplTarget()],
+        };
+        long probes = 0;
+        long accesses = 0;
+        for (int i = 0; i < Cases; i++)
+        {
+            EptCase c = CaseGenerator.Generate(Prng.Derive(CampaignSeed, (ulong)i), GeneratorProfile.Default);
+            CaseResult r = CaseRunner.Run(c, options);
+            if (r.Status != CaseStatus.Passed)
+            {
+                throw new InvalidOperationException($"case {i} did not pass: {r.Message}");
+            }
+
+            probes += r.Counters.Probes;
+            accesses += c.Steps.Count(s => s is AccessStep);
+        }
+
+        Console.WriteLine($"// differential loop: {Cases} cases, {probes} probes ({(double)probes / Cases:0.0} a case), {accesses} accesses ({(double)accesses / Cases:0.0} a case)");
+    }
+
+    [Benchmark(OperationsPerInvoke = Cases)]
+    public int GenerateRunCompare()
+    {
+        int passed = 0;
+        for (int i = 0; i < Cases; i++)
+        {
+            EptCase c = CaseGenerator.Generate(Prng.Derive(CampaignSeed, (ulong)i), GeneratorProfile.Default);
+            passed += CaseRunner.Run(c, options).Status == CaseStatus.Passed ? 1 : 0;
+        }
+
+        return passed;
+    }
+}

@@ -1,0 +1,70 @@
+using Ref = EptFuzz.Reference;
+
+namespace EptFuzz.Targets.Model;
+
+/// <summary>
+/// The model session's host memory: the same contract as <see cref="Ref.SparseMemory"/> (8-byte
+/// words at aligned addresses, 0 where never written), kept in 4 KiB pages instead of a word
+/// dictionary. Operations write whole tables at a time (a 1 GiB page split into 4 KiB pages is
+/// 262,144 words), which the word dictionary paid for in rehashing and 24 bytes a word; here a
+/// run of writes into one page costs no hash lookup. The model itself only reads it.
+/// </summary>
+internal sealed class PagedMemory : Ref.IPhysicalMemory
+{
+    private readonly Dictionary<ulong, ulong[]> pages = [];
+    private ulong lastNumber = ulong.MaxValue;
+    private ulong[]? lastPage;
+
+    public ulong Read(Ref.Hpa address)
+    {
+        CheckAligned(address);
+        ulong[]? page = Find(address.Value >> 12, create: false);
+        return page is null ? 0 : page[(address.Value >> 3) & 511];
+    }
+
+    public void Write(Ref.Hpa address, ulong value)
+    {
+        CheckAligned(address);
+        Find(address.Value >> 12, create: true)![(address.Value >> 3) & 511] = value;
+    }
+
+    public void Apply(IReadOnlyList<Ref.PhysicalWrite> writes)
+    {
+        for (int i = 0; i < writes.Count; i++)
+        {
+            Write(writes[i].Address, writes[i].Value);
+        }
+    }
+
+    private ulong[]? Find(ulong number, bool create)
+    {
+        if (number == lastNumber)
+        {
+            return lastPage;
+        }
+
+        if (!pages.TryGetValue(number, out ulong[]? page))
+        {
+            if (!create)
+            {
+                // Not remembered: a later write to this page must create it.
+                return null;
+            }
+
+            page = new ulong[512];
+            pages.Add(number, page);
+        }
+
+        lastNumber = number;
+        lastPage = page;
+        return page;
+    }
+
+    private static void CheckAligned(Ref.Hpa address)
+    {
+        if ((address.Value & 7) != 0)
+        {
+            throw new ArgumentException($"host-memory words are 8-byte aligned: {address}", nameof(address));
+        }
+    }
+}
