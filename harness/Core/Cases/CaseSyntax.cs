@@ -183,68 +183,34 @@ internal static class CaseSyntax
 
     // ---- permissions ---------------------------------------------------------------------
 
+    // Both permission sets are letter sets: letter i of the alphabet is flag bit i, and the
+    // alphabet's order is the canonical printing order.
+    private const string EptLetters = "rwxu";
+    private const string GuestLetters = "wux";
+
     public static bool TryPermissions(ReadOnlySpan<char> s, out EptPermissions value, out string error)
     {
-        value = EptPermissions.None;
-        error = "";
-        if (s.SequenceEqual("none"))
-        {
-            return true;
-        }
-
-        if (s.IsEmpty)
-        {
-            error = "empty permissions (write none for no permission)";
-            return false;
-        }
-
-        foreach (char c in s)
-        {
-            EptPermissions bit = c switch
-            {
-                'r' => EptPermissions.ReadAccess,
-                'w' => EptPermissions.WriteAccess,
-                'x' => EptPermissions.ExecuteAccess,
-                'u' => EptPermissions.UserModeExecute,
-                _ => EptPermissions.None,
-            };
-            if (bit == EptPermissions.None)
-            {
-                error = $"{Quote(s)} is not a permission set (letters from r w x u, or none)";
-                return false;
-            }
-
-            if ((value & bit) != 0)
-            {
-                error = $"permission letter '{c}' appears twice in {Quote(s)}";
-                return false;
-            }
-
-            value |= bit;
-        }
-
-        return true;
+        bool ok = TryLetterSet(s, EptLetters, "permission set (letters from r w x u, or none)", "write none for no permission", out int bits, out error);
+        value = (EptPermissions)bits;
+        return ok;
     }
 
     /// <summary>Canonical order r w x u, as the spec writes <c>perm=rwxu</c>.</summary>
-    public static string Permissions(EptPermissions p)
-    {
-        if ((p & EptPermissions.All) == EptPermissions.None)
-        {
-            return "none";
-        }
-
-        var sb = new StringBuilder(4);
-        if ((p & EptPermissions.ReadAccess) != 0) sb.Append('r');
-        if ((p & EptPermissions.WriteAccess) != 0) sb.Append('w');
-        if ((p & EptPermissions.ExecuteAccess) != 0) sb.Append('x');
-        if ((p & EptPermissions.UserModeExecute) != 0) sb.Append('u');
-        return sb.ToString();
-    }
+    public static string Permissions(EptPermissions p) => LetterSet((int)(p & EptPermissions.All), EptLetters);
 
     public static bool TryGuestPermissions(ReadOnlySpan<char> s, out GuestPagePermissions value, out string error)
     {
-        value = GuestPagePermissions.None;
+        bool ok = TryLetterSet(s, GuestLetters, "guest permission set (letters from w u x, or none)", "write none for a read-only supervisor page", out int bits, out error);
+        value = (GuestPagePermissions)bits;
+        return ok;
+    }
+
+    /// <summary>Canonical order w u x, as the spec writes <c>perm=[w][u][x]</c>.</summary>
+    public static string GuestPermissions(GuestPagePermissions p) => LetterSet((int)(p & GuestPagePermissions.All), GuestLetters);
+
+    private static bool TryLetterSet(ReadOnlySpan<char> s, string alphabet, string what, string emptyHint, out int bits, out string error)
+    {
+        bits = 0;
         error = "";
         if (s.SequenceEqual("none"))
         {
@@ -253,49 +219,47 @@ internal static class CaseSyntax
 
         if (s.IsEmpty)
         {
-            error = "empty permissions (write none for a read-only supervisor page)";
+            error = $"empty permissions ({emptyHint})";
             return false;
         }
 
         foreach (char c in s)
         {
-            GuestPagePermissions bit = c switch
+            int index = alphabet.IndexOf(c, StringComparison.Ordinal);
+            if (index < 0)
             {
-                'w' => GuestPagePermissions.Writable,
-                'u' => GuestPagePermissions.User,
-                'x' => GuestPagePermissions.Executable,
-                _ => GuestPagePermissions.None,
-            };
-            if (bit == GuestPagePermissions.None)
-            {
-                error = $"{Quote(s)} is not a guest permission set (letters from w u x, or none)";
+                error = $"{Quote(s)} is not a {what}";
                 return false;
             }
 
-            if ((value & bit) != 0)
+            if ((bits & (1 << index)) != 0)
             {
                 error = $"permission letter '{c}' appears twice in {Quote(s)}";
                 return false;
             }
 
-            value |= bit;
+            bits |= 1 << index;
         }
 
         return true;
     }
 
-    /// <summary>Canonical order w u x, as the spec writes <c>perm=[w][u][x]</c>.</summary>
-    public static string GuestPermissions(GuestPagePermissions p)
+    private static string LetterSet(int bits, string alphabet)
     {
-        if ((p & GuestPagePermissions.All) == GuestPagePermissions.None)
+        if (bits == 0)
         {
             return "none";
         }
 
-        var sb = new StringBuilder(3);
-        if ((p & GuestPagePermissions.Writable) != 0) sb.Append('w');
-        if ((p & GuestPagePermissions.User) != 0) sb.Append('u');
-        if ((p & GuestPagePermissions.Executable) != 0) sb.Append('x');
+        var sb = new StringBuilder(alphabet.Length);
+        for (int i = 0; i < alphabet.Length; i++)
+        {
+            if ((bits & (1 << i)) != 0)
+            {
+                sb.Append(alphabet[i]);
+            }
+        }
+
         return sb.ToString();
     }
 

@@ -1,5 +1,6 @@
 using System.Text;
 using EptFuzz.Contract;
+using EptFuzz.Harness.Cases;
 
 namespace EptFuzz.Harness.Running;
 
@@ -32,36 +33,7 @@ public static class Describe
         return text;
     }
 
-    public static string Permissions(EptPermissions p)
-    {
-        if (p == EptPermissions.None)
-        {
-            return "none";
-        }
-
-        var sb = new StringBuilder(4);
-        if (p.HasFlag(EptPermissions.ReadAccess))
-        {
-            sb.Append('r');
-        }
-
-        if (p.HasFlag(EptPermissions.WriteAccess))
-        {
-            sb.Append('w');
-        }
-
-        if (p.HasFlag(EptPermissions.ExecuteAccess))
-        {
-            sb.Append('x');
-        }
-
-        if (p.HasFlag(EptPermissions.UserModeExecute))
-        {
-            sb.Append('u');
-        }
-
-        return sb.ToString();
-    }
+    public static string Permissions(EptPermissions p) => CaseSyntax.Permissions(p);
 
     /// <summary>One line per entry read, decoded bit by bit.</summary>
     public static IEnumerable<string> Walk(IReadOnlyList<WalkEntry> walk)
