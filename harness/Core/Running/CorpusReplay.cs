@@ -6,9 +6,6 @@ namespace EptFuzz.Harness.Running;
 /// <summary>Finds case files and replays them; a malformed file is a located BadInput result, never an exception.</summary>
 public static class CorpusReplay
 {
-    /// <summary>Largest case file read; larger ones are refused as absurd.</summary>
-    public const long MaxFileBytes = 1 << 20;
-
     /// <summary>The .ept files named, directories searched recursively, in a stable order.</summary>
     public static (List<string> Files, List<string> Errors) FindCases(IEnumerable<string> paths)
     {
@@ -33,58 +30,25 @@ public static class CorpusReplay
         return (files, errors);
     }
 
-    /// <summary>Reads and parses one file; the errors are FILE:LINE:COLUMN lines.</summary>
-    public static (EptCase? Case, IReadOnlyList<string> Errors) Load(string file)
-    {
-        byte[] bytes;
-        try
-        {
-            var info = new FileInfo(file);
-            if (info.Length > MaxFileBytes)
-            {
-                return (null, [$"{file}:1:1: the file is {info.Length} bytes; cases larger than {MaxFileBytes} bytes are refused"]);
-            }
-
-            bytes = File.ReadAllBytes(file);
-        }
-        catch (IOException e)
-        {
-            return (null, [$"{file}:1:1: cannot read: {e.Message}"]);
-        }
-        catch (UnauthorizedAccessException e)
-        {
-            return (null, [$"{file}:1:1: cannot read: {e.Message}"]);
-        }
-
-        var parsed = CaseParser.Parse(bytes, file);
-        return parsed.Succeeded ? (parsed.Case, []) : (null, parsed.Errors.Select(e => e.ToString()).ToList());
-    }
-
     public static CaseResult RunFile(string file, RunOptions options)
     {
         var clock = Stopwatch.StartNew();
-        var (@case, errors) = Load(file);
-        if (@case is null)
+        var parsed = CaseFile.Read(file);
+        if (!parsed.Succeeded)
         {
-            var first = errors.FirstOrDefault() ?? $"{file}:1:1: unreadable";
+            var first = parsed.Errors[0];
             return new CaseResult
             {
                 File = file,
                 Status = CaseStatus.BadInput,
-                Message = first,
-                Line = LineOf(first, file),
-                Detail = string.Join('\n', errors),
+                Message = first.ToString(),
+                Line = first.Line,
+                Column = first.Column,
+                Detail = parsed.ErrorText(),
                 Duration = clock.Elapsed,
             };
         }
 
-        return CaseRunner.Run(@case with { SourceName = file }, options);
-    }
-
-    private static int LineOf(string error, string file)
-    {
-        var rest = error.Length > file.Length + 1 ? error[(file.Length + 1)..] : string.Empty;
-        int colon = rest.IndexOf(':', StringComparison.Ordinal);
-        return colon > 0 && int.TryParse(rest[..colon], out int line) ? line : 0;
+        return CaseRunner.Run(parsed.Case with { SourceName = file }, options);
     }
 }
