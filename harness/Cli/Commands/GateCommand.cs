@@ -85,7 +85,7 @@ internal static class GateCommand
             var result = CaseRunner.Run(generated with { SourceName = path }, options);
             if (result.Status != CaseStatus.Passed)
             {
-                WriteAtomically(path, CasePrinter.Print(generated));
+                FindingFile.WriteAtomic(path, CasePrinter.Print(generated));
             }
 
             results.Add(result);
@@ -96,21 +96,11 @@ internal static class GateCommand
         {
             if (path is not null)
             {
-                WriteAtomically(path, text(report));
+                FindingFile.WriteAtomic(path, text(report));
             }
         }
 
         Shared.PrintSummary(results, clock.Elapsed);
         return report.ExitCode;
-    }
-
-    /// <summary>Reports are written whole or not at all (temp file + rename).</summary>
-    internal static void WriteAtomically(string path, string text)
-    {
-        var full = Path.GetFullPath(path);
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        var temp = full + ".tmp";
-        File.WriteAllText(temp, text);
-        File.Move(temp, full, overwrite: true);
     }
 }

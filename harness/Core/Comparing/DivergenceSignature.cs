@@ -13,19 +13,19 @@ public sealed record DivergenceSignature(string Step, string TargetA, string Out
     public override string ToString() => $"{Step}|{TargetA}:{OutcomeA}|{TargetB}:{OutcomeB}|{Fields}";
 
     /// <summary>A short stable hash of the signature text, for file names.</summary>
-    public string Hash
-    {
-        get
-        {
-            // FNV-1a 32: stable across processes and machines (string.GetHashCode is randomized).
-            uint h = 2166136261;
-            foreach (char c in ToString())
-            {
-                h = (h ^ c) * 16777619;
-            }
+    public string Hash => HashOf(ToString());
 
-            return h.ToString("x8", CultureInfo.InvariantCulture);
+    /// <summary>The file-name hash of a signature's text (FNV-1a 32: stable across processes and machines, unlike string.GetHashCode).</summary>
+    public static string HashOf(string signature)
+    {
+        ArgumentNullException.ThrowIfNull(signature);
+        uint h = 2166136261;
+        foreach (char c in signature)
+        {
+            h = (h ^ c) * 16777619;
         }
+
+        return h.ToString("x8", CultureInfo.InvariantCulture);
     }
 
     /// <summary>Field text for a qualification difference: the XOR of the compared bits.</summary>

@@ -110,17 +110,7 @@ public static class FindingFile
     /// The file-name hash of a signature text: the same FNV-1a 32 as <see cref="Comparing.DivergenceSignature.Hash"/>
     /// (whose text is the signature), so names agree with the runner's reports.
     /// </summary>
-    public static string HashOf(string signature)
-    {
-        ArgumentNullException.ThrowIfNull(signature);
-        uint h = 2166136261;
-        foreach (char c in signature)
-        {
-            h = (h ^ c) * 16777619;
-        }
-
-        return h.ToString("x8", CultureInfo.InvariantCulture);
-    }
+    public static string HashOf(string signature) => Comparing.DivergenceSignature.HashOf(signature);
 
     /// <summary>Comment lines stay well under the parser's line limit.</summary>
     private static string Clip(string line)
