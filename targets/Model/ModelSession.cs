@@ -49,9 +49,7 @@ internal sealed class ModelSession : ITargetSession
 
     public IReadOnlyDictionary<int, Observation> Finish() => new Dictionary<int, Observation>();
 
-    public void Dispose()
-    {
-    }
+    public void Dispose() => memory.Release();
 
     private Observation Access(Access access)
     {

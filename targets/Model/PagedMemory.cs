@@ -11,6 +11,11 @@ namespace EptFuzz.Targets.Model;
 /// </summary>
 internal sealed class PagedMemory : Ref.IPhysicalMemory
 {
+    /// <summary>Zeroed pages of closed sessions on this thread (a worker runs its cases on one thread).</summary>
+    [ThreadStatic]
+    private static Stack<ulong[]>? free;
+    private const int MaxFreePages = 4096;
+
     private readonly Dictionary<ulong, ulong[]> pages = [];
     private ulong lastNumber = ulong.MaxValue;
     private ulong[]? lastPage;
@@ -36,6 +41,27 @@ internal sealed class PagedMemory : Ref.IPhysicalMemory
         }
     }
 
+    /// <summary>
+    /// Forgets everything (all words read 0 again) and keeps the pages, zeroed, for the next
+    /// session opened on this thread: a fuzzing worker would otherwise allocate them for every case.
+    /// </summary>
+    public void Release()
+    {
+        Stack<ulong[]> pool = free ??= new Stack<ulong[]>();
+        foreach (ulong[] page in pages.Values)
+        {
+            if (pool.Count < MaxFreePages)
+            {
+                Array.Clear(page);
+                pool.Push(page);
+            }
+        }
+
+        pages.Clear();
+        lastNumber = ulong.MaxValue;
+        lastPage = null;
+    }
+
     private ulong[]? Find(ulong number, bool create)
     {
         if (number == lastNumber)
@@ -51,7 +77,7 @@ internal sealed class PagedMemory : Ref.IPhysicalMemory
                 return null;
             }
 
-            page = new ulong[512];
+            page = free is { Count: > 0 } ? free.Pop() : new ulong[512];
             pages.Add(number, page);
         }
 

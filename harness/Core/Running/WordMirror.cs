@@ -8,6 +8,11 @@ namespace EptFuzz.Harness.Running;
 /// </summary>
 internal sealed class WordMirror
 {
+    /// <summary>Zeroed pages of finished cases on this thread (a worker runs its cases on one thread).</summary>
+    [ThreadStatic]
+    private static Stack<ulong[]>? free;
+    private const int MaxFreePages = 4096;
+
     private readonly Dictionary<ulong, ulong[]> pages = [];
     private ulong lastNumber = ulong.MaxValue;
     private ulong[]? lastPage;
@@ -22,6 +27,27 @@ internal sealed class WordMirror
         return old;
     }
 
+    /// <summary>
+    /// Forgets everything (all words read 0 again) and keeps the pages, zeroed, for the next case
+    /// run on this thread: a fuzzing worker would otherwise allocate them anew for every case.
+    /// </summary>
+    public void Release()
+    {
+        Stack<ulong[]> pool = free ??= new Stack<ulong[]>();
+        foreach (ulong[] page in pages.Values)
+        {
+            if (pool.Count < MaxFreePages)
+            {
+                Array.Clear(page);
+                pool.Push(page);
+            }
+        }
+
+        pages.Clear();
+        lastNumber = ulong.MaxValue;
+        lastPage = null;
+    }
+
     private ulong[] Page(ulong number)
     {
         if (number == lastNumber)
@@ -31,7 +57,7 @@ internal sealed class WordMirror
 
         if (!pages.TryGetValue(number, out ulong[]? page))
         {
-            page = new ulong[512];
+            page = free is { Count: > 0 } ? free.Pop() : new ulong[512];
             pages.Add(number, page);
         }
 

@@ -89,7 +89,7 @@ public sealed class TranslationCache
 
     public void Insert(in PhysicalMapping mapping)
     {
-        (_physical[(int)mapping.Level - 1] ??= new PhysicalMapping[Slots])[Slot(mapping.PageNumber)] = mapping;
+        (_physical[(int)mapping.Level - 1] ??= Rent(ref t_freePhysical))[Slot(mapping.PageNumber)] = mapping;
     }
 
     public bool TryGetCombined(ulong tag, ulong linear, out CombinedMapping mapping)
@@ -117,7 +117,36 @@ public sealed class TranslationCache
     /// <summary>Inserts a combined mapping for a linear page of 4 KiB << (9 * <paramref name="sizeIndex"/>).</summary>
     public void Insert(in CombinedMapping mapping, int sizeIndex)
     {
-        (_combined[sizeIndex] ??= new CombinedMapping[Slots])[Slot(mapping.PageNumber)] = mapping;
+        (_combined[sizeIndex] ??= Rent(ref t_freeCombined))[Slot(mapping.PageNumber)] = mapping;
+    }
+
+    // Arrays of released caches, all slots invalid, for the next CPU on this thread: a fuzzing
+    // worker opens one per case, thousands a second.
+    [ThreadStatic]
+    private static Stack<PhysicalMapping[]>? t_freePhysical;
+    [ThreadStatic]
+    private static Stack<CombinedMapping[]>? t_freeCombined;
+
+    private static T[] Rent<T>(ref Stack<T[]>? free) => free is { Count: > 0 } f ? f.Pop() : new T[Slots];
+
+    private static void Return<T>(ref Stack<T[]>? free, T[]?[] arrays)
+    {
+        for (int i = 0; i < arrays.Length; i++)
+        {
+            if (arrays[i] is { } array)
+            {
+                Array.Clear(array);
+                (free ??= new Stack<T[]>()).Push(array);
+                arrays[i] = null;
+            }
+        }
+    }
+
+    /// <summary>Empties the cache and gives its arrays back for reuse by the next CPU on this thread (a session that ends).</summary>
+    public void Release()
+    {
+        Return(ref t_freePhysical, _physical);
+        Return(ref t_freeCombined, _combined);
     }
 
     /// <summary>INVEPT single-context: guest-physical and combined mappings tagged with this EPTP[51:12] (EPT-INVEPT-3).</summary>

@@ -20,12 +20,17 @@ public sealed partial class ExtendedPageTable
     // Leaves that are mapped although their value is 0 (perm=none, UC, hpa 0, 4 KiB): without this
     // set they would be indistinguishable from free slots.
     private readonly HashSet<ulong> _blankLeaves = [];
+    // The undo of a blank-leaf change, kept once so that a rollback record allocates nothing.
+    private readonly Action<ulong> _markBlank;
+    private readonly Action<ulong> _unmarkBlank;
 
     public ExtendedPageTable(CpuCapabilities cpu, SparseHostMemory memory, List<HypervisorEffect> journal, int poolCapacity = TablePagePool.DefaultCapacity)
     {
         _cpu = cpu;
         _memory = memory;
         _journal = journal;
+        _markBlank = entry => _blankLeaves.Add(entry);
+        _unmarkBlank = entry => _blankLeaves.Remove(entry);
         _pool = new TablePagePool(cpu.MaxPhyAddr, poolCapacity);
         _tx = new Transaction(memory);
         if (!_pool.TryAllocate(EptLevel.Pml4e, 0, _tx, out ulong pml4))
@@ -301,7 +306,7 @@ public sealed partial class ExtendedPageTable
         {
             if (_blankLeaves.Add(entry))
             {
-                _tx.OnRollback(() => _blankLeaves.Remove(entry));
+                _tx.OnRollback(_unmarkBlank, entry);
             }
         }
         else
@@ -320,7 +325,7 @@ public sealed partial class ExtendedPageTable
     {
         if (_blankLeaves.Remove(entry))
         {
-            _tx.OnRollback(() => _blankLeaves.Add(entry));
+            _tx.OnRollback(_markBlank, entry);
         }
     }
 }

@@ -8,9 +8,14 @@ namespace EptFuzz.Impl.Hypervisor;
 /// The hypervisor under test ("impl"): its EPT API over its own host memory. Every host-memory
 /// write and every INVEPT it performs is journaled in order and handed out by <see cref="DrainEffects"/>.
 /// </summary>
-public sealed class EptHypervisor : IEptHypervisor
+public sealed class EptHypervisor : IEptHypervisor, IDisposable
 {
-    private readonly List<HypervisorEffect> _journal = [];
+    // Journals of disposed hypervisors on this thread, emptied: a fuzzing worker builds one
+    // hypervisor per case, and a journal grows to the largest operation's effects.
+    [ThreadStatic]
+    private static Stack<List<HypervisorEffect>>? t_freeJournals;
+
+    private readonly List<HypervisorEffect> _journal = t_freeJournals is { Count: > 0 } free ? free.Pop() : [];
     private readonly int _poolCapacity;
     private State? _state;
 
@@ -35,10 +40,13 @@ public sealed class EptHypervisor : IEptHypervisor
 
     public CpuCapabilities Cpu => S.Cpu;
 
-    private State S => _state ?? throw new InvalidOperationException("Configure must be called first");
+    private bool _disposed;
+
+    private State S => _state ?? throw (_disposed ? new ObjectDisposedException(nameof(EptHypervisor)) : new InvalidOperationException("Configure must be called first"));
 
     public ApiResult Configure(CpuCapabilities cpu)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         if (_state is not null)
         {
             throw new InvalidOperationException("Configure is called once");
@@ -202,6 +210,21 @@ public sealed class EptHypervisor : IEptHypervisor
         into.AddRange(_journal);
         _journal.Clear();
         return count;
+    }
+
+    /// <summary>Gives the host memory's pages back for the next hypervisor on this thread; the hypervisor is unusable after.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _state?.Memory.Release();
+        _state = null;
+        _disposed = true;
+        _journal.Clear();
+        (t_freeJournals ??= new Stack<List<HypervisorEffect>>()).Push(_journal);
     }
 
     private sealed record State(CpuCapabilities Cpu, SparseHostMemory Memory, ExtendedPageTable Ept, Transaction Tx, GuestPageTables Guest, MemoryMap Map);

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace EptFuzz.Impl.Memory;
 
 /// <summary>
@@ -11,9 +13,14 @@ internal sealed class ChunkedList<T>
 {
     private const int Shift = 12;
     private const int ChunkSize = 1 << Shift;
-    private const int FirstSize = 16;
+    private const int MaxFreeChunks = 64;
 
     private readonly List<T[]> _chunks = [];
+
+    // Full chunks of cleared lists on this thread: a transaction per operation and a hypervisor
+    // per case would otherwise allocate (and grow) their lists anew each time.
+    [ThreadStatic]
+    private static Stack<T[]>? t_free;
 
     public int Count { get; private set; }
 
@@ -24,13 +31,7 @@ internal sealed class ChunkedList<T>
         int chunk = Count >> Shift;
         if (chunk == _chunks.Count)
         {
-            _chunks.Add(new T[chunk == 0 ? FirstSize : ChunkSize]);
-        }
-        else if (chunk == 0 && Count == _chunks[0].Length)
-        {
-            T[] first = _chunks[0];
-            Array.Resize(ref first, Math.Min(first.Length * 2, ChunkSize));
-            _chunks[0] = first;
+            _chunks.Add(t_free is { Count: > 0 } free ? free.Pop() : new T[ChunkSize]);
         }
 
         _chunks[chunk][Count & (ChunkSize - 1)] = item;
@@ -50,12 +51,22 @@ internal sealed class ChunkedList<T>
     /// <summary>Empties the list; the chunks are kept for the next use.</summary>
     public void Clear()
     {
-        for (int start = 0; start < Count; start += ChunkSize)
+        for (int start = 0; start < Count && RuntimeHelpers.IsReferenceOrContainsReferences<T>(); start += ChunkSize)
         {
             // Items may hold references (undo actions): do not keep them alive.
             Array.Clear(_chunks[start >> Shift], 0, Math.Min(ChunkSize, Count - start));
         }
 
         Count = 0;
+        Stack<T[]> pool = t_free ??= new Stack<T[]>();
+        foreach (T[] chunk in _chunks)
+        {
+            if (pool.Count < MaxFreeChunks)
+            {
+                pool.Push(chunk);
+            }
+        }
+
+        _chunks.Clear();
     }
 }

@@ -37,7 +37,7 @@ public sealed class SparseHostMemory : IHostMemoryImage
         ulong[]? page = Find(number);
         if (page is null)
         {
-            page = new ulong[WordsPerPage];
+            page = PageRecycler.Rent();
             _pages.Add(number, page);
             Remember(number, page);
         }
@@ -76,6 +76,34 @@ public sealed class SparseHostMemory : IHostMemoryImage
         var tags = new ulong[CacheSlots];
         Array.Fill(tags, ulong.MaxValue);
         return tags;
+    }
+
+    /// <summary>
+    /// True when no word of the 4 KiB page at <paramref name="pageAddress"/> is set (an unbacked
+    /// page is all zero): a fresh table page needs no clearing then.
+    /// </summary>
+    public bool IsZeroPage(ulong pageAddress)
+    {
+        ulong[]? page = Find(pageAddress >> 12);
+        return page is null || page.AsSpan().IndexOfAnyExcept(0UL) < 0;
+    }
+
+    /// <summary>
+    /// Makes the whole memory read as zero again and hands its pages to this thread's recycler,
+    /// so that the next case's memory (a fresh hypervisor, a fresh session) reuses them instead of
+    /// allocating: the differential loop otherwise allocates a few hundred KiB a case, and the
+    /// garbage collections that follow stop every worker. Call it only when done with the memory.
+    /// </summary>
+    public void Release()
+    {
+        foreach (ulong[] page in _pages.Values)
+        {
+            PageRecycler.Return(page);
+        }
+
+        _pages.Clear();
+        Array.Fill(_cachedNumbers, ulong.MaxValue);
+        Array.Clear(_cachedPages);
     }
 
     /// <summary>Number of backed pages (tests use it to see that memory stays bounded).</summary>

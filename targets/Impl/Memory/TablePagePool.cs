@@ -82,11 +82,15 @@ public sealed class TablePagePool
         });
 
         // A poke may have left data in a page that was never a table; hardware expects a clean table.
-        for (ulong offset = 0; offset < 4096; offset += 8)
+        // Most pages are clean already, which one scan of the page tells.
+        if (!tx.IsZeroPage(taken))
         {
-            if (tx.Read(taken + offset) != 0)
+            for (ulong offset = 0; offset < 4096; offset += 8)
             {
-                tx.Write(taken + offset, 0);
+                if (tx.Read(taken + offset) != 0)
+                {
+                    tx.Write(taken + offset, 0);
+                }
             }
         }
 

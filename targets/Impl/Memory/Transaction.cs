@@ -12,7 +12,7 @@ public sealed class Transaction
 {
     private readonly SparseHostMemory _memory;
     private readonly ChunkedList<(ulong Address, ulong Old)> _undo = new();
-    private readonly List<Action> _undoActions = [];
+    private readonly List<(Delegate Undo, ulong Argument)> _undoActions = [];
     private readonly List<(int UndoIndex, int ActionIndex)> _actionOrder = [];
     private readonly ChunkedList<HypervisorEffect> _pending = new();
 
@@ -25,6 +25,8 @@ public sealed class Transaction
     public bool TouchedLiveEntry { get; private set; }
 
     public ulong Read(ulong address) => _memory.Read(new Hpa(address));
+
+    public bool IsZeroPage(ulong pageAddress) => _memory.IsZeroPage(pageAddress);
 
     public void Write(ulong address, ulong value)
     {
@@ -43,7 +45,17 @@ public sealed class Transaction
     public void OnRollback(Action undo)
     {
         _actionOrder.Add((_undo.Count, _undoActions.Count));
-        _undoActions.Add(undo);
+        _undoActions.Add((undo, 0));
+    }
+
+    /// <summary>
+    /// Like <see cref="OnRollback(Action)"/> for an undo that takes one address: the caller keeps
+    /// one delegate and nothing is allocated per change (splits and unmaps make thousands).
+    /// </summary>
+    public void OnRollback(Action<ulong> undo, ulong argument)
+    {
+        _actionOrder.Add((_undo.Count, _undoActions.Count));
+        _undoActions.Add((undo, argument));
     }
 
     public void AddInvept(InveptType type) => _pending.Add(HypervisorEffect.Of(type));
@@ -64,7 +76,16 @@ public sealed class Transaction
             // Bookkeeping changes registered after write i are undone before write i is.
             while (action >= 0 && _actionOrder[action].UndoIndex > i)
             {
-                _undoActions[_actionOrder[action].ActionIndex]();
+                (Delegate undo, ulong argument) = _undoActions[_actionOrder[action].ActionIndex];
+                if (undo is Action<ulong> withArgument)
+                {
+                    withArgument(argument);
+                }
+                else
+                {
+                    ((Action)undo)();
+                }
+
                 action--;
             }
 

@@ -75,7 +75,15 @@ public sealed class ImplTargetSession : ITargetSession
         return new Dictionary<int, Observation>();
     }
 
-    public void Dispose() => _disposed = true;
+    public void Dispose()
+    {
+        if (!_disposed)
+        {
+            _disposed = true;
+            _memory.Release();
+            _cpu.Tlb.Release();
+        }
+    }
 
     private VirtualCpu Live()
     {
