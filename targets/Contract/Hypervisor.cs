@@ -16,13 +16,34 @@ public enum EffectKind : byte
     Write,
     /// <summary>The hypervisor invalidated cached translations (INVEPT).</summary>
     Invept,
+    /// <summary>
+    /// A whole 4 KiB page written at once (a new table): <see cref="HypervisorEffect.Write"/>'s
+    /// address is the page, <see cref="HypervisorEffect.Words"/> its 512 words. The same as 512
+    /// <see cref="Write"/> effects in address order.
+    /// </summary>
+    Page,
 }
 
-public readonly record struct HypervisorEffect(EffectKind Kind, MemoryWrite Write, InveptType InveptType)
+/// <param name="Words">For <see cref="EffectKind.Page"/>: the page's 512 words (never changed after); else null.</param>
+public readonly record struct HypervisorEffect(EffectKind Kind, MemoryWrite Write, InveptType InveptType, ulong[]? Words = null)
 {
+    public const int WordsPerPage = 512;
+
     public static HypervisorEffect Of(MemoryWrite write) => new(EffectKind.Write, write, default);
 
     public static HypervisorEffect Of(InveptType type) => new(EffectKind.Invept, default, type);
+
+    /// <param name="page">4 KiB aligned.</param>
+    /// <param name="words">512 words, owned by the effect from now on.</param>
+    public static HypervisorEffect OfPage(Hpa page, ulong[] words)
+    {
+        if ((page.Value & 0xFFF) != 0 || words.Length != WordsPerPage)
+        {
+            throw new ArgumentException($"a page effect is 512 words at a 4 KiB-aligned address, not {words.Length} at {page}");
+        }
+
+        return new(EffectKind.Page, new MemoryWrite(page, 0), default, words);
+    }
 }
 
 /// <summary>

@@ -76,6 +76,19 @@ public interface ITargetSession : IDisposable
 
     void Write(MemoryWrite write);
 
+    /// <summary>
+    /// Writes a 4 KiB page (<paramref name="words"/>[i] at <paramref name="page"/> + 8i): the same as
+    /// one <see cref="Write"/> per word in address order, which is what a session that does not
+    /// override it gets. A split of a 1 GiB page into 4 KiB pages writes 512 whole tables.
+    /// </summary>
+    void WritePage(Hpa page, ReadOnlySpan<ulong> words)
+    {
+        for (int i = 0; i < words.Length; i++)
+        {
+            Write(new MemoryWrite(new Hpa(page.Value + ((ulong)i << 3)), words[i]));
+        }
+    }
+
     void Invept(InveptType type);
 
     /// <summary>An immediate target returns the observation; a batch target returns null and answers from <see cref="Finish"/>.</summary>

@@ -34,6 +34,8 @@ internal sealed class ModelSession : ITargetSession
 
     public void Write(MemoryWrite write) => memory.Write(new Ref.Hpa(write.Address.Value), write.Value);
 
+    public void WritePage(Hpa page, ReadOnlySpan<ulong> words) => memory.WritePage(page.Value, words);
+
     /// <summary>The model caches nothing, so there is nothing to invalidate.</summary>
     public void Invept(InveptType type)
     {

@@ -33,6 +33,17 @@ internal sealed class PagedMemory : Ref.IPhysicalMemory
         Find(address.Value >> 12, create: true)![(address.Value >> 3) & 511] = value;
     }
 
+    /// <summary>Writes the 512 words of a 4 KiB page.</summary>
+    public void WritePage(ulong pageAddress, ReadOnlySpan<ulong> words)
+    {
+        if ((pageAddress & 0xFFF) != 0 || words.Length != 512)
+        {
+            throw new ArgumentException($"a page write is 512 words at a 4 KiB-aligned address, not {words.Length} at {pageAddress:x}");
+        }
+
+        words.CopyTo(Find(pageAddress >> 12, create: true));
+    }
+
     public void Apply(IReadOnlyList<Ref.PhysicalWrite> writes)
     {
         for (int i = 0; i < writes.Count; i++)

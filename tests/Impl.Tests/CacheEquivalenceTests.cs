@@ -41,6 +41,10 @@ public sealed class CacheEquivalenceTests
                     {
                         session.Write(effect.Write);
                     }
+                    else if (effect.Kind == EffectKind.Page)
+                    {
+                        session.WritePage(effect.Write.Address, effect.Words);
+                    }
                     else
                     {
                         session.Invept(effect.InveptType);

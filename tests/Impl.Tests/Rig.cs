@@ -44,6 +44,10 @@ internal sealed class Rig
             {
                 Session.Write(effect.Write);
             }
+            else if (effect.Kind == EffectKind.Page)
+            {
+                Session.WritePage(effect.Write.Address, effect.Words);
+            }
             else
             {
                 Session.Invept(effect.InveptType);

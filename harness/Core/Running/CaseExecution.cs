@@ -338,34 +338,66 @@ internal sealed class CaseExecution : IDisposable
                 continue;
             }
 
-            var write = effect.Write;
-            ulong address = write.Address.Value;
-            ulong old = mirror.Exchange(address, write.Value);
-            if (tables)
+            if (effect.Kind == EffectKind.Page)
             {
-                if (address >> 12 != lastTablePage)
-                {
-                    lastTablePage = address >> 12;
-                    tablePages.Add(lastTablePage);
-                }
-            }
-            else if (tablePages.Contains(address >> 12) && write.Value != old)
-            {
-                // A raw write landed in an EPT table page: the intent no longer knows what maps where.
-                intent.MarkAllUnknown();
+                ForwardPage(effect.Write.Address, effect.Words!, raw, tables);
+                continue;
             }
 
-            // Nothing is cached from an all-zero (not-present) entry, so overwriting one cannot leave
-            // a stale translation behind.
-            if (raw && old != 0 && old != write.Value)
+            ForwardWrite(effect.Write, raw, tables);
+        }
+    }
+
+    /// <summary>A whole page the hypervisor wrote (a new table): copied at once when nothing needs the words it replaced.</summary>
+    private void ForwardPage(Hpa page, ulong[] words, bool raw, bool tables)
+    {
+        if (raw || !tables)
+        {
+            for (int i = 0; i < words.Length; i++)
             {
-                staleEntries.Add(address);
+                ForwardWrite(new MemoryWrite(new Hpa(page.Value + ((ulong)i << 3)), words[i]), raw, tables);
             }
 
-            foreach (var s in sessions)
+            return;
+        }
+
+        mirror.WritePage(page.Value, words);
+        lastTablePage = page.Value >> 12;
+        tablePages.Add(lastTablePage);
+        foreach (var s in sessions)
+        {
+            s.WritePage(page, words);
+        }
+    }
+
+    private void ForwardWrite(MemoryWrite write, bool raw, bool tables)
+    {
+        ulong address = write.Address.Value;
+        ulong old = mirror.Exchange(address, write.Value);
+        if (tables)
+        {
+            if (address >> 12 != lastTablePage)
             {
-                s.Write(write);
+                lastTablePage = address >> 12;
+                tablePages.Add(lastTablePage);
             }
+        }
+        else if (tablePages.Contains(address >> 12) && write.Value != old)
+        {
+            // A raw write landed in an EPT table page: the intent no longer knows what maps where.
+            intent.MarkAllUnknown();
+        }
+
+        // Nothing is cached from an all-zero (not-present) entry, so overwriting one cannot leave
+        // a stale translation behind.
+        if (raw && old != 0 && old != write.Value)
+        {
+            staleEntries.Add(address);
+        }
+
+        foreach (var s in sessions)
+        {
+            s.Write(write);
         }
     }
 

@@ -27,6 +27,9 @@ internal sealed class WordMirror
         return old;
     }
 
+    /// <summary>Stores a whole 4 KiB page.</summary>
+    public void WritePage(ulong pageAddress, ReadOnlySpan<ulong> words) => words.CopyTo(Page(pageAddress >> 12));
+
     /// <summary>
     /// Forgets everything (all words read 0 again) and keeps the pages, zeroed, for the next case
     /// run on this thread: a fuzzing worker would otherwise allocate them anew for every case.

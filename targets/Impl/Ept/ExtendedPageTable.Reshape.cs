@@ -199,6 +199,10 @@ public sealed partial class ExtendedPageTable
             return false;
         }
 
+        // The new table is composed here and written whole: one journaled page instead of 512
+        // words (a 1 GiB page split into 4 KiB pages writes 512 tables).
+        var entries = new ulong[LevelGeometry.EntriesPerTable];
+        bool leaves = true;
         ulong span = LevelGeometry.Span(level);
         for (int i = 0; i < LevelGeometry.EntriesPerTable; i++)
         {
@@ -206,7 +210,7 @@ public sealed partial class ExtendedPageTable
             ulong hpa = baseHpa + ((ulong)i * span);
             if (level == EptLevel.Pte)
             {
-                WriteLeaf(entry, attributes | hpa);
+                entries[i] = attributes | hpa;
             }
             else if (level == EptLevel.Pde && !_cpu.Page2M)
             {
@@ -215,12 +219,19 @@ public sealed partial class ExtendedPageTable
                     return false;
                 }
 
-                _tx.Write(entry, pageTable | NonLeafBits);
+                entries[i] = pageTable | NonLeafBits;
+                leaves = false;
             }
             else
             {
-                WriteLeaf(entry, attributes | hpa | EptBits.LargePage);
+                entries[i] = attributes | hpa | EptBits.LargePage;
             }
+        }
+
+        _tx.WriteZeroPage(table, entries);
+        for (int i = 0; leaves && i < LevelGeometry.EntriesPerTable; i++)
+        {
+            NoteLeaf(table + ((ulong)i << 3), entries[i]);
         }
 
         return true;

@@ -302,6 +302,12 @@ public sealed partial class ExtendedPageTable
     private void WriteLeaf(ulong entry, ulong value)
     {
         _tx.Write(entry, value);
+        NoteLeaf(entry, value);
+    }
+
+    /// <summary>Keeps the set of blank (all-zero) leaves right after a leaf was written.</summary>
+    private void NoteLeaf(ulong entry, ulong value)
+    {
         if (value == 0)
         {
             if (_blankLeaves.Add(entry))
@@ -309,7 +315,7 @@ public sealed partial class ExtendedPageTable
                 _tx.OnRollback(_unmarkBlank, entry);
             }
         }
-        else
+        else if (_blankLeaves.Count > 0)
         {
             ForgetBlank(entry);
         }

@@ -45,6 +45,27 @@ public sealed class SparseHostMemory : IHostMemoryImage
         page[(address.Value >> 3) & 511] = value;
     }
 
+    /// <summary>Writes the 512 words of the 4 KiB page at <paramref name="pageAddress"/>.</summary>
+    public void WritePage(ulong pageAddress, ReadOnlySpan<ulong> words)
+    {
+        CheckAligned(new Hpa(pageAddress));
+        if ((pageAddress & 0xFFF) != 0 || words.Length != WordsPerPage)
+        {
+            throw new ArgumentException($"a page write is 512 words at a 4 KiB-aligned address, not {words.Length} at {pageAddress:x}");
+        }
+
+        ulong number = pageAddress >> 12;
+        ulong[]? page = Find(number);
+        if (page is null)
+        {
+            page = PageRecycler.Rent();
+            _pages.Add(number, page);
+            Remember(number, page);
+        }
+
+        words.CopyTo(page);
+    }
+
     [MethodImpl(MethodImplOptions.NoInlining)]
     private ulong[]? Find(ulong number)
     {

@@ -41,6 +41,33 @@ public sealed class Transaction
         _pending.Add(HypervisorEffect.Of(new MemoryWrite(new Hpa(address), value)));
     }
 
+    /// <summary>
+    /// Writes a whole page that holds only zeros (a table just taken from the pool): one undo
+    /// record and one journaled page instead of 512 of each. A page that is not all zero is
+    /// written word by word.
+    /// </summary>
+    /// <param name="words">512 words; the transaction owns the array from now on.</param>
+    public void WriteZeroPage(ulong page, ulong[] words)
+    {
+        if (!_memory.IsZeroPage(page))
+        {
+            for (int i = 0; i < words.Length; i++)
+            {
+                Write(page + ((ulong)i << 3), words[i]);
+            }
+
+            return;
+        }
+
+        // Bit 0 of an aligned address is free: it marks "this page was all zero" for the rollback.
+        _undo.Add((page | ZeroPageMark, 0));
+        _memory.WritePage(page, words);
+        _pending.Add(HypervisorEffect.OfPage(new Hpa(page), words));
+    }
+
+    private const ulong ZeroPageMark = 1;
+    private static readonly ulong[] ZeroWords = new ulong[HypervisorEffect.WordsPerPage];
+
     /// <summary>Registers how to undo a bookkeeping change made after the writes recorded so far.</summary>
     public void OnRollback(Action undo)
     {
@@ -89,7 +116,11 @@ public sealed class Transaction
                 action--;
             }
 
-            if (i >= 0)
+            if (i >= 0 && (_undo[i].Address & ZeroPageMark) != 0)
+            {
+                _memory.WritePage(_undo[i].Address & ~ZeroPageMark, ZeroWords);
+            }
+            else if (i >= 0)
             {
                 _memory.Write(new Hpa(_undo[i].Address), _undo[i].Old);
             }

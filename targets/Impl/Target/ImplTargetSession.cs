@@ -43,6 +43,12 @@ public sealed class ImplTargetSession : ITargetSession
         _memory.Write(write.Address, write.Value);
     }
 
+    public void WritePage(Hpa page, ReadOnlySpan<ulong> words)
+    {
+        Live();
+        _memory.WritePage(page.Value, words);
+    }
+
     public void Invept(InveptType type) => Live().Invept(type);
 
     public Observation? Submit(in Probe probe)
