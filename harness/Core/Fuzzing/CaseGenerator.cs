@@ -58,7 +58,7 @@ public static class CaseGenerator
         bool rawSinceInvept = false;
         while (steps.Count < profile.Steps)
         {
-            Step step = NextStep(rng, factory, rawSinceInvept);
+            Step step = NextStep(rng, factory, rawSinceInvept, profile.ProbeWeight);
             if (step is EditStep or PokeStep or GEditStep)
             {
                 rawSinceInvept = true;
@@ -75,7 +75,7 @@ public static class CaseGenerator
         return new EptCase(steps, sourceName: $"gen-{seed:x16}.ept");
     }
 
-    private static Step NextStep(Prng rng, StepFactory f, bool rawSinceInvept)
+    private static Step NextStep(Prng rng, StepFactory f, bool rawSinceInvept, int probeWeight)
     {
         if (rawSinceInvept && rng.Chance(15))
         {
@@ -83,7 +83,7 @@ public static class CaseGenerator
         }
 
         // operation, probe, raw edit, poke, guest map, guest edit, restrict guest tables, late eptp
-        int choice = rng.Weighted([42, 38, 7, 2, f.GuestPaging ? 8 : 0, f.GuestPaging ? 2 : 0, f.GuestPaging ? 2 : 0, 1]);
+        int choice = rng.Weighted([42, probeWeight, 7, 2, f.GuestPaging ? 8 : 0, f.GuestPaging ? 2 : 0, f.GuestPaging ? 2 : 0, 1]);
         return choice switch
         {
             0 => f.Operation(),

@@ -26,6 +26,16 @@ public sealed record GeneratorProfile
 
     public CpuProfile Cpu { get; init; } = CpuProfile.Random;
 
+    public const int DefaultProbeWeight = 38;
+
+    /// <summary>
+    /// How often a random step is a probe, against operations' 42 (and raw edits' 7, …). The
+    /// default mix finds the bug catalog's bugs soonest; a probe-heavy mix (the access-throughput
+    /// benchmark) checks a built state with many accesses. Not part of a finding's seed line:
+    /// campaigns use the default.
+    /// </summary>
+    public int ProbeWeight { get; init; } = DefaultProbeWeight;
+
     public static GeneratorProfile Default { get; } = new();
 
     /// <summary>Parses a <c>--cpu-profile</c> value; null and a message when it is not one.</summary>
@@ -45,5 +55,8 @@ public sealed record GeneratorProfile
     }
 
     /// <summary>A message when the profile cannot be used, else null.</summary>
-    public string? Validate() => Steps is < 4 or > 10_000 ? $"steps per case must be 4 to 10000, found {Steps}" : null;
+    public string? Validate() =>
+        Steps is < 4 or > 10_000 ? $"steps per case must be 4 to 10000, found {Steps}"
+        : ProbeWeight is < 0 or > 10_000 ? $"the probe weight must be 0 to 10000, found {ProbeWeight}"
+        : null;
 }
