@@ -26,17 +26,22 @@ public static class CasePrinter
 
         foreach (Step step in c.Steps.IsDefault ? [] : c.Steps)
         {
-            sb.Append(PrintStep(step)).Append('\n');
+            AppendStep(sb, step);
+            sb.Append('\n');
         }
 
         return sb.ToString();
     }
 
     /// <summary>One step in canonical form, without a line break.</summary>
-    public static string PrintStep(Step step)
+    public static string PrintStep(Step step) => AppendStep(new StringBuilder(80), step).ToString();
+
+    // Every token is appended to the case's one builder: a campaign prints each case it runs
+    // (its crash-safe slot), so the printer must not make a string per token.
+    private static StringBuilder AppendStep(StringBuilder sb, Step step)
     {
         ArgumentNullException.ThrowIfNull(step);
-        var line = new LineWriter(step.Verb);
+        var line = new LineWriter(sb, step.Verb);
         switch (step)
         {
             case CpuStep s:
@@ -52,7 +57,7 @@ public static class CasePrinter
                 line.Add("eptp-wb", Bool(s.EptpWb));
                 break;
             case EptpStep s:
-                line.Add("raw", Hex(s.Raw));
+                line.AddHex("raw", s.Raw);
                 line.Add("mt", Type(s.MemoryType));
                 line.Add("walk", s.WalkLength is { } w ? CaseSyntax.Decimal(w) : null);
                 line.Add("ad", Bool(s.AccessedDirty));
@@ -62,85 +67,85 @@ public static class CasePrinter
                 break;
             case GuestStep s:
                 line.Add("paging", s.Paging ? "4level" : "off");
-                line.Add("cr3", Hex(s.Cr3?.Value));
+                line.AddHex("cr3", s.Cr3?.Value);
                 line.Add("tables", s.TablesStart is { } a && s.TablesEnd is { } b ? CaseSyntax.Hex(a.Value) + "-" + CaseSyntax.Hex(b.Value) : null);
                 line.Add("wp", Bool(s.Wp));
                 line.Add("nxe", Bool(s.Nxe));
                 line.Add("smep", Bool(s.Smep));
-                line.Add("pat", Hex(s.Pat));
+                line.AddHex("pat", s.Pat);
                 break;
             case MapStep s:
-                line.Add("gpa", CaseSyntax.Hex(s.Gpa.Value));
-                line.Add("hpa", CaseSyntax.Hex(s.Hpa.Value));
+                line.AddHex("gpa", s.Gpa.Value);
+                line.AddHex("hpa", s.Hpa.Value);
                 line.Add("size", CaseSyntax.Size(s.Size));
                 line.Add("perm", CaseSyntax.Permissions(s.Permissions));
                 line.Add("mt", Type(s.MemoryType));
                 line.Add("ipat", Bool(s.IgnorePat));
                 break;
             case UnmapStep s:
-                line.Add("gpa", CaseSyntax.Hex(s.Gpa.Value));
+                line.AddHex("gpa", s.Gpa.Value);
                 line.Add("size", CaseSyntax.Size(s.Size));
                 break;
             case ProtectStep s:
-                line.Add("gpa", CaseSyntax.Hex(s.Gpa.Value));
+                line.AddHex("gpa", s.Gpa.Value);
                 line.Add("size", CaseSyntax.Size(s.Size));
                 line.Add("perm", CaseSyntax.Permissions(s.Permissions));
                 break;
             case RetypeStep s:
-                line.Add("gpa", CaseSyntax.Hex(s.Gpa.Value));
+                line.AddHex("gpa", s.Gpa.Value);
                 line.Add("size", CaseSyntax.Size(s.Size));
                 line.Add("mt", CaseSyntax.MemoryTypeName(s.MemoryType));
                 line.Add("ipat", Bool(s.IgnorePat));
                 break;
             case SplitStep s:
-                line.Add("gpa", CaseSyntax.Hex(s.Gpa.Value));
+                line.AddHex("gpa", s.Gpa.Value);
                 break;
             case MergeStep s:
-                line.Add("gpa", CaseSyntax.Hex(s.Gpa.Value));
+                line.AddHex("gpa", s.Gpa.Value);
                 line.Add("size", CaseSyntax.Size(s.Size));
                 break;
             case MemoryStep s:
-                line.Add("start", CaseSyntax.Hex(s.Start.Value));
-                line.Add("end", CaseSyntax.Hex(s.End.Value));
+                line.AddHex("start", s.Start.Value);
+                line.AddHex("end", s.End.Value);
                 line.Add("mt", CaseSyntax.MemoryTypeName(s.MemoryType));
                 break;
             case IdentityMapStep s:
-                line.Add("offset", Hex(s.Offset));
-                line.Add("offset-from", Hex(s.OffsetFrom?.Value));
+                line.AddHex("offset", s.Offset);
+                line.AddHex("offset-from", s.OffsetFrom?.Value);
                 break;
             case InveptStep s:
                 line.Add("type", CaseSyntax.Invept(s.Type));
                 break;
             case EditStep s:
-                line.Add("gpa", CaseSyntax.Hex(s.Gpa.Value));
+                line.AddHex("gpa", s.Gpa.Value);
                 line.Add("level", CaseSyntax.Level(s.Level));
-                line.Add("set", Hex(s.Set));
-                line.Add("clear", Hex(s.Clear));
-                line.Add("leaf-hpa", Hex(s.LeafHpa?.Value));
+                line.AddHex("set", s.Set);
+                line.AddHex("clear", s.Clear);
+                line.AddHex("leaf-hpa", s.LeafHpa?.Value);
                 break;
             case PokeStep s:
-                line.Add("hpa", CaseSyntax.Hex(s.Hpa.Value));
-                line.Add("value", CaseSyntax.Hex(s.Value));
+                line.AddHex("hpa", s.Hpa.Value);
+                line.AddHex("value", s.Value);
                 break;
             case GMapStep s:
-                line.Add("gva", CaseSyntax.Hex(s.Gva.Value));
-                line.Add("gpa", CaseSyntax.Hex(s.Gpa.Value));
+                line.AddHex("gva", s.Gva.Value);
+                line.AddHex("gpa", s.Gpa.Value);
                 line.Add("size", CaseSyntax.Size(s.Size));
                 line.Add("perm", CaseSyntax.GuestPermissions(s.Permissions));
                 break;
             case GEditStep s:
-                line.Add("gva", CaseSyntax.Hex(s.Gva.Value));
+                line.AddHex("gva", s.Gva.Value);
                 line.Add("level", CaseSyntax.Level(s.Level));
-                line.Add("set", Hex(s.Set));
-                line.Add("clear", Hex(s.Clear));
+                line.AddHex("set", s.Set);
+                line.AddHex("clear", s.Clear);
                 break;
             case AccessStep s:
-                line.Add("gpa", Hex(s.Gpa?.Value));
-                line.Add("gva", Hex(s.Gva?.Value));
+                line.AddHex("gpa", s.Gpa?.Value);
+                line.AddHex("gva", s.Gva?.Value);
                 line.Add("cpl", s.Cpl is { } cpl ? CaseSyntax.Decimal(cpl) : null);
                 break;
             case EntryStep s:
-                line.Add("gpa", CaseSyntax.Hex(s.Gpa.Value));
+                line.AddHex("gpa", s.Gpa.Value);
                 line.Add("level", CaseSyntax.Level(s.Level));
                 break;
             case VmEntryStep:
@@ -156,16 +161,16 @@ public static class CasePrinter
             PrintExpectation(line, e);
         }
 
-        return line.ToString();
+        return sb;
     }
 
     /// <summary>An expectation as it is written after <c>=&gt; </c> (for reports and reducer headers).</summary>
     public static string PrintExpectation(Expectation expectation)
     {
         ArgumentNullException.ThrowIfNull(expectation);
-        var line = new LineWriter(string.Empty);
-        PrintExpectation(line, expectation);
-        return line.ToString().TrimStart(' ');
+        var sb = new StringBuilder(40);
+        PrintExpectation(new LineWriter(sb, string.Empty), expectation);
+        return sb.ToString().TrimStart(' ');
     }
 
     private static void PrintExpectation(LineWriter line, Expectation e)
@@ -177,29 +182,29 @@ public static class CasePrinter
                 break;
             case TranslatedExpectation t:
                 line.Word("ok");
-                line.Add("hpa", CaseSyntax.Hex(t.Hpa.Value));
+                line.AddHex("hpa", t.Hpa.Value);
                 line.Add("mt", Type(t.MemoryType));
                 line.Add("size", t.Size is { } size ? CaseSyntax.Size(size) : null);
                 break;
             case ViolationExpectation v:
                 line.Word("violation");
-                line.Add("qual", CaseSyntax.Hex(v.Qualification));
-                line.Add("gpa", Hex(v.Gpa?.Value));
-                line.Add("gla", Hex(v.GuestLinearAddress?.Value));
+                line.AddHex("qual", v.Qualification);
+                line.AddHex("gpa", v.Gpa?.Value);
+                line.AddHex("gla", v.GuestLinearAddress?.Value);
                 break;
             case MisconfigExpectation m:
                 line.Word("misconfig");
-                line.Add("gpa", Hex(m.Gpa?.Value));
+                line.AddHex("gpa", m.Gpa?.Value);
                 break;
             case PageFaultExpectation p:
                 line.Word("page-fault");
-                line.Add("code", CaseSyntax.Hex(p.ErrorCode));
+                line.AddHex("code", p.ErrorCode);
                 break;
             case EntryExpectation en:
                 line.Word("entry");
                 line.Add("a", CaseSyntax.Bool(en.Accessed));
                 line.Add("d", CaseSyntax.Bool(en.Dirty));
-                line.Add("value", Hex(en.Value));
+                line.AddHex("value", en.Value);
                 break;
             case VmEntryExpectation v:
                 line.Word("vmentry");
@@ -212,18 +217,16 @@ public static class CasePrinter
 
     private static string? Bool(bool? value) => value is { } v ? CaseSyntax.Bool(v) : null;
 
-    private static string? Hex(ulong? value) => value is { } v ? CaseSyntax.Hex(v) : null;
-
     private static string? Type(MemoryType? value) => value is { } v ? CaseSyntax.MemoryTypeName(v) : null;
 
     /// <summary>Tokens of one line joined by single spaces; null values are keys that were not written.</summary>
-    private sealed class LineWriter
+    private readonly struct LineWriter
     {
         private readonly StringBuilder _sb;
 
-        public LineWriter(string verb)
+        public LineWriter(StringBuilder sb, string verb)
         {
-            _sb = new StringBuilder(verb, 80);
+            _sb = sb.Append(verb);
         }
 
         public void Add(string key, string? value)
@@ -234,10 +237,16 @@ public static class CasePrinter
             }
         }
 
+        public void AddHex(string key, ulong? value)
+        {
+            if (value is { } v)
+            {
+                CaseSyntax.AppendHex(_sb.Append(' ').Append(key).Append('='), v);
+            }
+        }
+
         public void Word(string word) => _sb.Append(' ').Append(word);
 
         public void Arrow() => _sb.Append(" =>");
-
-        public override string ToString() => _sb.ToString();
     }
 }

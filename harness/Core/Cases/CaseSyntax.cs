@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Numerics;
 using System.Text;
 using EptFuzz.Contract;
 
@@ -96,30 +97,40 @@ internal static class CaseSyntax
     /// <summary>Canonical hex: lowercase after 0x; more than 8 digits are grouped in fours from the right.</summary>
     public static string Hex(ulong value)
     {
-        string digits = value.ToString("x", CultureInfo.InvariantCulture);
-        if (digits.Length <= 8)
-        {
-            return "0x" + digits;
-        }
+        Span<char> text = stackalloc char[MaxHexChars];
+        return new string(FormatHex(value, text));
+    }
 
-        var sb = new StringBuilder("0x", 2 + digits.Length + digits.Length / 4);
-        int head = digits.Length % 4;
-        if (head > 0)
-        {
-            sb.Append(digits, 0, head);
-        }
+    /// <summary>Appends <see cref="Hex"/>'s text without making a string (the printer writes a case per fuzzing iteration).</summary>
+    public static StringBuilder AppendHex(StringBuilder sb, ulong value)
+    {
+        Span<char> text = stackalloc char[MaxHexChars];
+        return sb.Append(FormatHex(value, text));
+    }
 
-        for (int i = head; i < digits.Length; i += 4)
+    // "0x" + 16 digits + 3 group separators.
+    private const int MaxHexChars = 21;
+
+    private static ReadOnlySpan<char> FormatHex(ulong value, Span<char> text)
+    {
+        int digits = value == 0 ? 1 : (67 - BitOperations.LeadingZeroCount(value)) / 4;
+        bool grouped = digits > 8;
+        int length = 2 + digits + (grouped ? (digits - 1) / 4 : 0);
+        int at = length;
+        for (int i = 0; i < digits; i++)
         {
-            if (i > 0)
+            if (grouped && i > 0 && i % 4 == 0)
             {
-                sb.Append('_');
+                text[--at] = '_';
             }
 
-            sb.Append(digits, i, 4);
+            text[--at] = "0123456789abcdef"[(int)(value & 0xF)];
+            value >>= 4;
         }
 
-        return sb.ToString();
+        text[0] = '0';
+        text[1] = 'x';
+        return text[..length];
     }
 
     public static string Decimal(long value) => value.ToString(CultureInfo.InvariantCulture);
@@ -245,6 +256,21 @@ internal static class CaseSyntax
     }
 
     private static string LetterSet(int bits, string alphabet)
+    {
+        // Both alphabets have four letters: the 16 sets of each are made once.
+        string[] cache = alphabet == EptLetters ? EptSets : alphabet == GuestLetters ? GuestSets : [];
+        if ((uint)bits < (uint)cache.Length)
+        {
+            return cache[bits];
+        }
+
+        return MakeLetterSet(bits, alphabet);
+    }
+
+    private static readonly string[] EptSets = [.. Enumerable.Range(0, 1 << EptLetters.Length).Select(b => MakeLetterSet(b, EptLetters))];
+    private static readonly string[] GuestSets = [.. Enumerable.Range(0, 1 << GuestLetters.Length).Select(b => MakeLetterSet(b, GuestLetters))];
+
+    private static string MakeLetterSet(int bits, string alphabet)
     {
         if (bits == 0)
         {
