@@ -60,17 +60,18 @@ public sealed class Prng
         }
 
         // Lemire's nearly divisionless method: the division runs only when the low half is small.
-        UInt128 m = (UInt128)NextU64() * bound;
-        if ((ulong)m < bound)
+        // Math.BigMul is one MUL instruction; UInt128 arithmetic is a call per operator.
+        ulong high = Math.BigMul(NextU64(), bound, out ulong low);
+        if (low < bound)
         {
             ulong threshold = (0 - bound) % bound;
-            while ((ulong)m < threshold)
+            while (low < threshold)
             {
-                m = (UInt128)NextU64() * bound;
+                high = Math.BigMul(NextU64(), bound, out low);
             }
         }
 
-        return (ulong)(m >> 64);
+        return high;
     }
 
     public int Below(int bound) => (int)Below((ulong)bound);
