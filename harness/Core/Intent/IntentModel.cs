@@ -11,9 +11,12 @@ namespace EptFuzz.Harness.Intent;
 /// </summary>
 public sealed class IntentModel
 {
-    /// <summary>Pages ordered by guest-physical start; never overlapping. A set ordered by start (not a
-    /// SortedDictionary) so that <see cref="Overlapping"/> visits only the pages near a range.</summary>
-    private readonly SortedSet<IntendedPage> pages = new(ByStart.Instance);
+    /// <summary>
+    /// Runs of pages ordered by guest-physical start; never overlapping. A list searched by halving:
+    /// a case's operations leave at most a few hundred runs, so inserting in the middle is cheap,
+    /// and a split or a range operation changes a few runs however many pages it makes.
+    /// </summary>
+    private readonly List<IntendedRun> runs = [];
     private readonly List<(ulong Start, ulong End)> unknown = [];
     private readonly List<(ulong Start, ulong End, MemoryType Type)> memoryMap = [];
     private readonly CpuCapabilities cpu;
@@ -24,9 +27,38 @@ public sealed class IntentModel
 
     public VmxControls Controls { get; set; }
 
-    public int Count => pages.Count;
+    /// <summary>How many pages are intended (a run of n pages counts n).</summary>
+    public int Count
+    {
+        get
+        {
+            ulong count = 0;
+            foreach (var run in runs)
+            {
+                count += run.Count;
+            }
 
-    public IEnumerable<IntendedPage> Pages => pages;
+            return (int)count;
+        }
+    }
+
+    /// <summary>Every intended page, in address order.</summary>
+    public IEnumerable<IntendedPage> Pages
+    {
+        get
+        {
+            foreach (var run in runs)
+            {
+                for (ulong i = 0; i < run.Count; i++)
+                {
+                    yield return run.Page(i);
+                }
+            }
+        }
+    }
+
+    /// <summary>The runs the pages are kept in, in address order: what the model's work grows with.</summary>
+    public IReadOnlyList<IntendedRun> Runs => runs;
 
     public void SetWalkLength(int length) => walkLength = length;
 
@@ -85,22 +117,9 @@ public sealed class IntentModel
             return null;
         }
 
-        // Pages are at most 1 GiB: the candidate starts at the greatest key at or below gpa.
-        IntendedPage? found = null;
-        foreach (var size in Sizes)
-        {
-            ulong start = gpa & ~(size.Bytes() - 1);
-            if (pages.TryGetValue(At(start), out var p) && p.Size == size)
-            {
-                found = p;
-                break;
-            }
-        }
-
-        return found;
+        int i = IndexContaining(gpa);
+        return i < 0 ? null : runs[i].Page(runs[i].IndexOf(gpa));
     }
-
-    private static readonly PageSize[] Sizes = [PageSize.Size4K, PageSize.Size2M, PageSize.Size1G];
 
     private ulong GpaLimit => walkLength == 5 ? 1UL << 52 : 1UL << 48;
 
@@ -129,22 +148,20 @@ public sealed class IntentModel
             return ApiResult.InvalidPermission;
         }
 
-        if (Overlapping(gpa, gpa + size).Any())
+        if (Overlapping(gpa, gpa + size) is var (first, last) && first < last)
         {
             return ApiResult.Duplicated;
         }
 
-        Add(new IntendedPage(new Gpa(gpa), new Hpa(hpa), pageSize, permissions, memoryType, ignorePat));
+        Insert(new IntendedRun(new Gpa(gpa), new Hpa(hpa), pageSize, 1, permissions, memoryType, ignorePat));
         return ApiResult.Ok;
     }
 
-    public ApiResult Unmap(ulong gpa, ulong size) => ChangeRange(gpa, size, null, null, _ => null);
+    public ApiResult Unmap(ulong gpa, ulong size) => ChangeRange(gpa, size, null, null, false);
 
-    public ApiResult Protect(ulong gpa, ulong size, EptPermissions permissions) =>
-        ChangeRange(gpa, size, permissions, null, p => p with { Permissions = permissions });
+    public ApiResult Protect(ulong gpa, ulong size, EptPermissions permissions) => ChangeRange(gpa, size, permissions, null, false);
 
-    public ApiResult Retype(ulong gpa, ulong size, MemoryType memoryType, bool ignorePat) =>
-        ChangeRange(gpa, size, null, memoryType, p => p with { MemoryType = memoryType, IgnorePat = ignorePat });
+    public ApiResult Retype(ulong gpa, ulong size, MemoryType memoryType, bool ignorePat) => ChangeRange(gpa, size, null, memoryType, ignorePat);
 
     public ApiResult Split(ulong gpa)
     {
@@ -153,18 +170,19 @@ public sealed class IntentModel
             return ApiResult.OutOfRange;
         }
 
-        if (Lookup(gpa) is not { } page || page.Size == PageSize.Size4K)
+        int i = IndexContaining(gpa);
+        if (i < 0 || runs[i].Size == PageSize.Size4K)
         {
             return ApiResult.NotExist;
         }
 
-        var smaller = (PageSize)((int)page.Size - 1);
+        var smaller = (PageSize)((int)runs[i].Size - 1);
         if (!SizeSupported(smaller))
         {
             return ApiResult.Unsupported;
         }
 
-        ReplaceBySmaller(page);
+        ReplaceBySmaller(i, runs[i].IndexOf(gpa));
         return ApiResult.Ok;
     }
 
@@ -185,34 +203,43 @@ public sealed class IntentModel
             return ApiResult.OutOfRange;
         }
 
-        var inside = Overlapping(gpa, gpa + size).ToList();
-        if (inside.Count == 0)
+        ulong end = gpa + size;
+        var (first, last) = Overlapping(gpa, end);
+        if (first == last)
         {
             return ApiResult.NotExist;
         }
 
+        // Mergeable: exactly 512 pages of the next smaller size inside, guest and host addresses
+        // contiguous from gpa and from a host address aligned to the merged size, one set of
+        // attributes. Within a run all of that holds already, so each run is checked once.
         var smaller = (PageSize)((int)pageSize - 1);
-        ulong step = smaller.Bytes();
-        if (inside.Count != 512 || inside[0].Hpa.Value % size != 0)
+        var head = runs[first];
+        ulong hpa = head.Page(head.IndexOf(Math.Max(gpa, head.Gpa.Value))).Hpa.Value;
+        ulong pages = 0;
+        for (int i = first; i < last; i++)
+        {
+            var run = runs[i];
+            ulong from = run.IndexOf(Math.Max(gpa, run.Gpa.Value));
+            var page = run.Page(from);
+            if (run.Size != smaller || !run.SameAttributes(head) || page.Gpa.Value != gpa + (pages << smaller.Shift()) || page.Hpa.Value != hpa + (pages << smaller.Shift()))
+            {
+                return ApiResult.NotMergeable;
+            }
+
+            pages += run.IndexOf(Math.Min(run.End, end) - 1) - from + 1;
+        }
+
+        if (pages != 512 || hpa % size != 0)
         {
             return ApiResult.NotMergeable;
         }
 
-        for (int i = 0; i < inside.Count; i++)
-        {
-            var p = inside[i];
-            if (p.Size != smaller || p.Gpa.Value != gpa + (ulong)i * step || p.Hpa.Value != inside[0].Hpa.Value + (ulong)i * step || !p.SameAttributes(inside[0]))
-            {
-                return ApiResult.NotMergeable;
-            }
-        }
-
-        foreach (var p in inside)
-        {
-            pages.Remove(p);
-        }
-
-        Add(inside[0] with { Gpa = new Gpa(gpa), Size = pageSize });
+        CutAt(gpa);
+        CutAt(end);
+        (first, last) = Overlapping(gpa, end);
+        runs.RemoveRange(first, last - first);
+        runs.Insert(first, head with { Gpa = new Gpa(gpa), Hpa = new Hpa(hpa), Size = pageSize, Count = 1 });
         return ApiResult.Ok;
     }
 
@@ -233,9 +260,12 @@ public sealed class IntentModel
             return ApiResult.InvalidPermission;
         }
 
-        if (memoryMap.Any(r => r.Start < end && start < r.End))
+        foreach (var r in memoryMap)
         {
-            return ApiResult.Duplicated;
+            if (r.Start < end && start < r.End)
+            {
+                return ApiResult.Duplicated;
+            }
         }
 
         memoryMap.Add((start, end, type));
@@ -255,7 +285,7 @@ public sealed class IntentModel
             return ApiResult.Unaligned;
         }
 
-        var planned = new List<IntendedPage>();
+        var planned = new List<IntendedRun>();
         foreach (var (start, end, type) in MergedMemoryMap())
         {
             ulong gpa = start;
@@ -263,7 +293,7 @@ public sealed class IntentModel
             {
                 ulong hpa = gpa >= offsetFrom ? gpa + offset : gpa;
                 PageSize size = PageSize.Size4K;
-                foreach (var candidate in new[] { PageSize.Size1G, PageSize.Size2M })
+                foreach (var candidate in LargeSizes)
                 {
                     ulong bytes = candidate.Bytes();
                     // Where the offset starts the HPA jumps, so no page may straddle it (with a zero
@@ -276,27 +306,71 @@ public sealed class IntentModel
                     }
                 }
 
-                if (hpa + size.Bytes() > HpaLimit || hpa < gpa && gpa >= offsetFrom)
+                var run = new IntendedRun(new Gpa(gpa), new Hpa(hpa), size, RunLength(gpa, size, end, offset, offsetFrom), EptPermissions.ReadAccess | EptPermissions.WriteAccess | EptPermissions.ExecuteAccess, type, false);
+                // The page-by-page test, on the run's last two pages: hpa + size grows along the run
+                // but for a last page ending at 2^64 (it wraps to 0), and once the HPAs wrap inside
+                // the run, hpa < gpa holds for the last page.
+                if ((run.Count > 1 && OutOfRange(run.Page(run.Count - 2))) || OutOfRange(run.Page(run.Count - 1)))
                 {
                     return ApiResult.OutOfRange;
                 }
 
-                planned.Add(new IntendedPage(new Gpa(gpa), new Hpa(hpa), size, EptPermissions.ReadAccess | EptPermissions.WriteAccess | EptPermissions.ExecuteAccess, type, false));
-                gpa += size.Bytes();
+                if (planned.Count > 0 && planned[^1] is var previous && previous.End == gpa && previous.Size == size && previous.Page(previous.Count).Hpa.Value == hpa && previous.SameAttributes(run))
+                {
+                    planned[^1] = previous with { Count = previous.Count + run.Count };
+                }
+                else
+                {
+                    planned.Add(run);
+                }
+
+                gpa = run.End;
             }
         }
 
-        if (planned.Any(p => Overlapping(p.Gpa.Value, p.End).Any()))
+        foreach (var run in planned)
         {
-            return ApiResult.Duplicated;
+            if (Overlapping(run.Gpa.Value, run.End) is var (first, last) && first < last)
+            {
+                return ApiResult.Duplicated;
+            }
         }
 
-        foreach (var p in planned)
+        foreach (var run in planned)
         {
-            Add(p);
+            Insert(run);
         }
 
         return ApiResult.Ok;
+
+        bool OutOfRange(IntendedPage p) => p.Hpa.Value + p.Size.Bytes() > HpaLimit || p.Hpa.Value < p.Gpa.Value && p.Gpa.Value >= offsetFrom;
+    }
+
+    private static readonly PageSize[] LargeSizes = [PageSize.Size1G, PageSize.Size2M];
+
+    /// <summary>
+    /// How many pages of <paramref name="size"/> from <paramref name="gpa"/> on the identity map's
+    /// choice of page size gives alike: up to the range's end, the next boundary of a larger size the
+    /// processor supports (there a larger page may fit), and where the HPA jumps. In between the
+    /// alignment of both addresses relative to the size stays what it is at gpa.
+    /// </summary>
+    private ulong RunLength(ulong gpa, PageSize size, ulong end, ulong offset, ulong offsetFrom)
+    {
+        ulong limit = end;
+        if (offset != 0 && gpa < offsetFrom)
+        {
+            limit = Math.Min(limit, offsetFrom);
+        }
+
+        foreach (var larger in LargeSizes)
+        {
+            if (larger > size && SizeSupported(larger))
+            {
+                limit = Math.Min(limit, (gpa | (larger.Bytes() - 1)) + 1);
+            }
+        }
+
+        return (limit - gpa) >> size.Shift();
     }
 
     /// <summary>Adjacent memory ranges of the same type count as one.</summary>
@@ -328,9 +402,9 @@ public sealed class IntentModel
     /// <summary>
     /// Unmap, protect and retype: every 4 KiB page of the range must be mapped (else NotExist and
     /// nothing changes); pages the range covers only in part are split first, smallest split that
-    /// isolates the range.
+    /// isolates the range. With neither permissions nor a type the pages are unmapped.
     /// </summary>
-    private ApiResult ChangeRange(ulong gpa, ulong size, EptPermissions? permissions, MemoryType? type, Func<IntendedPage, IntendedPage?> change)
+    private ApiResult ChangeRange(ulong gpa, ulong size, EptPermissions? permissions, MemoryType? type, bool ignorePat)
     {
         if (permissions is { } p0 && !PermissionSupported(p0))
         {
@@ -353,10 +427,11 @@ public sealed class IntentModel
         }
 
         ulong end = gpa + size;
+        var (first, last) = Overlapping(gpa, end);
         ulong covered = 0;
-        foreach (var page in Overlapping(gpa, end))
+        for (int i = first; i < last; i++)
         {
-            covered += Math.Min(page.End, end) - Math.Max(page.Gpa.Value, gpa);
+            covered += Math.Min(runs[i].End, end) - Math.Max(runs[i].Gpa.Value, gpa);
         }
 
         if (covered != size)
@@ -364,90 +439,126 @@ public sealed class IntentModel
             return ApiResult.NotExist;
         }
 
-        // Split pages that straddle either edge until every page is inside or outside the range.
-        bool splitAny = true;
-        while (splitAny)
+        // Split pages that straddle either edge until every page is inside or outside the range;
+        // then cut the runs there, so that each run is inside or outside too.
+        SplitAcross(gpa);
+        SplitAcross(end);
+        CutAt(gpa);
+        CutAt(end);
+        (first, last) = Overlapping(gpa, end);
+        if (permissions is null && type is null)
         {
-            splitAny = false;
-            foreach (var page in Overlapping(gpa, end).ToList())
-            {
-                if (page.Gpa.Value < gpa || page.End > end)
-                {
-                    ReplaceBySmaller(page);
-                    splitAny = true;
-                }
-            }
+            runs.RemoveRange(first, last - first);
+            return ApiResult.Ok;
         }
 
-        foreach (var page in Overlapping(gpa, end).ToList())
+        for (int i = first; i < last; i++)
         {
-            pages.Remove(page);
-            if (change(page) is { } changed)
-            {
-                Add(changed);
-            }
+            runs[i] = permissions is { } changed
+                ? runs[i] with { Permissions = changed }
+                : runs[i] with { MemoryType = type!.Value, IgnorePat = ignorePat };
         }
 
         return ApiResult.Ok;
     }
 
-    /// <summary>
-    /// Replaces a page by pages of the next smaller size the processor supports (a 1 GiB page on a
-    /// processor without 2 MiB pages becomes 4 KiB pages), same attributes.
-    /// </summary>
-    private void ReplaceBySmaller(IntendedPage page)
+    /// <summary>Splits the page that straddles <paramref name="edge"/> until none does.</summary>
+    private void SplitAcross(ulong edge)
     {
-        var smaller = (PageSize)((int)page.Size - 1);
+        while (IndexContaining(edge) is var i && i >= 0 && !Aligned(edge - runs[i].Gpa.Value, runs[i].Size.Bytes()))
+        {
+            ReplaceBySmaller(i, runs[i].IndexOf(edge));
+        }
+    }
+
+    /// <summary>Makes a run start at <paramref name="gpa"/>, a page boundary, if one covers it.</summary>
+    private void CutAt(ulong gpa)
+    {
+        int i = IndexContaining(gpa);
+        if (i >= 0 && runs[i].Gpa.Value != gpa)
+        {
+            var run = runs[i];
+            ulong head = run.IndexOf(gpa);
+            runs[i] = run.Slice(0, head);
+            runs.Insert(i + 1, run.Slice(head, run.Count - head));
+        }
+    }
+
+    /// <summary>
+    /// Replaces page <paramref name="index"/> of run <paramref name="i"/> by pages of the next smaller
+    /// size the processor supports (a 1 GiB page on a processor without 2 MiB pages becomes 4 KiB
+    /// pages), same attributes: one run of smaller pages between what is left of the old run.
+    /// </summary>
+    private void ReplaceBySmaller(int i, ulong index)
+    {
+        var run = runs[i];
+        var smaller = (PageSize)((int)run.Size - 1);
         while (!SizeSupported(smaller))
         {
             smaller = (PageSize)((int)smaller - 1);
         }
 
-        ulong step = smaller.Bytes();
-        ulong count = page.Size.Bytes() / step;
-        pages.Remove(page);
-        for (ulong i = 0; i < count; i++)
+        runs[i] = run.Slice(index, 1) with { Size = smaller, Count = run.Size.Bytes() / smaller.Bytes() };
+        if (index + 1 < run.Count)
         {
-            Add(page with { Gpa = page.Gpa + i * step, Hpa = page.Hpa + i * step, Size = smaller });
+            runs.Insert(i + 1, run.Slice(index + 1, run.Count - index - 1));
+        }
+
+        if (index > 0)
+        {
+            runs.Insert(i, run.Slice(0, index));
         }
     }
 
-    /// <summary>Pages overlapping [start, end), in address order.</summary>
-    private IEnumerable<IntendedPage> Overlapping(ulong start, ulong end)
+    /// <summary>The runs overlapping [start, end): indices first to last, last excluded.</summary>
+    private (int First, int Last) Overlapping(ulong start, ulong end)
     {
-        // A page starting below `start` can overlap only if it is at most 1 GiB below.
-        ulong from = start >= (1UL << 30) ? start - (1UL << 30) + 1 : 0;
-        if (end <= from || pages.Count == 0)
+        int first = LastStartingAtOrBelow(start);
+        if (first < 0 || runs[first].End <= start)
         {
-            yield break;
+            first++;
         }
 
-        foreach (var page in pages.GetViewBetween(At(from), At(end - 1)))
+        return (first, LastStartingAtOrBelow(end - 1) + 1);
+    }
+
+    /// <summary>The run containing <paramref name="gpa"/>, or -1.</summary>
+    private int IndexContaining(ulong gpa)
+    {
+        int i = LastStartingAtOrBelow(gpa);
+        return i >= 0 && gpa < runs[i].End ? i : -1;
+    }
+
+    /// <summary>The last run starting at or below <paramref name="gpa"/>, or -1.</summary>
+    private int LastStartingAtOrBelow(ulong gpa)
+    {
+        int low = 0, high = runs.Count;
+        while (low < high)
         {
-            if (page.End > start)
+            int middle = (low + high) >>> 1;
+            if (runs[middle].Gpa.Value <= gpa)
             {
-                yield return page;
+                low = middle + 1;
+            }
+            else
+            {
+                high = middle;
             }
         }
+
+        return low - 1;
     }
 
-    /// <summary>A key for the set: only the start matters to its order.</summary>
-    private static IntendedPage At(ulong gpa) => new(new Gpa(gpa), default, default, default, default, false);
-
-    /// <summary>Adds a page whose start is free; a second page at one start is a bug here, as it was for the dictionary.</summary>
-    private void Add(IntendedPage page)
+    /// <summary>Adds a run where nothing is mapped; an overlap is a bug here.</summary>
+    private void Insert(IntendedRun run)
     {
-        if (!pages.Add(page))
+        int i = LastStartingAtOrBelow(run.Gpa.Value) + 1;
+        if ((i > 0 && runs[i - 1].End > run.Gpa.Value) || (i < runs.Count && runs[i].Gpa.Value < run.End))
         {
-            throw new InvalidOperationException($"an intended page already starts at {page.Gpa}");
+            throw new InvalidOperationException($"an intended page already covers {run.Gpa}");
         }
-    }
 
-    private sealed class ByStart : IComparer<IntendedPage>
-    {
-        public static readonly ByStart Instance = new();
-
-        public int Compare(IntendedPage x, IntendedPage y) => x.Gpa.Value.CompareTo(y.Gpa.Value);
+        runs.Insert(i, run);
     }
 
     private static PageSize? PageSizeOf(ulong size) => size switch
