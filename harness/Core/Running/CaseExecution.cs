@@ -133,7 +133,7 @@ internal sealed class CaseExecution : IDisposable
         ApiResult? intended = null;
         // Once a raw write made everything unknown, the intent's answer for a mapping operation
         // would be discarded (below) and its state is never consulted again: skip the work (a split
-        // of a 1 GiB page into 4 KiB pages is 262,144 intended pages). A trace still shows it.
+        // of a 1 GiB page into 4 KiB pages changes 512 tables). A trace still shows it.
         bool consultIntent = !intent.AllUnknown || options.Trace is not null;
         bool raw = false;
         bool tables = true;

@@ -277,6 +277,18 @@ public sealed partial class ExtendedPageTable
 
     private bool IsEmpty(ulong table)
     {
+        // One scan of the page first: most tables checked here still hold entries, and a table of
+        // zeros is empty unless one of them is a blank leaf (a mapping whose entry is all zero).
+        if (!_tx.IsZeroPage(table))
+        {
+            return false;
+        }
+
+        if (_blankLeaves.Count == 0)
+        {
+            return true;
+        }
+
         for (ulong offset = 0; offset < LevelGeometry.PageBytes; offset += 8)
         {
             if (_tx.Read(table + offset) != 0 || _blankLeaves.Contains(table + offset))

@@ -199,11 +199,15 @@ public sealed class GuestPageTables
 
         _nextTable += LevelGeometry.PageBytes;
         _tx.OnRollback(() => _nextTable -= LevelGeometry.PageBytes);
-        for (ulong offset = 0; offset < LevelGeometry.PageBytes; offset += 8)
+        // Most pages are clean already, which one scan of the page tells.
+        if (!_tx.IsZeroPage(page.Value))
         {
-            if (_tx.Read(page.Value + offset) != 0)
+            for (ulong offset = 0; offset < LevelGeometry.PageBytes; offset += 8)
             {
-                _tx.Write(page.Value + offset, 0);
+                if (_tx.Read(page.Value + offset) != 0)
+                {
+                    _tx.Write(page.Value + offset, 0);
+                }
             }
         }
 
