@@ -130,8 +130,8 @@ public static class MutantCatalog
         new(
             "EmptinessScanStopsHalfway",
             Reshape,
-            "for (ulong offset = 0; offset < LevelGeometry.PageBytes; offset += 8)",
-            "for (ulong offset = 0; offset < LevelGeometry.PageBytes / 2; offset += 8)",
+            "const ulong scanned = LevelGeometry.PageBytes;",
+            "const ulong scanned = LevelGeometry.PageBytes / 2;",
             "the is-this-table-empty scan covers entries 0..255 only: a table still mapping pages at 256..511 is freed and its parent cleared",
             "API: a table is freed only when every entry is free; pages stay mapped until unmapped"),
 

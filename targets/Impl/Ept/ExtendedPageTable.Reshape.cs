@@ -277,21 +277,19 @@ public sealed partial class ExtendedPageTable
 
     private bool IsEmpty(ulong table)
     {
-        // One scan of the page first: most tables checked here still hold entries, and a table of
-        // zeros is empty unless one of them is a blank leaf (a mapping whose entry is all zero).
-        if (!_tx.IsZeroPage(table))
+        // The whole table: every entry must be free.
+        const ulong scanned = LevelGeometry.PageBytes;
+
+        // One scan of the words first: most tables checked here still hold entries, and a table
+        // of zeros is empty unless one of them is a blank leaf (a mapping whose entry is all zero).
+        if (!_tx.IsZeroRange(table, scanned))
         {
             return false;
         }
 
-        if (_blankLeaves.Count == 0)
+        for (ulong offset = 0; offset < scanned && _blankLeaves.Count > 0; offset += 8)
         {
-            return true;
-        }
-
-        for (ulong offset = 0; offset < LevelGeometry.PageBytes; offset += 8)
-        {
-            if (_tx.Read(table + offset) != 0 || _blankLeaves.Contains(table + offset))
+            if (_blankLeaves.Contains(table + offset))
             {
                 return false;
             }

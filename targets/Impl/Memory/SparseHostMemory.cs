@@ -103,10 +103,13 @@ public sealed class SparseHostMemory : IHostMemoryImage
     /// True when no word of the 4 KiB page at <paramref name="pageAddress"/> is set (an unbacked
     /// page is all zero): a fresh table page needs no clearing then.
     /// </summary>
-    public bool IsZeroPage(ulong pageAddress)
+    public bool IsZeroPage(ulong pageAddress) => IsZeroRange(pageAddress, 4096);
+
+    /// <summary>True when the first <paramref name="bytes"/> of the 4 KiB page at <paramref name="pageAddress"/> are zero.</summary>
+    public bool IsZeroRange(ulong pageAddress, ulong bytes)
     {
         ulong[]? page = Find(pageAddress >> 12);
-        return page is null || page.AsSpan().IndexOfAnyExcept(0UL) < 0;
+        return page is null || page.AsSpan(0, (int)Math.Min(bytes, 4096) / 8).IndexOfAnyExcept(0UL) < 0;
     }
 
     /// <summary>

@@ -28,6 +28,8 @@ public sealed class Transaction
 
     public bool IsZeroPage(ulong pageAddress) => _memory.IsZeroPage(pageAddress);
 
+    public bool IsZeroRange(ulong pageAddress, ulong bytes) => _memory.IsZeroRange(pageAddress, bytes);
+
     public void Write(ulong address, ulong value)
     {
         ulong old = _memory.Read(new Hpa(address));
