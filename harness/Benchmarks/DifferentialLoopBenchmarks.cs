@@ -15,7 +15,7 @@ namespace EptFuzz.Benchmarks;
 /// many probes and accesses the set holds, so per-access rates follow.
 /// </summary>
 [MemoryDiagnoser]
-[SimpleJob(RunStrategy.Monitoring, launchCount: 1, warmupCount: 2, iterationCount: 8)]
+[SimpleJob(RunStrategy.Monitoring, launchCount: 1, warmupCount: 6, iterationCount: 15)]
 public class DifferentialLoopBenchmarks
 {
     private const int Cases = 1000;
