@@ -61,12 +61,16 @@ public sealed partial class VirtualCpu
         _ => 4,
     };
 
-    private bool TranslateGpa(in GpaRequest request, out GpaTranslation translation)
+    private bool TranslateGpa(in GpaRequest request, out GpaTranslation translation) =>
+        CachingEnabled && TryCachedGpa(request, out translation) || WalkGpa(request, out translation);
+
+    // Out of line: its cached-mapping local would otherwise be zeroed on every walk.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool TryCachedGpa(in GpaRequest request, out GpaTranslation translation)
     {
         bool accessedDirty = AccessedDirtyOn;
-        bool mbec = Controls.Mbec;
-        if (CachingEnabled && _tlb.TryGetPhysical(Tag, request.Gpa, out PhysicalMapping cached)
-            && cached.AccessedDirty == accessedDirty && cached.Mbec == mbec
+        if (_tlb.TryGetPhysical(Tag, request.Gpa, out PhysicalMapping cached)
+            && cached.AccessedDirty == accessedDirty && cached.Mbec == Controls.Mbec
             && (cached.Permissions & request.Need) == request.Need
             && (!request.Write || !accessedDirty || cached.Dirty))
         {
@@ -84,6 +88,12 @@ public sealed partial class VirtualCpu
         }
 
         translation = default;
+        return false;
+    }
+
+    private bool WalkGpa(in GpaRequest request, out GpaTranslation translation)
+    {
+        translation = default;
         ulong gpa = request.Gpa;
         int levels = (int)((Eptp >> 3) & 7) + 1;
         if ((gpa >> 52) != 0 || (levels == 4 && (gpa >> 48) != 0))
@@ -93,8 +103,12 @@ public sealed partial class VirtualCpu
             return false;
         }
 
-        WalkAddresses entries = default;
-        int count = 0;
+        // Fields in locals: the loop keeps them in registers instead of reloading them per level.
+        AccessResult result = _result;
+        MisconfigurationRules rules = _misconfiguration;
+        bool mbec = Controls.Mbec;
+        // This walk's entries are the walk records from here on (the A/D pass below writes them).
+        int firstRecord = result.WalkCount;
         ulong table = Eptp & EptBits.AddressMask;
         ulong permissions = EptBits.PermissionMask;
         ulong leaf;
@@ -102,23 +116,22 @@ public sealed partial class VirtualCpu
         while (true)
         {
             ulong address = LevelGeometry.EntryAddress(table, gpa, level);
-            ulong value = _memory.Read(new Hpa(address));
-            _result.AddWalk(new WalkEntry(WalkStructure.Ept, level, new Hpa(address), value, gpa));
+            ulong value = ReadWalkEntry(address, (int)level - 1);
+            result.AddWalk(new WalkEntry(WalkStructure.Ept, level, new Hpa(address), value, gpa));
             if (!EptBits.IsPresent(value, mbec))
             {
                 Violation(request, 0);
                 return false;
             }
 
-            if (IsMisconfigured(value, level, mbec))
+            if (rules.IsMisconfigured(value, level))
             {
-                _result.Kind = OutcomeKind.EptMisconfiguration;
-                _result.Gpa = new Gpa(gpa);
+                result.Kind = OutcomeKind.EptMisconfiguration;
+                result.Gpa = new Gpa(gpa);
                 return false;
             }
 
             permissions &= value;
-            entries[count++] = address;
             if (level == EptLevel.Pte || ((level == EptLevel.Pde || level == EptLevel.Pdpte) && (value & EptBits.LargePage) != 0))
             {
                 leaf = value;
@@ -136,22 +149,11 @@ public sealed partial class VirtualCpu
             return false;
         }
 
+        bool accessedDirty = AccessedDirtyOn;
         bool dirty = (leaf & EptBits.Dirty) != 0;
         if (accessedDirty)
         {
-            // EPT-AD-2/3: the access is performed, so A on every entry of its walk and D on the leaf of a write.
-            for (int i = 0; i < count; i++)
-            {
-                bool isLeaf = i == count - 1;
-                ulong current = _memory.Read(new Hpa(entries[i]));
-                ulong updated = current | EptBits.Accessed | (isLeaf && request.Write ? EptBits.Dirty : 0);
-                if (updated != current)
-                {
-                    _memory.Write(new Hpa(entries[i]), updated);
-                    _result.AddWrite(new MemoryWrite(new Hpa(entries[i]), updated));
-                }
-            }
-
+            SetAccessedDirty(request, level, firstRecord);
             dirty |= request.Write;
         }
 
@@ -186,6 +188,27 @@ public sealed partial class VirtualCpu
         return true;
     }
 
+    /// <summary>
+    /// EPT-AD-2/3: the access is performed, so A on every entry of its walk (the walk records from
+    /// <paramref name="firstRecord"/> on) and D on the leaf, at <paramref name="level"/>, of a write.
+    /// </summary>
+    private void SetAccessedDirty(in GpaRequest request, EptLevel level, int firstRecord)
+    {
+        int count = _result.WalkCount - firstRecord;
+        for (int i = 0; i < count; i++)
+        {
+            bool isLeaf = i == count - 1;
+            Hpa entry = _result.Walk[firstRecord + i].Address;
+            ulong current = _memory.Read(entry);
+            ulong updated = current | EptBits.Accessed | (isLeaf && request.Write ? EptBits.Dirty : 0);
+            if (updated != current)
+            {
+                _memory.Write(entry, updated);
+                _result.AddWrite(new MemoryWrite(entry, updated));
+            }
+        }
+    }
+
     /// <summary>Exit qualification per Table 27-7 (EPT-EXITQ-1/2) as SEMANTICS.md fixes it.</summary>
     private void Violation(in GpaRequest request, ulong permissions)
     {
@@ -203,51 +226,5 @@ public sealed partial class VirtualCpu
         _result.Qualification = qualification;
         _result.GuestLinearAddress = request.Linear;
         _result.GuestLinearAddressValid = true;
-    }
-
-    /// <summary>EPT-MISCONFIG-1..6 for a present entry at <paramref name="level"/> on this processor.</summary>
-    // Inlined into the walk loop: a call per level was a fifth of a walk.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool IsMisconfigured(ulong value, EptLevel level, bool mbec)
-    {
-        bool read = (value & EptBits.ReadAccess) != 0;
-        if (!read && (value & EptBits.WriteAccess) != 0)
-        {
-            return true;
-        }
-
-        bool execute = (value & EptBits.ExecuteAccess) != 0 || (mbec && (value & EptBits.UserModeExecute) != 0);
-        if (!read && execute && !_cpu.ExecuteOnly)
-        {
-            return true;
-        }
-
-        // [51:N] reserved at every level.
-        if ((value & EptBits.AddressMask & ~EptBits.AddressMaskBelow(_cpu.MaxPhyAddr)) != 0)
-        {
-            return true;
-        }
-
-        switch (level)
-        {
-            case EptLevel.Pml5e:
-            case EptLevel.Pml4e:
-                // [7:3] reserved.
-                return (value & 0xF8UL) != 0;
-            case EptLevel.Pdpte:
-            case EptLevel.Pde:
-                if ((value & EptBits.LargePage) == 0)
-                {
-                    // [6:3] reserved in an entry that references a table.
-                    return (value & 0x78UL) != 0;
-                }
-
-                // Bit 7 is reserved where the page size is not supported; [29:12] / [20:12] are reserved in a page.
-                bool supported = level == EptLevel.Pdpte ? _cpu.Page1G : _cpu.Page2M;
-                ulong lowAddress = EptBits.AddressMask & (LevelGeometry.Span(level) - 1);
-                return !supported || (value & lowAddress) != 0 || !EptBits.IsValidEptMemoryType(EptBits.DecodeType(value));
-            default:
-                return !EptBits.IsValidEptMemoryType(EptBits.DecodeType(value));
-        }
     }
 }

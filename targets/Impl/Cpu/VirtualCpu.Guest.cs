@@ -40,7 +40,7 @@ public sealed partial class VirtualCpu
                 return;
             }
 
-            ulong value = _memory.Read(new Hpa(entryTranslation.Hpa));
+            ulong value = ReadWalkEntry(entryTranslation.Hpa, 4 + (int)level);
             _result.AddWalk(new WalkEntry(WalkStructure.Guest, level, new Hpa(entryTranslation.Hpa), value, linear));
             entryGpas[depth] = entryGpa;
             entryHpas[depth] = entryTranslation.Hpa;

@@ -1,5 +1,7 @@
+using System.Runtime.CompilerServices;
 using EptFuzz.Contract;
 using EptFuzz.Impl.Ept;
+using EptFuzz.Impl.Memory;
 
 namespace EptFuzz.Impl.Cpu;
 
@@ -13,6 +15,8 @@ public sealed partial class VirtualCpu
 {
     private readonly CpuCapabilities _cpu;
     private readonly IHostMemory _memory;
+    // The same memory when it is sparse host memory (every target's is): walks read through its walk ways.
+    private readonly SparseHostMemory? _sparse;
     private readonly TranslationCache _tlb = new();
     private readonly AccessResult _result = new();
 
@@ -20,11 +24,17 @@ public sealed partial class VirtualCpu
     // those are set, not again on every access.
     private bool _vmEntryPasses;
 
+    // The misconfiguration rules depend only on the processor and the MBEC control: decided when
+    // the controls are set.
+    private MisconfigurationRules _misconfiguration;
+
     public VirtualCpu(CpuCapabilities cpu, IHostMemory memory)
     {
         _cpu = cpu;
         _memory = memory;
+        _sparse = memory as SparseHostMemory;
         _vmEntryPasses = VmEntryPasses;
+        _misconfiguration = new MisconfigurationRules(cpu, mbec: false);
     }
 
     public ulong Eptp { get; private set; }
@@ -51,6 +61,7 @@ public sealed partial class VirtualCpu
     {
         Controls = controls;
         _vmEntryPasses = VmEntryPasses;
+        _misconfiguration = new MisconfigurationRules(_cpu, controls.Mbec);
     }
 
     public void SetGuestPaging(GuestPaging paging)
@@ -134,6 +145,14 @@ public sealed partial class VirtualCpu
             Translated(translation, gpa, MemoryType.WB);
         }
     }
+
+    /// <summary>
+    /// One entry of a walk. Way: EPT levels 1..5 take 0..4, guest levels 1..4 take 5..8, so each
+    /// level of each walk keeps its own table pages at hand.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ulong ReadWalkEntry(ulong address, int way) =>
+        _sparse is { } sparse ? sparse.ReadWalkEntry(new Hpa(address), way) : _memory.Read(new Hpa(address));
 
     private void Translated(in GpaTranslation translation, ulong gpa, MemoryType pat)
     {

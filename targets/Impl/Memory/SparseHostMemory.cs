@@ -16,9 +16,15 @@ public sealed class SparseHostMemory : IHostMemoryImage
     // direct-mapped cache of page arrays in front of the dictionary spares most hash lookups.
     private const int CacheSlots = 64;
 
+    /// <summary>Table walkers pass a way below this to <see cref="ReadWalkEntry"/>: one per walk level and structure.</summary>
+    internal const int WalkWays = 9;
+
+    // The hashed slots first, then two slots for each walk way: emptying these arrays empties both.
+    private const int Slots = CacheSlots + 2 * WalkWays;
+
     private readonly Dictionary<ulong, ulong[]> _pages = [];
     private readonly ulong[] _cachedNumbers = CreateEmptyTags();
-    private readonly ulong[]?[] _cachedPages = new ulong[]?[CacheSlots];
+    private readonly ulong[]?[] _cachedPages = new ulong[]?[Slots];
 
     public ulong Read(Hpa address)
     {
@@ -27,7 +33,24 @@ public sealed class SparseHostMemory : IHostMemoryImage
         ulong number = address.Value >> 12;
         int slot = Slot(number);
         ulong[]? page = _cachedNumbers[slot] == number ? _cachedPages[slot] : Find(number);
-        return page is null ? 0 : page[(address.Value >> 3) & 511];
+        return page is null ? 0 : page[(int)(address.Value >> 3) & 511];
+    }
+
+    /// <summary>
+    /// A read for a table walker: the walker names its level by <paramref name="way"/>, whose two
+    /// slots hold the table pages that level read last. Their page arrays are loaded before the
+    /// entry's address is known (a hashed slot needs the address first), which takes a load off
+    /// the chain of dependent loads that a walk is. Every entry is still read from its page.
+    /// </summary>
+    internal ulong ReadWalkEntry(Hpa address, int way)
+    {
+        CheckAligned(address);
+        ulong number = address.Value >> 12;
+        int slot = CacheSlots + 2 * way;
+        ulong[]? page = _cachedNumbers[slot] == number ? _cachedPages[slot]
+            : _cachedNumbers[slot + 1] == number ? _cachedPages[slot + 1]
+            : FindForWay(number, slot);
+        return page is null ? 0 : page[(int)(address.Value >> 3) & 511];
     }
 
     public void Write(Hpa address, ulong value)
@@ -61,6 +84,23 @@ public sealed class SparseHostMemory : IHostMemoryImage
         return page;
     }
 
+    // The way's first slot moves to its second. Only backed pages are kept there: a write that backs
+    // a page updates its hashed slot only, so a null kept in a way would go stale. Backed pages stay.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private ulong[]? FindForWay(ulong number, int slot)
+    {
+        ulong[]? page = Find(number);
+        if (page is not null)
+        {
+            _cachedNumbers[slot + 1] = _cachedNumbers[slot];
+            _cachedPages[slot + 1] = _cachedPages[slot];
+            _cachedNumbers[slot] = number;
+            _cachedPages[slot] = page;
+        }
+
+        return page;
+    }
+
     private void Remember(ulong number, ulong[]? page)
     {
         int slot = Slot(number);
@@ -73,7 +113,7 @@ public sealed class SparseHostMemory : IHostMemoryImage
     // A page number is at most 2^52 - 1, so all-ones marks an empty slot.
     private static ulong[] CreateEmptyTags()
     {
-        var tags = new ulong[CacheSlots];
+        var tags = new ulong[Slots];
         Array.Fill(tags, ulong.MaxValue);
         return tags;
     }
