@@ -80,7 +80,8 @@ public sealed partial class VirtualCpu
         for (int i = 0; i < depth; i++)
         {
             bool isLeaf = i == depth - 1;
-            ulong current = _memory.Read(new Hpa(entryHpas[i]));
+            // Read again, not taken from the walk: an EPT A/D write of this walk may have changed it.
+            ulong current = ReadWalkEntry(entryHpas[i], 4 + ((int)EptLevel.Pml4e - i));
             ulong updated = current | GuestBits.Accessed | (isLeaf && kind == AccessKind.Write ? GuestBits.Dirty : 0);
             if (updated == current)
             {
