@@ -105,8 +105,7 @@ public sealed partial class VirtualCpu
 
         // Fields in locals: the loop keeps them in registers instead of reloading them per level.
         AccessResult result = _result;
-        MisconfigurationRules rules = _misconfiguration;
-        bool mbec = Controls.Mbec;
+        EptEntryClasses classes = _entryClasses;
         // This walk's entries are the walk records from here on (the A/D pass below writes them).
         int firstRecord = result.WalkCount;
         ulong table = Eptp & EptBits.AddressMask;
@@ -118,22 +117,24 @@ public sealed partial class VirtualCpu
             ulong address = LevelGeometry.EntryAddress(table, gpa, level);
             ulong value = ReadWalkEntry(address, (int)level - 1);
             result.AddWalk(new WalkEntry(WalkStructure.Ept, level, new Hpa(address), value, gpa));
-            if (!EptBits.IsPresent(value, mbec))
-            {
-                Violation(request, 0);
-                return false;
-            }
-
-            if (rules.IsMisconfigured(value, level))
-            {
-                result.Kind = OutcomeKind.EptMisconfiguration;
-                result.Gpa = new Gpa(gpa);
-                return false;
-            }
-
+            // Used only if the walk translates, when every entry read was present and well formed.
             permissions &= value;
-            if (level == EptLevel.Pte || ((level == EptLevel.Pde || level == EptLevel.Pdpte) && (value & EptBits.LargePage) != 0))
+            EptEntryClass entryClass = classes.Classify(value, level);
+            if (entryClass != EptEntryClass.Table)
             {
+                if (entryClass == EptEntryClass.NotPresent)
+                {
+                    Violation(request, 0);
+                    return false;
+                }
+
+                if (entryClass == EptEntryClass.Misconfigured)
+                {
+                    result.Kind = OutcomeKind.EptMisconfiguration;
+                    result.Gpa = new Gpa(gpa);
+                    return false;
+                }
+
                 leaf = value;
                 break;
             }
@@ -181,7 +182,7 @@ public sealed partial class VirtualCpu
                 IgnorePat = translation.IgnorePat,
                 Dirty = dirty,
                 AccessedDirty = accessedDirty,
-                Mbec = mbec,
+                Mbec = Controls.Mbec,
             });
         }
 

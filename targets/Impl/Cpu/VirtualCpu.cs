@@ -24,9 +24,9 @@ public sealed partial class VirtualCpu
     // those are set, not again on every access.
     private bool _vmEntryPasses;
 
-    // The misconfiguration rules depend only on the processor and the MBEC control: decided when
-    // the controls are set.
-    private MisconfigurationRules _misconfiguration;
+    // How the walk treats each EPT entry depends only on the processor and the MBEC control:
+    // decided when the controls are set.
+    private EptEntryClasses _entryClasses;
 
     public VirtualCpu(CpuCapabilities cpu, IHostMemory memory)
     {
@@ -34,7 +34,7 @@ public sealed partial class VirtualCpu
         _memory = memory;
         _sparse = memory as SparseHostMemory;
         _vmEntryPasses = VmEntryPasses;
-        _misconfiguration = new MisconfigurationRules(cpu, mbec: false);
+        _entryClasses = new EptEntryClasses(cpu, mbec: false);
     }
 
     public ulong Eptp { get; private set; }
@@ -61,7 +61,7 @@ public sealed partial class VirtualCpu
     {
         Controls = controls;
         _vmEntryPasses = VmEntryPasses;
-        _misconfiguration = new MisconfigurationRules(_cpu, controls.Mbec);
+        _entryClasses = new EptEntryClasses(_cpu, controls.Mbec);
     }
 
     public void SetGuestPaging(GuestPaging paging)
