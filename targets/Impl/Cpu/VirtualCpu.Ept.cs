@@ -13,17 +13,10 @@ public sealed partial class VirtualCpu
     private readonly record struct GpaRequest(ulong Gpa, ulong Need, ulong AccessBits, bool Write, bool Final, ulong Linear, ulong Advanced);
 
     /// <summary>
-    /// The host addresses of one walk's entries, on the stack. Not a stackalloc: a method with one
-    /// is compiled fully optimized at once, without the profile that lets the JIT inline the host
-    /// memory's reads into the walk loop.
+    /// The guest-physical or host addresses of a guest walk's four entries. Not a stackalloc: a
+    /// method with one is compiled fully optimized at once, without the profile that lets the JIT
+    /// inline the host memory's reads into the walk loop.
     /// </summary>
-    [InlineArray(5)]
-    private struct WalkAddresses
-    {
-        private ulong _first;
-    }
-
-    /// <summary>The guest-physical or host addresses of a guest walk's four entries (not a stackalloc, as above).</summary>
     [InlineArray(4)]
     private struct GuestEntryAddresses
     {
@@ -114,8 +107,10 @@ public sealed partial class VirtualCpu
         EptLevel level = (EptLevel)levels;
         while (true)
         {
-            ulong address = LevelGeometry.EntryAddress(table, gpa, level);
-            ulong value = ReadWalkEntry(address, (int)level - 1);
+            // The index comes from the GPA, not from the table address: it is known before the entry above is read.
+            int index = LevelGeometry.Index(gpa, level);
+            ulong address = table + ((ulong)index << 3);
+            ulong value = ReadWalkEntry(table, index, (int)level - 1);
             result.AddWalk(new WalkEntry(WalkStructure.Ept, level, new Hpa(address), value, gpa));
             // Used only if the walk translates, when every entry read was present and well formed.
             permissions &= value;

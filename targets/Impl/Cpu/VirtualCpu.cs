@@ -147,12 +147,16 @@ public sealed partial class VirtualCpu
     }
 
     /// <summary>
-    /// One entry of a walk. Way: EPT levels 1..5 take 0..4, guest levels 1..4 take 5..8, so each
-    /// level of each walk keeps its own table pages at hand.
+    /// Entry <paramref name="index"/> of the table at <paramref name="table"/>, for a walk. Way:
+    /// EPT levels 1..5 take 0..4, guest levels 1..4 take 5..8, so each level of each walk keeps its
+    /// own table pages at hand.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private ulong ReadWalkEntry(ulong address, int way) =>
-        _sparse is { } sparse ? sparse.ReadWalkEntry(new Hpa(address), way) : _memory.Read(new Hpa(address));
+    private ulong ReadWalkEntry(ulong table, int index, int way) =>
+        _sparse is { } sparse ? sparse.ReadWalkEntry(new Hpa(table), index, way) : _memory.Read(new Hpa(table + ((ulong)index << 3)));
+
+    /// <summary>The walk entry at host address <paramref name="address"/> (8-byte aligned).</summary>
+    private ulong ReadWalkEntry(ulong address, int way) => ReadWalkEntry(address & ~0xFFFUL, (int)(address >> 3) & 511, way);
 
     private void Translated(in GpaTranslation translation, ulong gpa, MemoryType pat)
     {

@@ -37,20 +37,21 @@ public sealed class SparseHostMemory : IHostMemoryImage
     }
 
     /// <summary>
-    /// A read for a table walker: the walker names its level by <paramref name="way"/>, whose two
-    /// slots hold the table pages that level read last. Their page arrays are loaded before the
-    /// entry's address is known (a hashed slot needs the address first), which takes a load off
-    /// the chain of dependent loads that a walk is. Every entry is still read from its page.
+    /// A read for a table walker: entry <paramref name="index"/> of the 4 KiB table at
+    /// <paramref name="table"/>. The walker names its level by <paramref name="way"/>, whose two
+    /// slots hold the table pages that level read last. Neither the slots nor the index depend on
+    /// the entry read at the level above, so the CPU can load this entry as soon as it has
+    /// predicted that the page is in a slot: a walk is a chain of dependent reads, and this takes
+    /// the address arithmetic and the slot lookup off it. Every entry is still read from its page.
     /// </summary>
-    internal ulong ReadWalkEntry(Hpa address, int way)
+    internal ulong ReadWalkEntry(Hpa table, int index, int way)
     {
-        CheckAligned(address);
-        ulong number = address.Value >> 12;
+        ulong number = table.Value >> 12;
         int slot = CacheSlots + 2 * way;
         ulong[]? page = _cachedNumbers[slot] == number ? _cachedPages[slot]
             : _cachedNumbers[slot + 1] == number ? _cachedPages[slot + 1]
             : FindForWay(number, slot);
-        return page is null ? 0 : page[(int)(address.Value >> 3) & 511];
+        return page is null ? 0 : page[index & 511];
     }
 
     public void Write(Hpa address, ulong value)
