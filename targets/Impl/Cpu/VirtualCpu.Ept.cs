@@ -96,14 +96,12 @@ public sealed partial class VirtualCpu
             return false;
         }
 
-        // Fields in locals: the loop keeps them in registers instead of reloading them per level.
-        AccessResult result = _result;
-        EptEntryClasses classes = _entryClasses;
         // This walk's entries are the walk records from here on (the A/D pass below writes them).
-        int firstRecord = result.WalkCount;
+        int firstRecord = _result.WalkCount;
         ulong table = Eptp & EptBits.AddressMask;
         ulong permissions = EptBits.PermissionMask;
         ulong leaf;
+        EptEntryClass entryClass;
         EptLevel level = (EptLevel)levels;
         while (true)
         {
@@ -111,31 +109,32 @@ public sealed partial class VirtualCpu
             int index = LevelGeometry.Index(gpa, level);
             ulong address = table + ((ulong)index << 3);
             ulong value = ReadWalkEntry(table, index, (int)level - 1);
-            result.AddWalk(new WalkEntry(WalkStructure.Ept, level, new Hpa(address), value, gpa));
+            _result.AddWalk(new WalkEntry(WalkStructure.Ept, level, new Hpa(address), value, gpa));
             // Used only if the walk translates, when every entry read was present and well formed.
             permissions &= value;
-            EptEntryClass entryClass = classes.Classify(value, level);
+            entryClass = _entryClasses.Classify(value, level);
             if (entryClass != EptEntryClass.Table)
             {
-                if (entryClass == EptEntryClass.NotPresent)
-                {
-                    Violation(request, 0);
-                    return false;
-                }
-
-                if (entryClass == EptEntryClass.Misconfigured)
-                {
-                    result.Kind = OutcomeKind.EptMisconfiguration;
-                    result.Gpa = new Gpa(gpa);
-                    return false;
-                }
-
                 leaf = value;
                 break;
             }
 
             table = value & EptBits.AddressMask;
             level--;
+        }
+
+        // The loop has one exit; how the walk ended is decided here, with the calls kept out of the loop.
+        if (entryClass == EptEntryClass.NotPresent)
+        {
+            Violation(request, 0);
+            return false;
+        }
+
+        if (entryClass == EptEntryClass.Misconfigured)
+        {
+            _result.Kind = OutcomeKind.EptMisconfiguration;
+            _result.Gpa = new Gpa(gpa);
+            return false;
         }
 
         // Permissions are checked only after the whole walk: a lower misconfiguration wins (EPT-ORDER-1).
