@@ -22,11 +22,13 @@ internal enum EptEntryClass : byte
 /// level, bit 7, XU (bit 10) and bits [5:0] (R, W, X, memory type), and per level and bit 7 the
 /// bits that must be 0. The walk then sorts an entry with two table lookups instead of a chain of
 /// branches for presence, each misconfiguration rule and the page size (they were half of every level).
+/// A struct held inside the virtual CPU: the walk reaches the tables without a pointer to follow.
 /// </summary>
-internal sealed class EptEntryClasses
+internal readonly struct EptEntryClasses
 {
-    // Key: level [10:8], bit 7 [7], XU [6], bits [5:0]. Level 0 is unused.
-    private const int Keys = 6 << 8;
+    // Key: level [10:8], bit 7 [7], XU [6], bits [5:0]. Levels 0, 6 and 7 are unused: the powers of
+    // two let the lookups mask the key instead of checking bounds.
+    private const int Keys = 8 << 8;
 
     private readonly ClassTable _classes;
     // Per key >> 7 (level and bit 7): the bits that must be 0 in a present entry.
@@ -64,9 +66,9 @@ internal sealed class EptEntryClasses
     public EptEntryClass Classify(ulong value, EptLevel level)
     {
         int key = Key(level, value);
-        EptEntryClass entryClass = _classes[key];
+        EptEntryClass entryClass = _classes[key & (Keys - 1)];
         // Reserved bits misconfigure a present entry (EPT-MISCONFIG-4/6); a not-present one stays a violation.
-        return (value & _reserved[key >> 7]) != 0 && entryClass != EptEntryClass.NotPresent ? EptEntryClass.Misconfigured : entryClass;
+        return (value & _reserved[(key >> 7) & ((Keys >> 7) - 1)]) != 0 && entryClass != EptEntryClass.NotPresent ? EptEntryClass.Misconfigured : entryClass;
     }
 
     private static int Key(EptLevel level, ulong value) =>
