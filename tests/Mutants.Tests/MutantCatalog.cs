@@ -14,6 +14,7 @@ public static class MutantCatalog
     private const string Checks = "Ept/ExtendedPageTable.Checks.cs";
     private const string Pool = "Memory/TablePagePool.cs";
     private const string EptWalk = "Cpu/VirtualCpu.Ept.cs";
+    private const string Classes = "Cpu/EptEntryClasses.cs";
     private const string GuestWalk = "Cpu/VirtualCpu.Guest.cs";
     private const string Cpu = "Cpu/VirtualCpu.cs";
     private const string Tlb = "Cpu/TranslationCache.cs";
@@ -41,9 +42,9 @@ public static class MutantCatalog
         // ---- large pages ----
         new(
             "WalkerIgnoresLargePageInPdpte",
-            EptWalk,
-            "if (level == EptLevel.Pte || ((level == EptLevel.Pde || level == EptLevel.Pdpte) && (value & EptBits.LargePage) != 0))",
-            "if (level == EptLevel.Pte || (level == EptLevel.Pde && (value & EptBits.LargePage) != 0))",
+            Classes,
+            "bool isPage = level == EptLevel.Pte || ((level == EptLevel.Pde || level == EptLevel.Pdpte) && largePage);",
+            "bool isPage = level == EptLevel.Pte || (level == EptLevel.Pde && largePage);",
             "the walker stops at bit 7 only in PDEs: a 1 GiB page's frame is walked as if it were a page directory",
             "EPT-WALK-2: a PDPTE with bit 7 = 1 maps a 1-GByte page"),
         new(
@@ -55,16 +56,16 @@ public static class MutantCatalog
             "EPT-WALK-2: a 2-MByte page keeps GPA[20:0], a 1-GByte page GPA[29:0]"),
         new(
             "LargePageReservedBitsUnchecked",
-            EptWalk,
-            "return !supported || (value & lowAddress) != 0 || !EptBits.IsValidEptMemoryType(EptBits.DecodeType(value));",
-            "return !supported || !EptBits.IsValidEptMemoryType(EptBits.DecodeType(value));",
+            Classes,
+            "return !supported ? ulong.MaxValue : lowAddress;",
+            "return !supported ? ulong.MaxValue : 0;",
             "a 2 MiB / 1 GiB leaf with address bits below its alignment is walked instead of misconfigured",
             "EPT-MISCONFIG-4: bits [20:12] of a 2-MByte and [29:12] of a 1-GByte page are reserved"),
         new(
             "HugePageWithoutCapability",
-            EptWalk,
-            "return !supported || (value & lowAddress) != 0 || !EptBits.IsValidEptMemoryType(EptBits.DecodeType(value));",
-            "return (value & lowAddress) != 0 || !EptBits.IsValidEptMemoryType(EptBits.DecodeType(value));",
+            Classes,
+            "return !supported ? ulong.MaxValue : lowAddress;",
+            "return lowAddress;",
             "bit 7 is honoured in a PDPTE/PDE even when the processor lacks that page size",
             "EPT-MISCONFIG-4: bit 7 is reserved where the page size is not supported (CAP[16], CAP[17])"),
 
@@ -147,7 +148,7 @@ public static class MutantCatalog
         // ---- misconfigurations ----
         new(
             "WalkerAcceptsWriteOnly",
-            EptWalk,
+            Classes,
             "if (!read && (value & EptBits.WriteAccess) != 0)",
             "if (!read && (value & EptBits.WriteAccess) != 0 && (value & EptBits.ExecuteAccess) != 0)",
             "write without read is flagged only together with execute (-WX); -W- is walked",
@@ -161,23 +162,23 @@ public static class MutantCatalog
             "API: perm=w is InvalidPermission (it would be EPT-MISCONFIG-1)"),
         new(
             "ExecuteOnlyCapabilityInverted",
-            EptWalk,
-            "if (!read && execute && !_cpu.ExecuteOnly)",
-            "if (!read && execute && _cpu.ExecuteOnly)",
+            Classes,
+            "return !read && execute && !cpu.ExecuteOnly;",
+            "return !read && execute && cpu.ExecuteOnly;",
             "the execute-only capability bit is read with the wrong polarity",
             "EPT-MISCONFIG-2: execute without read is a misconfiguration only without CAP[0]"),
         new(
             "UserExecuteIgnoredInMisconfig",
-            EptWalk,
+            Classes,
             "bool execute = (value & EptBits.ExecuteAccess) != 0 || (mbec && (value & EptBits.UserModeExecute) != 0);",
             "bool execute = (value & EptBits.ExecuteAccess) != 0;",
             "the execute-without-read check looks at bit 2 only, not at user-mode execute (bit 10) under MBEC",
             "EPT-MISCONFIG-3: XU without read is a misconfiguration without execute-only support"),
         new(
             "MaxPhyAddrOffByOne",
-            EptWalk,
-            "if ((value & EptBits.AddressMask & ~EptBits.AddressMaskBelow(_cpu.MaxPhyAddr)) != 0)",
-            "if ((value & EptBits.AddressMask & ~EptBits.AddressMaskBelow(_cpu.MaxPhyAddr + 1)) != 0)",
+            Classes,
+            "ulong aboveMaxPhyAddr = EptBits.AddressMask & ~EptBits.AddressMaskBelow(cpu.MaxPhyAddr);",
+            "ulong aboveMaxPhyAddr = EptBits.AddressMask & ~EptBits.AddressMaskBelow(cpu.MaxPhyAddr + 1);",
             "the reserved-address check starts one bit too high: bit MAXPHYADDR itself is accepted",
             "EPT-MISCONFIG-6: bits [51:MAXPHYADDR] are reserved"),
         new(

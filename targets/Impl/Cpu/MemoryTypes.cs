@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using EptFuzz.Contract;
 
 namespace EptFuzz.Impl.Cpu;
@@ -17,6 +18,8 @@ public static class MemoryTypes
     ];
 
     /// <summary>CR0.CD is always 0 here: IPAT = 1 gives the EPT type, else Table 11-7 of (EPT type, PAT type).</summary>
+    // Inlined: on every translated access, where the PAT type is often a constant (WB with paging off).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static MemoryType Effective(MemoryType ept, bool ignorePat, MemoryType pat)
     {
         if (ignorePat)

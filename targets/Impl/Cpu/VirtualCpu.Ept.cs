@@ -13,17 +13,10 @@ public sealed partial class VirtualCpu
     private readonly record struct GpaRequest(ulong Gpa, ulong Need, ulong AccessBits, bool Write, bool Final, ulong Linear, ulong Advanced);
 
     /// <summary>
-    /// The host addresses of one walk's entries, on the stack. Not a stackalloc: a method with one
-    /// is compiled fully optimized at once, without the profile that lets the JIT inline the host
-    /// memory's reads into the walk loop.
+    /// The guest-physical or host addresses of a guest walk's four entries. Not a stackalloc: a
+    /// method with one is compiled fully optimized at once, without the profile that lets the JIT
+    /// inline the host memory's reads into the walk loop.
     /// </summary>
-    [InlineArray(5)]
-    private struct WalkAddresses
-    {
-        private ulong _first;
-    }
-
-    /// <summary>The guest-physical or host addresses of a guest walk's four entries (not a stackalloc, as above).</summary>
     [InlineArray(4)]
     private struct GuestEntryAddresses
     {
@@ -61,12 +54,16 @@ public sealed partial class VirtualCpu
         _ => 4,
     };
 
-    private bool TranslateGpa(in GpaRequest request, out GpaTranslation translation)
+    private bool TranslateGpa(in GpaRequest request, out GpaTranslation translation) =>
+        CachingEnabled && TryCachedGpa(request, out translation) || WalkGpa(request, out translation);
+
+    // Out of line: its cached-mapping local would otherwise be zeroed on every walk.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool TryCachedGpa(in GpaRequest request, out GpaTranslation translation)
     {
         bool accessedDirty = AccessedDirtyOn;
-        bool mbec = Controls.Mbec;
-        if (CachingEnabled && _tlb.TryGetPhysical(Tag, request.Gpa, out PhysicalMapping cached)
-            && cached.AccessedDirty == accessedDirty && cached.Mbec == mbec
+        if (_tlb.TryGetPhysical(Tag, request.Gpa, out PhysicalMapping cached)
+            && cached.AccessedDirty == accessedDirty && cached.Mbec == Controls.Mbec
             && (cached.Permissions & request.Need) == request.Need
             && (!request.Write || !accessedDirty || cached.Dirty))
         {
@@ -84,6 +81,12 @@ public sealed partial class VirtualCpu
         }
 
         translation = default;
+        return false;
+    }
+
+    private bool WalkGpa(in GpaRequest request, out GpaTranslation translation)
+    {
+        translation = default;
         ulong gpa = request.Gpa;
         int levels = (int)((Eptp >> 3) & 7) + 1;
         if ((gpa >> 52) != 0 || (levels == 4 && (gpa >> 48) != 0))
@@ -93,33 +96,24 @@ public sealed partial class VirtualCpu
             return false;
         }
 
-        WalkAddresses entries = default;
-        int count = 0;
+        // This walk's entries are the walk records from here on (the A/D pass below writes them).
+        int firstRecord = _result.WalkCount;
         ulong table = Eptp & EptBits.AddressMask;
         ulong permissions = EptBits.PermissionMask;
         ulong leaf;
+        EptEntryClass entryClass;
         EptLevel level = (EptLevel)levels;
         while (true)
         {
-            ulong address = LevelGeometry.EntryAddress(table, gpa, level);
-            ulong value = _memory.Read(new Hpa(address));
+            // The index comes from the GPA, not from the table address: it is known before the entry above is read.
+            int index = LevelGeometry.Index(gpa, level);
+            ulong address = table + ((ulong)index << 3);
+            ulong value = ReadWalkEntry(table, index, (int)level - 1);
             _result.AddWalk(new WalkEntry(WalkStructure.Ept, level, new Hpa(address), value, gpa));
-            if (!EptBits.IsPresent(value, mbec))
-            {
-                Violation(request, 0);
-                return false;
-            }
-
-            if (IsMisconfigured(value, level, mbec))
-            {
-                _result.Kind = OutcomeKind.EptMisconfiguration;
-                _result.Gpa = new Gpa(gpa);
-                return false;
-            }
-
+            // Used only if the walk translates, when every entry read was present and well formed.
             permissions &= value;
-            entries[count++] = address;
-            if (level == EptLevel.Pte || ((level == EptLevel.Pde || level == EptLevel.Pdpte) && (value & EptBits.LargePage) != 0))
+            entryClass = _entryClasses.Classify(value, level);
+            if (entryClass != EptEntryClass.Table)
             {
                 leaf = value;
                 break;
@@ -129,6 +123,20 @@ public sealed partial class VirtualCpu
             level--;
         }
 
+        // The loop has one exit; how the walk ended is decided here, with the calls kept out of the loop.
+        if (entryClass == EptEntryClass.NotPresent)
+        {
+            Violation(request, 0);
+            return false;
+        }
+
+        if (entryClass == EptEntryClass.Misconfigured)
+        {
+            _result.Kind = OutcomeKind.EptMisconfiguration;
+            _result.Gpa = new Gpa(gpa);
+            return false;
+        }
+
         // Permissions are checked only after the whole walk: a lower misconfiguration wins (EPT-ORDER-1).
         if ((permissions & request.Need) != request.Need)
         {
@@ -136,22 +144,11 @@ public sealed partial class VirtualCpu
             return false;
         }
 
+        bool accessedDirty = AccessedDirtyOn;
         bool dirty = (leaf & EptBits.Dirty) != 0;
         if (accessedDirty)
         {
-            // EPT-AD-2/3: the access is performed, so A on every entry of its walk and D on the leaf of a write.
-            for (int i = 0; i < count; i++)
-            {
-                bool isLeaf = i == count - 1;
-                ulong current = _memory.Read(new Hpa(entries[i]));
-                ulong updated = current | EptBits.Accessed | (isLeaf && request.Write ? EptBits.Dirty : 0);
-                if (updated != current)
-                {
-                    _memory.Write(new Hpa(entries[i]), updated);
-                    _result.AddWrite(new MemoryWrite(new Hpa(entries[i]), updated));
-                }
-            }
-
+            SetAccessedDirty(request, level, firstRecord);
             dirty |= request.Write;
         }
 
@@ -179,11 +176,32 @@ public sealed partial class VirtualCpu
                 IgnorePat = translation.IgnorePat,
                 Dirty = dirty,
                 AccessedDirty = accessedDirty,
-                Mbec = mbec,
+                Mbec = Controls.Mbec,
             });
         }
 
         return true;
+    }
+
+    /// <summary>
+    /// EPT-AD-2/3: the access is performed, so A on every entry of its walk (the walk records from
+    /// <paramref name="firstRecord"/> on) and D on the leaf, at <paramref name="level"/>, of a write.
+    /// </summary>
+    private void SetAccessedDirty(in GpaRequest request, EptLevel level, int firstRecord)
+    {
+        int count = _result.WalkCount - firstRecord;
+        for (int i = 0; i < count; i++)
+        {
+            bool isLeaf = i == count - 1;
+            Hpa entry = _result.Walk[firstRecord + i].Address;
+            ulong current = _memory.Read(entry);
+            ulong updated = current | EptBits.Accessed | (isLeaf && request.Write ? EptBits.Dirty : 0);
+            if (updated != current)
+            {
+                _memory.Write(entry, updated);
+                _result.AddWrite(new MemoryWrite(entry, updated));
+            }
+        }
     }
 
     /// <summary>Exit qualification per Table 27-7 (EPT-EXITQ-1/2) as SEMANTICS.md fixes it.</summary>
@@ -203,51 +221,5 @@ public sealed partial class VirtualCpu
         _result.Qualification = qualification;
         _result.GuestLinearAddress = request.Linear;
         _result.GuestLinearAddressValid = true;
-    }
-
-    /// <summary>EPT-MISCONFIG-1..6 for a present entry at <paramref name="level"/> on this processor.</summary>
-    // Inlined into the walk loop: a call per level was a fifth of a walk.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool IsMisconfigured(ulong value, EptLevel level, bool mbec)
-    {
-        bool read = (value & EptBits.ReadAccess) != 0;
-        if (!read && (value & EptBits.WriteAccess) != 0)
-        {
-            return true;
-        }
-
-        bool execute = (value & EptBits.ExecuteAccess) != 0 || (mbec && (value & EptBits.UserModeExecute) != 0);
-        if (!read && execute && !_cpu.ExecuteOnly)
-        {
-            return true;
-        }
-
-        // [51:N] reserved at every level.
-        if ((value & EptBits.AddressMask & ~EptBits.AddressMaskBelow(_cpu.MaxPhyAddr)) != 0)
-        {
-            return true;
-        }
-
-        switch (level)
-        {
-            case EptLevel.Pml5e:
-            case EptLevel.Pml4e:
-                // [7:3] reserved.
-                return (value & 0xF8UL) != 0;
-            case EptLevel.Pdpte:
-            case EptLevel.Pde:
-                if ((value & EptBits.LargePage) == 0)
-                {
-                    // [6:3] reserved in an entry that references a table.
-                    return (value & 0x78UL) != 0;
-                }
-
-                // Bit 7 is reserved where the page size is not supported; [29:12] / [20:12] are reserved in a page.
-                bool supported = level == EptLevel.Pdpte ? _cpu.Page1G : _cpu.Page2M;
-                ulong lowAddress = EptBits.AddressMask & (LevelGeometry.Span(level) - 1);
-                return !supported || (value & lowAddress) != 0 || !EptBits.IsValidEptMemoryType(EptBits.DecodeType(value));
-            default:
-                return !EptBits.IsValidEptMemoryType(EptBits.DecodeType(value));
-        }
     }
 }

@@ -1,5 +1,7 @@
+using System.Runtime.CompilerServices;
 using EptFuzz.Contract;
 using EptFuzz.Impl.Ept;
+using EptFuzz.Impl.Memory;
 
 namespace EptFuzz.Impl.Cpu;
 
@@ -13,6 +15,8 @@ public sealed partial class VirtualCpu
 {
     private readonly CpuCapabilities _cpu;
     private readonly IHostMemory _memory;
+    // The same memory when it is sparse host memory (every target's is): walks read through its walk ways.
+    private readonly SparseHostMemory? _sparse;
     private readonly TranslationCache _tlb = new();
     private readonly AccessResult _result = new();
 
@@ -20,11 +24,17 @@ public sealed partial class VirtualCpu
     // those are set, not again on every access.
     private bool _vmEntryPasses;
 
+    // How the walk treats each EPT entry depends only on the processor and the MBEC control:
+    // decided when the controls are set.
+    private EptEntryClasses _entryClasses;
+
     public VirtualCpu(CpuCapabilities cpu, IHostMemory memory)
     {
         _cpu = cpu;
         _memory = memory;
+        _sparse = memory as SparseHostMemory;
         _vmEntryPasses = VmEntryPasses;
+        _entryClasses = new EptEntryClasses(cpu, mbec: false);
     }
 
     public ulong Eptp { get; private set; }
@@ -51,6 +61,7 @@ public sealed partial class VirtualCpu
     {
         Controls = controls;
         _vmEntryPasses = VmEntryPasses;
+        _entryClasses = new EptEntryClasses(_cpu, controls.Mbec);
     }
 
     public void SetGuestPaging(GuestPaging paging)
@@ -134,6 +145,18 @@ public sealed partial class VirtualCpu
             Translated(translation, gpa, MemoryType.WB);
         }
     }
+
+    /// <summary>
+    /// Entry <paramref name="index"/> of the table at <paramref name="table"/>, for a walk. Way:
+    /// EPT levels 1..5 take 0..4, guest levels 1..4 take 5..8, so each level of each walk keeps its
+    /// own table pages at hand.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ulong ReadWalkEntry(ulong table, int index, int way) =>
+        _sparse is { } sparse ? sparse.ReadWalkEntry(new Hpa(table), index, way) : _memory.Read(new Hpa(table + ((ulong)index << 3)));
+
+    /// <summary>The walk entry at host address <paramref name="address"/> (8-byte aligned).</summary>
+    private ulong ReadWalkEntry(ulong address, int way) => ReadWalkEntry(address & ~0xFFFUL, (int)(address >> 3) & 511, way);
 
     private void Translated(in GpaTranslation translation, ulong gpa, MemoryType pat)
     {

@@ -46,15 +46,9 @@ public static class EptBits
         return bits;
     }
 
-    public static EptPermissions Decode(ulong entry)
-    {
-        var permissions = EptPermissions.None;
-        if ((entry & ReadAccess) != 0) permissions |= EptPermissions.ReadAccess;
-        if ((entry & WriteAccess) != 0) permissions |= EptPermissions.WriteAccess;
-        if ((entry & ExecuteAccess) != 0) permissions |= EptPermissions.ExecuteAccess;
-        if ((entry & UserModeExecute) != 0) permissions |= EptPermissions.UserModeExecute;
-        return permissions;
-    }
+    // Bits 0..2 keep their places and bit 10 (XU) becomes bit 3 of the contract's flags: no branch per bit.
+    public static EptPermissions Decode(ulong entry) =>
+        (EptPermissions)((entry & (ReadAccess | WriteAccess | ExecuteAccess)) | ((entry & UserModeExecute) >> 7));
 
     public static ulong EncodeType(MemoryType memoryType, bool ignorePat) =>
         ((ulong)memoryType << MemoryTypeShift) | (ignorePat ? IgnorePat : 0);

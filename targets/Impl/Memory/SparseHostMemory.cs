@@ -16,9 +16,15 @@ public sealed class SparseHostMemory : IHostMemoryImage
     // direct-mapped cache of page arrays in front of the dictionary spares most hash lookups.
     private const int CacheSlots = 64;
 
+    /// <summary>Table walkers pass a way below this to <see cref="ReadWalkEntry"/>: one per walk level and structure.</summary>
+    internal const int WalkWays = 9;
+
+    // The hashed slots first, then two slots for each walk way: emptying these arrays empties both.
+    private const int Slots = CacheSlots + 2 * WalkWays;
+
     private readonly Dictionary<ulong, ulong[]> _pages = [];
     private readonly ulong[] _cachedNumbers = CreateEmptyTags();
-    private readonly ulong[]?[] _cachedPages = new ulong[]?[CacheSlots];
+    private readonly ulong[]?[] _cachedPages = new ulong[]?[Slots];
 
     public ulong Read(Hpa address)
     {
@@ -27,7 +33,25 @@ public sealed class SparseHostMemory : IHostMemoryImage
         ulong number = address.Value >> 12;
         int slot = Slot(number);
         ulong[]? page = _cachedNumbers[slot] == number ? _cachedPages[slot] : Find(number);
-        return page is null ? 0 : page[(address.Value >> 3) & 511];
+        return page is null ? 0 : page[(int)(address.Value >> 3) & 511];
+    }
+
+    /// <summary>
+    /// A read for a table walker: entry <paramref name="index"/> of the 4 KiB table at
+    /// <paramref name="table"/>. The walker names its level by <paramref name="way"/>, whose two
+    /// slots hold the table pages that level read last. Neither the slots nor the index depend on
+    /// the entry read at the level above, so the CPU can load this entry as soon as it has
+    /// predicted that the page is in a slot: a walk is a chain of dependent reads, and this takes
+    /// the address arithmetic and the slot lookup off it. Every entry is still read from its page.
+    /// </summary>
+    internal ulong ReadWalkEntry(Hpa table, int index, int way)
+    {
+        ulong number = table.Value >> 12;
+        int slot = CacheSlots + 2 * way;
+        ulong[]? page = _cachedNumbers[slot] == number ? _cachedPages[slot]
+            : _cachedNumbers[slot + 1] == number ? _cachedPages[slot + 1]
+            : FindForWay(number, slot);
+        return page is null ? 0 : page[index & 511];
     }
 
     public void Write(Hpa address, ulong value)
@@ -82,6 +106,23 @@ public sealed class SparseHostMemory : IHostMemoryImage
         return page;
     }
 
+    // The way's first slot moves to its second. Only backed pages are kept there: a write that backs
+    // a page updates its hashed slot only, so a null kept in a way would go stale. Backed pages stay.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private ulong[]? FindForWay(ulong number, int slot)
+    {
+        ulong[]? page = Find(number);
+        if (page is not null)
+        {
+            _cachedNumbers[slot + 1] = _cachedNumbers[slot];
+            _cachedPages[slot + 1] = _cachedPages[slot];
+            _cachedNumbers[slot] = number;
+            _cachedPages[slot] = page;
+        }
+
+        return page;
+    }
+
     private void Remember(ulong number, ulong[]? page)
     {
         int slot = Slot(number);
@@ -94,7 +135,7 @@ public sealed class SparseHostMemory : IHostMemoryImage
     // A page number is at most 2^52 - 1, so all-ones marks an empty slot.
     private static ulong[] CreateEmptyTags()
     {
-        var tags = new ulong[CacheSlots];
+        var tags = new ulong[Slots];
         Array.Fill(tags, ulong.MaxValue);
         return tags;
     }

@@ -1,0 +1,129 @@
+using System.Runtime.CompilerServices;
+using EptFuzz.Contract;
+using EptFuzz.Impl.Ept;
+
+namespace EptFuzz.Impl.Cpu;
+
+/// <summary>What a walk does with an entry it read.</summary>
+internal enum EptEntryClass : byte
+{
+    /// <summary>Present and well formed, references the next table: walk on.</summary>
+    Table,
+    /// <summary>Present and well formed, maps a page: the walk ends here.</summary>
+    Page,
+    /// <summary>EPT-PRESENT-1: an EPT violation.</summary>
+    NotPresent,
+    /// <summary>EPT-MISCONFIG-1..6: an EPT misconfiguration.</summary>
+    Misconfigured,
+}
+
+/// <summary>
+/// The class of every EPT entry for one processor and one MBEC setting, decided once: a class per
+/// level, bit 7, XU (bit 10) and bits [5:0] (R, W, X, memory type), and per level and bit 7 the
+/// bits that must be 0. The walk then sorts an entry with two table lookups instead of a chain of
+/// branches for presence, each misconfiguration rule and the page size (they were half of every level).
+/// A struct held inside the virtual CPU: the walk reaches the tables without a pointer to follow.
+/// </summary>
+internal readonly struct EptEntryClasses
+{
+    // Key: level [10:8], bit 7 [7], XU [6], bits [5:0]. Levels 0, 6 and 7 are unused: the powers of
+    // two let the lookups mask the key instead of checking bounds.
+    private const int Keys = 8 << 8;
+
+    private readonly ClassTable _classes;
+    // Per key >> 7 (level and bit 7): the bits that must be 0 in a present entry.
+    private readonly ReservedTable _reserved;
+
+    public EptEntryClasses(CpuCapabilities cpu, bool mbec)
+    {
+        // [51:N] reserved at every level.
+        ulong aboveMaxPhyAddr = EptBits.AddressMask & ~EptBits.AddressMaskBelow(cpu.MaxPhyAddr);
+        for (EptLevel level = EptLevel.Pte; level <= EptLevel.Pml5e; level++)
+        {
+            foreach (bool largePage in (ReadOnlySpan<bool>)[false, true])
+            {
+                _reserved[Key(level, largePage ? EptBits.LargePage : 0) >> 7] = aboveMaxPhyAddr | ReservedBits(level, largePage, cpu);
+                // EPT-WALK-2/3: a PTE maps a 4 KiB page, a PDE or PDPTE with bit 7 set a 2 MiB or 1 GiB page.
+                bool isPage = level == EptLevel.Pte || ((level == EptLevel.Pde || level == EptLevel.Pdpte) && largePage);
+                // The memory type (EPT-MISCONFIG-5) counts where the entry maps a page; elsewhere its bits are reserved.
+                bool hasMemoryType = level == EptLevel.Pte || (LevelGeometry.CanMapPage(level) && largePage);
+                for (ulong low = 0; low < 128; low++)
+                {
+                    ulong value = (low & 63) | (largePage ? EptBits.LargePage : 0) | ((low & 64) != 0 ? EptBits.UserModeExecute : 0);
+                    EptEntryClass entryClass = !EptBits.IsPresent(value, mbec) ? EptEntryClass.NotPresent
+                        : IsBadPermissionCombination(value, cpu, mbec) ? EptEntryClass.Misconfigured
+                        : hasMemoryType && !EptBits.IsValidEptMemoryType(EptBits.DecodeType(value)) ? EptEntryClass.Misconfigured
+                        : isPage ? EptEntryClass.Page
+                        : EptEntryClass.Table;
+                    _classes[Key(level, value)] = entryClass;
+                }
+            }
+        }
+    }
+
+    /// <summary>The class of <paramref name="value"/> read at <paramref name="level"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public EptEntryClass Classify(ulong value, EptLevel level)
+    {
+        int key = Key(level, value);
+        EptEntryClass entryClass = _classes[key & (Keys - 1)];
+        // Reserved bits misconfigure a present entry (EPT-MISCONFIG-4/6); a not-present one stays a violation.
+        return (value & _reserved[(key >> 7) & ((Keys >> 7) - 1)]) != 0 && entryClass != EptEntryClass.NotPresent ? EptEntryClass.Misconfigured : entryClass;
+    }
+
+    private static int Key(EptLevel level, ulong value) =>
+        ((int)level << 8) | (int)(value & (EptBits.LargePage | 63)) | (int)((value & EptBits.UserModeExecute) >> 4);
+
+    // EPT-MISCONFIG-1..3, for an entry's permission bits alone.
+    private static bool IsBadPermissionCombination(ulong value, CpuCapabilities cpu, bool mbec)
+    {
+        bool read = (value & EptBits.ReadAccess) != 0;
+        if (!read && (value & EptBits.WriteAccess) != 0)
+        {
+            return true;
+        }
+
+        bool execute = (value & EptBits.ExecuteAccess) != 0 || (mbec && (value & EptBits.UserModeExecute) != 0);
+        return !read && execute && !cpu.ExecuteOnly;
+    }
+
+    // EPT-MISCONFIG-4 and the reserved bits of Tables 28-1..28-6, besides [51:N].
+    private static ulong ReservedBits(EptLevel level, bool largePage, CpuCapabilities cpu)
+    {
+        switch (level)
+        {
+            case EptLevel.Pml5e:
+            case EptLevel.Pml4e:
+                // [7:3] reserved.
+                return 0xF8UL;
+            case EptLevel.Pdpte:
+            case EptLevel.Pde:
+                if (!largePage)
+                {
+                    // [6:3] reserved in an entry that references a table.
+                    return 0x78UL;
+                }
+
+                // Bit 7 is reserved where the page size is not supported (all bits: the entry is misconfigured
+                // whatever else it holds); [29:12] / [20:12] are reserved in a page.
+                bool supported = level == EptLevel.Pdpte ? cpu.Page1G : cpu.Page2M;
+                ulong lowAddress = EptBits.AddressMask & (LevelGeometry.Span(level) - 1);
+                return !supported ? ulong.MaxValue : lowAddress;
+            default:
+                // Bit 7 of a PTE is ignored.
+                return 0;
+        }
+    }
+
+    [InlineArray(Keys)]
+    private struct ClassTable
+    {
+        private EptEntryClass _first;
+    }
+
+    [InlineArray(Keys >> 7)]
+    private struct ReservedTable
+    {
+        private ulong _first;
+    }
+}
