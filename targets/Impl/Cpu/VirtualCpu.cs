@@ -34,7 +34,7 @@ public sealed partial class VirtualCpu
         _memory = memory;
         _sparse = memory as SparseHostMemory;
         _vmEntryPasses = VmEntryPasses;
-        _entryClasses = new EptEntryClasses(cpu, mbec: false);
+        _entryClasses = EptEntryClasses.For(cpu, mbec: false);
     }
 
     public ulong Eptp { get; private set; }
@@ -61,7 +61,7 @@ public sealed partial class VirtualCpu
     {
         Controls = controls;
         _vmEntryPasses = VmEntryPasses;
-        _entryClasses = new EptEntryClasses(_cpu, controls.Mbec);
+        _entryClasses = EptEntryClasses.For(_cpu, controls.Mbec);
     }
 
     public void SetGuestPaging(GuestPaging paging)
