@@ -117,8 +117,8 @@ public static class MutantCatalog
         new(
             "RecycledTablePageNotZeroed",
             Pool,
-            "if (tx.Read(taken + offset) != 0)",
-            "if (fromBump && tx.Read(taken + offset) != 0)",
+            "tx.ClearPage(taken);",
+            "if (fromBump) tx.ClearPage(taken);",
             "only never-used pages are zeroed: a table page freed by merge comes back with its 512 old leaves",
             "API: a new table starts empty (a stale entry maps a GPA nobody mapped)"),
         new(

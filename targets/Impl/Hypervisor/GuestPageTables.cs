@@ -59,10 +59,7 @@ public sealed class GuestPageTables
             return ApiResult.NotExist;
         }
 
-        for (ulong offset = 0; offset < LevelGeometry.PageBytes; offset += 8)
-        {
-            _tx.Write(root.Value + offset, 0);
-        }
+        _tx.ClearPage(root.Value);
 
         Commit();
         Paging = paging;
@@ -199,17 +196,7 @@ public sealed class GuestPageTables
 
         _nextTable += LevelGeometry.PageBytes;
         _tx.OnRollback(() => _nextTable -= LevelGeometry.PageBytes);
-        // Most pages are clean already, which one scan of the page tells.
-        if (!_tx.IsZeroPage(page.Value))
-        {
-            for (ulong offset = 0; offset < LevelGeometry.PageBytes; offset += 8)
-            {
-                if (_tx.Read(page.Value + offset) != 0)
-                {
-                    _tx.Write(page.Value + offset, 0);
-                }
-            }
-        }
+        _tx.ClearPage(page.Value);
 
         return ApiResult.Ok;
     }

@@ -51,10 +51,13 @@ internal sealed class ChunkedList<T>
     /// <summary>Empties the list; the chunks are kept for the next use.</summary>
     public void Clear()
     {
-        for (int start = 0; start < Count && RuntimeHelpers.IsReferenceOrContainsReferences<T>(); start += ChunkSize)
+        if (RuntimeHelpers.IsReferenceOrContainsReferences<T>())
         {
             // Items may hold references (undo actions): do not keep them alive.
-            Array.Clear(_chunks[start >> Shift], 0, Math.Min(ChunkSize, Count - start));
+            for (int start = 0; start < Count; start += ChunkSize)
+            {
+                Array.Clear(_chunks[start >> Shift], 0, Math.Min(ChunkSize, Count - start));
+            }
         }
 
         Count = 0;

@@ -82,17 +82,7 @@ public sealed class TablePagePool
         });
 
         // A poke may have left data in a page that was never a table; hardware expects a clean table.
-        // Most pages are clean already, which one scan of the page tells.
-        if (!tx.IsZeroPage(taken))
-        {
-            for (ulong offset = 0; offset < 4096; offset += 8)
-            {
-                if (tx.Read(taken + offset) != 0)
-                {
-                    tx.Write(taken + offset, 0);
-                }
-            }
-        }
+        tx.ClearPage(taken);
 
         return true;
     }

@@ -26,7 +26,25 @@ public sealed class Transaction
 
     public ulong Read(ulong address) => _memory.Read(new Hpa(address));
 
-    public bool IsZeroPage(ulong pageAddress) => _memory.IsZeroPage(pageAddress);
+    /// <summary>
+    /// Zeroes a 4 KiB page, writing (journaled, undoable) only the words that are not zero yet. A
+    /// clean page, the common case for a fresh table, costs one scan and no write.
+    /// </summary>
+    public void ClearPage(ulong page)
+    {
+        if (_memory.IsZeroPage(page))
+        {
+            return;
+        }
+
+        for (ulong offset = 0; offset < 4096; offset += 8)
+        {
+            if (Read(page + offset) != 0)
+            {
+                Write(page + offset, 0);
+            }
+        }
+    }
 
     public bool IsZeroRange(ulong pageAddress, ulong bytes) => _memory.IsZeroRange(pageAddress, bytes);
 
