@@ -1,4 +1,5 @@
 using EptFuzz.Contract;
+using EptFuzz.Harness.Cases;
 
 namespace EptFuzz.Harness.Intent;
 
@@ -69,6 +70,27 @@ public sealed class IntentModel
 
     /// <summary>True after <see cref="MarkAllUnknown"/>: nothing the model says is checked any more.</summary>
     public bool AllUnknown => allUnknown;
+
+    /// <summary>
+    /// The guest-physical range an operation reads or changes (null: it touches no mapping): where a
+    /// raw write makes the model unable to say what the operation should do.
+    /// </summary>
+    public static (ulong From, ulong To)? RangeOf(Step step)
+    {
+        const ulong gig = 1UL << 30;
+        static (ulong, ulong) Range(ulong start, ulong size) => (start, start + size < start ? ulong.MaxValue : start + size);
+        return step switch
+        {
+            MapStep m => Range(m.Gpa.Value, m.Size),
+            UnmapStep u => Range(u.Gpa.Value, u.Size),
+            ProtectStep p => Range(p.Gpa.Value, p.Size),
+            RetypeStep r => Range(r.Gpa.Value, r.Size),
+            SplitStep s => Range(s.Gpa.Value & ~(gig - 1), gig),
+            MergeStep m => Range(m.Gpa.Value, m.Size),
+            IdentityMapStep => (0UL, ulong.MaxValue),
+            _ => null,
+        };
+    }
 
     /// <summary>True when no part of [start, end) was touched by a raw write.</summary>
     public bool IsKnownRange(ulong start, ulong end)

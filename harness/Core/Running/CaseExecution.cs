@@ -275,7 +275,7 @@ internal sealed class CaseExecution : IDisposable
 
         options.Observer?.OnOperation(index, step, result);
 
-        if (intended is not null && OperationRange(step) is var (from, to) && !intent.IsKnownRange(from, to))
+        if (intended is not null && IntentModel.RangeOf(step) is var (from, to) && !intent.IsKnownRange(from, to))
         {
             // A raw write touched this range: the intent cannot say what the operation should do,
             // and after it cannot say what maps there.
@@ -870,22 +870,4 @@ internal sealed class CaseExecution : IDisposable
     private static ulong LevelSpan(EptLevel level) => 1UL << (12 + 9 * ((int)level - 1));
 
     private const ulong RootMask = 0x000F_FFFF_FFFF_F000UL;
-
-    /// <summary>The guest-physical range an operation reads or changes (null: it touches no mapping).</summary>
-    private static (ulong From, ulong To)? OperationRange(Step step)
-    {
-        const ulong gig = 1UL << 30;
-        static (ulong, ulong) Range(ulong start, ulong size) => (start, start + size < start ? ulong.MaxValue : start + size);
-        return step switch
-        {
-            MapStep m => Range(m.Gpa.Value, m.Size),
-            UnmapStep u => Range(u.Gpa.Value, u.Size),
-            ProtectStep p => Range(p.Gpa.Value, p.Size),
-            RetypeStep r => Range(r.Gpa.Value, r.Size),
-            SplitStep s => Range(s.Gpa.Value & ~(gig - 1), gig),
-            MergeStep m => Range(m.Gpa.Value, m.Size),
-            IdentityMapStep => (0UL, ulong.MaxValue),
-            _ => null,
-        };
-    }
 }

@@ -1,6 +1,7 @@
 using EptFuzz.Contract;
 using EptFuzz.Harness.Cases;
 using EptFuzz.Harness.Fuzzing;
+using EptFuzz.Harness.Intent;
 
 namespace EptFuzz.Harness.Tests.Intent;
 
@@ -203,7 +204,7 @@ public sealed class IntentDifferentialTests
                     break;
             }
 
-            if (OperationRange(step) is var (from, to))
+            if (IntentModel.RangeOf(step) is var (from, to))
             {
                 twin.ForgetIfUnknown(from, to);
                 twin.LookupAround(from, to - from);
@@ -212,22 +213,5 @@ public sealed class IntentDifferentialTests
         }
 
         twin.SamePages(4096);
-    }
-
-    /// <summary>The runner's range for each operation (CaseExecution.OperationRange).</summary>
-    private static (ulong From, ulong To)? OperationRange(Step step)
-    {
-        static (ulong, ulong) Range(ulong start, ulong size) => (start, start + size < start ? ulong.MaxValue : start + size);
-        return step switch
-        {
-            MapStep m => Range(m.Gpa.Value, m.Size),
-            UnmapStep u => Range(u.Gpa.Value, u.Size),
-            ProtectStep p => Range(p.Gpa.Value, p.Size),
-            RetypeStep r => Range(r.Gpa.Value, r.Size),
-            SplitStep s => Range(s.Gpa.Value & ~(G1 - 1), G1),
-            MergeStep m => Range(m.Gpa.Value, m.Size),
-            IdentityMapStep => (0UL, ulong.MaxValue),
-            _ => null,
-        };
     }
 }
