@@ -34,8 +34,9 @@ internal readonly struct EptEntryClasses
     // Per key >> 7 (level and bit 7): the bits that must be 0 in a present entry.
     private readonly ReservedTable _reserved;
 
-    public EptEntryClasses(CpuCapabilities cpu, bool mbec)
+    private EptEntryClasses(TableKey cpu)
     {
+        bool mbec = cpu.Mbec;
         // [51:N] reserved at every level.
         ulong aboveMaxPhyAddr = EptBits.AddressMask & ~EptBits.AddressMaskBelow(cpu.MaxPhyAddr);
         for (EptLevel level = EptLevel.Pte; level <= EptLevel.Pml5e; level++)
@@ -62,38 +63,43 @@ internal readonly struct EptEntryClasses
     }
 
     /// <summary>
-    /// The tables for a processor and MBEC setting, built once per thread and kept for the next
-    /// CPU with the same capabilities: building them is 1,280 classifications, a few microseconds,
-    /// and a fuzzing worker opens a virtual CPU for every case.
+    /// The tables for a processor and MBEC setting, built once per thread and kept for every later
+    /// CPU that agrees on what the tables depend on: building them is 1,280 classifications, a few
+    /// microseconds, and a fuzzing worker opens a virtual CPU for every case. The key holds only
+    /// MAXPHYADDR, CAP[0], CAP[16], CAP[17] and MBEC, and the tables are built from the key
+    /// alone (the constructor cannot see anything else), so two CPUs that differ elsewhere (A/D, 5-level walks, EPTP types…) share them: generated
+    /// cases draw a few hundred distinct CPUs but a few dozen distinct tables.
     /// </summary>
     public static EptEntryClasses For(CpuCapabilities cpu, bool mbec)
     {
-        Built[] cache = t_built ??= new Built[CachedSets];
-        foreach (Built? built in cache)
+        var key = new TableKey(cpu.MaxPhyAddr, cpu.ExecuteOnly, cpu.Page2M, cpu.Page1G, mbec);
+        Dictionary<TableKey, Built> cache = t_built ??= [];
+        if (cache.TryGetValue(key, out Built? built))
         {
-            if (built is not null && built.Mbec == mbec && built.Cpu.Equals(cpu))
-            {
-                return built.Classes;
-            }
+            return built.Classes;
         }
 
-        var made = new Built(cpu, mbec, new EptEntryClasses(cpu, mbec));
-        cache[t_next] = made;
-        t_next = (t_next + 1) % CachedSets;
-        return made.Classes;
+        if (cache.Count >= CachedSets)
+        {
+            // MAXPHYADDR is bounded by the case format, so this only guards a caller that is not.
+            cache.Clear();
+        }
+
+        built = new Built(new EptEntryClasses(key));
+        cache.Add(key, built);
+        return built.Classes;
     }
 
-    private const int CachedSets = 8;
+    private const int CachedSets = 512;
 
     [ThreadStatic]
-    private static Built[]? t_built;
-    [ThreadStatic]
-    private static int t_next;
+    private static Dictionary<TableKey, Built>? t_built;
 
-    private sealed class Built(CpuCapabilities cpu, bool mbec, EptEntryClasses classes)
+    /// <summary>What the tables depend on: MAXPHYADDR, CAP[0], CAP[16], CAP[17] and MBEC.</summary>
+    private readonly record struct TableKey(int MaxPhyAddr, bool ExecuteOnly, bool Page2M, bool Page1G, bool Mbec);
+
+    private sealed class Built(EptEntryClasses classes)
     {
-        public readonly CpuCapabilities Cpu = cpu;
-        public readonly bool Mbec = mbec;
         public readonly EptEntryClasses Classes = classes;
     }
 
@@ -111,7 +117,7 @@ internal readonly struct EptEntryClasses
         ((int)level << 8) | (int)(value & (EptBits.LargePage | 63)) | (int)((value & EptBits.UserModeExecute) >> 4);
 
     // EPT-MISCONFIG-1..3, for an entry's permission bits alone.
-    private static bool IsBadPermissionCombination(ulong value, CpuCapabilities cpu, bool mbec)
+    private static bool IsBadPermissionCombination(ulong value, TableKey cpu, bool mbec)
     {
         bool read = (value & EptBits.ReadAccess) != 0;
         if (!read && (value & EptBits.WriteAccess) != 0)
@@ -124,7 +130,7 @@ internal readonly struct EptEntryClasses
     }
 
     // EPT-MISCONFIG-4 and the reserved bits of Tables 28-1..28-6, besides [51:N].
-    private static ulong ReservedBits(EptLevel level, bool largePage, CpuCapabilities cpu)
+    private static ulong ReservedBits(EptLevel level, bool largePage, TableKey cpu)
     {
         switch (level)
         {
