@@ -1,5 +1,7 @@
 using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Engines;
+using BenchmarkDotNet.Jobs;
 using EptFuzz.Contract;
 using EptFuzz.Harness.Cases;
 using EptFuzz.Harness.Fuzzing;
@@ -13,11 +15,27 @@ namespace EptFuzz.Benchmarks;
 /// <see cref="Cases"/> indices, as a campaign with --seed 0x5eed draws them), run it on model and
 /// impl with the intent checks, compare every probe. The time is per case; the set-up prints how
 /// many probes and accesses the set holds, so per-access rates follow.
+/// Two jobs: <c>Launcher</c> runs with the garbage-collector setting that <c>./eptfuzz</c> gives
+/// every campaign (a 64 MiB gen0 budget, which the runtime reads only from the environment), so it
+/// measures the loop as a worker runs it; <c>RuntimeDefaults</c> without it, for comparison.
 /// </summary>
 [MemoryDiagnoser]
-[SimpleJob(RunStrategy.Monitoring, launchCount: 1, warmupCount: 6, iterationCount: 15)]
+[Config(typeof(LoopJobs))]
 public class DifferentialLoopBenchmarks
 {
+    /// <summary>The value <c>./eptfuzz</c> exports unless the caller sets its own.</summary>
+    public const string LauncherGen0Size = "0x4000000";
+
+    private sealed class LoopJobs : ManualConfig
+    {
+        public LoopJobs()
+        {
+            Job loop = Job.Default.WithStrategy(RunStrategy.Monitoring).WithLaunchCount(1).WithWarmupCount(6).WithIterationCount(15);
+            AddJob(loop.WithEnvironmentVariables(new EnvironmentVariable("DOTNET_GCgen0size", LauncherGen0Size)).WithId("Launcher"));
+            AddJob(loop.WithId("RuntimeDefaults"));
+        }
+    }
+
     private const int Cases = 1000;
     private const ulong CampaignSeed = 0x5eed;
 
