@@ -24,7 +24,11 @@ public enum EffectKind : byte
     Page,
 }
 
-/// <param name="Words">For <see cref="EffectKind.Page"/>: the page's 512 words (never changed after); else null.</param>
+/// <param name="Words">
+/// For <see cref="EffectKind.Page"/>: the page's 512 words, unchanged until the hypervisor's next
+/// <see cref="IEptHypervisor.DrainEffects"/> or its disposal, after which it may reuse the array;
+/// else null.
+/// </param>
 public readonly record struct HypervisorEffect(EffectKind Kind, MemoryWrite Write, InveptType InveptType, ulong[]? Words = null)
 {
     public const int WordsPerPage = 512;
@@ -34,7 +38,7 @@ public readonly record struct HypervisorEffect(EffectKind Kind, MemoryWrite Writ
     public static HypervisorEffect Of(InveptType type) => new(EffectKind.Invept, default, type);
 
     /// <param name="page">4 KiB aligned.</param>
-    /// <param name="words">512 words, owned by the effect from now on.</param>
+    /// <param name="words">512 words, not changed while the effect is in use (see <see cref="Words"/>).</param>
     public static HypervisorEffect OfPage(Hpa page, ulong[] words)
     {
         if ((page.Value & 0xFFF) != 0 || words.Length != WordsPerPage)
@@ -105,6 +109,10 @@ public interface IEptHypervisor
 
     IHostMemoryImage Memory { get; }
 
-    /// <summary>Appends the effects of the calls since the last drain, in order; returns how many.</summary>
+    /// <summary>
+    /// Appends the effects of the calls since the last drain, in order; returns how many. The
+    /// words of the page effects handed out by the previous drain may be reused from this call on:
+    /// a caller applies (or copies) an effect before it drains again.
+    /// </summary>
     int DrainEffects(List<HypervisorEffect> into);
 }

@@ -37,6 +37,52 @@ public sealed class ReshapeTests
     }
 
     [Fact]
+    public void PageEffects_KeepTheirWordsUntilTheNextDrain_AndRolledBackSplitsJournalNothing()
+    {
+        // Without 2 MiB pages a 1 GiB page splits straight into 4 KiB pages: 513 new tables.
+        var rig = new Rig(CpuCapabilities.Default with { Page2M = false });
+        rig.Map(2 * G1, 5 * G1, G1);
+        var hypervisor = rig.Hypervisor;
+        Assert.Equal(ApiResult.Ok, hypervisor.Protect(new Gpa(2 * G1), K4, EptPermissions.ReadAccess));
+        var drained = new List<HypervisorEffect>();
+        hypervisor.DrainEffects(drained);
+        List<HypervisorEffect> pages = drained.Where(e => e.Kind == EffectKind.Page).ToList();
+        Assert.Equal(513, pages.Count);
+        ulong[][] copies = pages.Select(e => e.Words!.ToArray()).ToArray();
+
+        // More tables composed before the next drain must not reuse the arrays handed out.
+        Assert.Equal(ApiResult.Ok, hypervisor.Map(new Gpa(7 * G1), new Hpa(9 * G1), G1, Rwx, MemoryType.WB, false));
+        Assert.Equal(ApiResult.Ok, hypervisor.Protect(new Gpa(7 * G1), K4, EptPermissions.ReadAccess));
+        for (int i = 0; i < pages.Count; i++)
+        {
+            Assert.Equal(copies[i], pages[i].Words);
+        }
+
+        // A split the pool cannot finish rolls back: no effect, and the memory is as before.
+        var small = new Rig(CpuCapabilities.Default with { Page2M = false }, poolCapacity: 40);
+        small.Map(2 * G1, 5 * G1, G1);
+        Assert.Equal(ApiResult.ResourceLimit, small.Do(h => h.Protect(new Gpa(2 * G1), K4, EptPermissions.ReadAccess)));
+        Assert.Empty(small.LastEffects);
+        Assert.True(small.Hypervisor.Ept.TryFindLeaf(new Gpa(2 * G1 + 0x1234), out EptLeaf leaf));
+        Assert.Equal(EptLevel.Pdpte, leaf.Level);
+
+        // The rolled-back tables' arrays serve later ones: a partial unmap splits again, and every
+        // 4 KiB page but the unmapped one still translates where it did.
+        var roomy = new Rig(CpuCapabilities.Default with { Page2M = false });
+        roomy.Map(2 * G1, 5 * G1, G1);
+        roomy.Ok(h => h.Unmap(new Gpa(2 * G1 + 0x3000), K4));
+        for (ulong offset = 0; offset < G1; offset += 0x3FF000)
+        {
+            bool mapped = roomy.Hypervisor.Ept.TryFindLeaf(new Gpa(2 * G1 + offset), out EptLeaf part);
+            Assert.Equal(offset != 0x3000, mapped);
+            if (mapped)
+            {
+                Assert.Equal(5 * G1 + offset, part.Translate(new Gpa(2 * G1 + offset)).Value);
+            }
+        }
+    }
+
+    [Fact]
     public void Merge_RefusesNonContiguousOrMixedPages()
     {
         var rig = new Rig();

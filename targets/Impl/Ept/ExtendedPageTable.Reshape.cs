@@ -201,7 +201,7 @@ public sealed partial class ExtendedPageTable
 
         // The new table is composed here and written whole: one journaled page instead of 512
         // words (a 1 GiB page split into 4 KiB pages writes 512 tables).
-        var entries = new ulong[LevelGeometry.EntriesPerTable];
+        ulong[] entries = PageRecycler.Rent();
         bool leaves = true;
         ulong span = LevelGeometry.Span(level);
         for (int i = 0; i < LevelGeometry.EntriesPerTable; i++)
@@ -228,10 +228,15 @@ public sealed partial class ExtendedPageTable
             }
         }
 
-        _tx.WriteZeroPage(table, entries);
+        bool journaled = _tx.WriteZeroPage(table, entries);
         for (int i = 0; leaves && i < LevelGeometry.EntriesPerTable; i++)
         {
             NoteLeaf(table + ((ulong)i << 3), entries[i]);
+        }
+
+        if (!journaled)
+        {
+            PageRecycler.Return(entries);
         }
 
         return true;

@@ -16,6 +16,8 @@ public sealed class EptHypervisor : IEptHypervisor, IDisposable
     private static Stack<List<HypervisorEffect>>? t_freeJournals;
 
     private readonly List<HypervisorEffect> _journal = t_freeJournals is { Count: > 0 } free ? free.Pop() : [];
+    // The words of the page effects the last DrainEffects handed out, recycled at the next one.
+    private readonly List<ulong[]> _handedOutPages = [];
     private readonly int _poolCapacity;
     private State? _state;
 
@@ -206,10 +208,31 @@ public sealed class EptHypervisor : IEptHypervisor, IDisposable
 
     public int DrainEffects(List<HypervisorEffect> into)
     {
+        // The words of the page effects handed out last time have been used by now (the contract
+        // keeps them only until this call): the next tables are composed in them.
+        RecycleHandedOutPages();
         int count = _journal.Count;
         into.AddRange(_journal);
+        foreach (HypervisorEffect effect in _journal)
+        {
+            if (effect.Words is { } words)
+            {
+                _handedOutPages.Add(words);
+            }
+        }
+
         _journal.Clear();
         return count;
+    }
+
+    private void RecycleHandedOutPages()
+    {
+        foreach (ulong[] words in _handedOutPages)
+        {
+            PageRecycler.Return(words);
+        }
+
+        _handedOutPages.Clear();
     }
 
     /// <summary>Gives the host memory's pages back for the next hypervisor on this thread; the hypervisor is unusable after.</summary>
@@ -223,6 +246,15 @@ public sealed class EptHypervisor : IEptHypervisor, IDisposable
         _state?.Memory.Release();
         _state = null;
         _disposed = true;
+        RecycleHandedOutPages();
+        foreach (HypervisorEffect effect in _journal)
+        {
+            if (effect.Words is { } words)
+            {
+                PageRecycler.Return(words);
+            }
+        }
+
         _journal.Clear();
         (t_freeJournals ??= new Stack<List<HypervisorEffect>>()).Push(_journal);
     }

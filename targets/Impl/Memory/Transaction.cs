@@ -15,6 +15,8 @@ public sealed class Transaction
     private readonly List<(Delegate Undo, ulong Argument)> _undoActions = [];
     private readonly List<(int UndoIndex, int ActionIndex)> _actionOrder = [];
     private readonly ChunkedList<HypervisorEffect> _pending = new();
+    // The words of the page effects in _pending: given back to the recycler if they are never journaled.
+    private readonly List<ulong[]> _pendingPages = [];
 
     public Transaction(SparseHostMemory memory)
     {
@@ -66,8 +68,13 @@ public sealed class Transaction
     /// record and one journaled page instead of 512 of each. A page that is not all zero is
     /// written word by word.
     /// </summary>
-    /// <param name="words">512 words; the transaction owns the array from now on.</param>
-    public void WriteZeroPage(ulong page, ulong[] words)
+    /// <param name="words">512 words, rented from <see cref="PageRecycler"/>.</param>
+    /// <returns>
+    /// True when the array became a page effect: the journal owns it, and the hypervisor gives it
+    /// back to the recycler once the effect has been drained and used (or the transaction rolls
+    /// back). False when the page was written word by word: the array is still the caller's.
+    /// </returns>
+    public bool WriteZeroPage(ulong page, ulong[] words)
     {
         if (!_memory.IsZeroPage(page))
         {
@@ -76,13 +83,15 @@ public sealed class Transaction
                 Write(page + ((ulong)i << 3), words[i]);
             }
 
-            return;
+            return false;
         }
 
         // Bit 0 of an aligned address is free: it marks "this page was all zero" for the rollback.
         _undo.Add((page | ZeroPageMark, 0));
         _memory.WritePage(page, words);
         _pending.Add(HypervisorEffect.OfPage(new Hpa(page), words));
+        _pendingPages.Add(words);
+        return true;
     }
 
     private const ulong ZeroPageMark = 1;
@@ -146,6 +155,11 @@ public sealed class Transaction
             }
         }
 
+        foreach (ulong[] words in _pendingPages)
+        {
+            PageRecycler.Return(words);
+        }
+
         Reset();
     }
 
@@ -155,6 +169,7 @@ public sealed class Transaction
         _undoActions.Clear();
         _actionOrder.Clear();
         _pending.Clear();
+        _pendingPages.Clear();
         TouchedLiveEntry = false;
     }
 }
