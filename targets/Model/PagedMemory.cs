@@ -16,7 +16,13 @@ internal sealed class PagedMemory : Ref.IPhysicalMemory
     private static Stack<ulong[]>? free;
     private const int MaxFreePages = 4096;
 
-    private readonly Dictionary<ulong, ulong[]> pages = [];
+    /// <summary>Page maps of closed sessions on this thread, empty but with their capacity.</summary>
+    [ThreadStatic]
+    private static Stack<Dictionary<ulong, ulong[]>>? freeMaps;
+    private const int MaxFreeMaps = 4;
+    private const int MaxKeptCapacity = 1 << 14;
+
+    private Dictionary<ulong, ulong[]> pages = freeMaps is { Count: > 0 } maps ? maps.Pop() : [];
     private ulong lastNumber = ulong.MaxValue;
     private ulong[]? lastPage;
 
@@ -69,6 +75,14 @@ internal sealed class PagedMemory : Ref.IPhysicalMemory
         }
 
         pages.Clear();
+        Stack<Dictionary<ulong, ulong[]>> maps = freeMaps ??= new Stack<Dictionary<ulong, ulong[]>>();
+        if (maps.Count < MaxFreeMaps && pages.EnsureCapacity(0) <= MaxKeptCapacity)
+        {
+            // The map is the next session's now; this memory stays usable, empty, with a map of its own.
+            maps.Push(pages);
+            pages = [];
+        }
+
         lastNumber = ulong.MaxValue;
         lastPage = null;
     }

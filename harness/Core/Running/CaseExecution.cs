@@ -16,27 +16,63 @@ internal sealed class CaseExecution : IDisposable
     private readonly ITarget[] targets;
     private readonly ITargetSession[] sessions;
     private readonly IntentModel intent;
-    private readonly List<HypervisorEffect> effects = RentEffects();
-    /// <summary>Effect lists of finished cases on this thread: a worker runs thousands of cases a second.</summary>
-    [ThreadStatic]
-    private static List<HypervisorEffect>? t_freeEffects;
+    private readonly Scratch scratch;
+    private bool disposed;
+    private readonly List<HypervisorEffect> effects;
 
     /// <summary>Host memory as the translators see it, kept only to know what a raw write overwrote.</summary>
-    private readonly WordMirror mirror = new();
+    private readonly WordMirror mirror;
     /// <summary>Entries a raw write changed since the last INVEPT: translations through them may be stale.</summary>
-    private readonly HashSet<ulong> staleEntries = new();
+    private readonly HashSet<ulong> staleEntries;
     /// <summary>Every immediate target's observation of each probe, by step index, for triage.</summary>
-    private readonly Dictionary<int, Observation?[]> probeObservations = new();
+    private readonly Dictionary<int, Observation?[]> probeObservations;
     /// <summary>Batch targets' answers once they finished (by target index).</summary>
     private readonly Dictionary<int, IReadOnlyDictionary<int, Observation>> batchAnswers = new();
     /// <summary>EPTP[51:12] values that were current since the last global INVEPT.</summary>
-    private readonly HashSet<ulong> rootsSinceGlobalInvept = new();
+    private readonly HashSet<ulong> rootsSinceGlobalInvept;
     /// <summary>4 KiB pages that hold EPT entries written by operations.</summary>
-    private readonly HashSet<ulong> tablePages = new();
+    private readonly HashSet<ulong> tablePages;
     /// <summary>The page last added to <see cref="tablePages"/>: operations write runs of entries into one page.</summary>
     private ulong lastTablePage = ulong.MaxValue;
     /// <summary>Baseline observations of probes, for batch targets compared after the case.</summary>
-    private readonly List<(int Step, Observation Baseline, bool Stale)> probes = new();
+    private readonly List<(int Step, Observation Baseline, bool Stale)> probes;
+
+    /// <summary>
+    /// The collections a case fills, kept per thread with their capacity for the next case: a
+    /// worker runs thousands of cases a second on one thread, and growing them anew for each was
+    /// a tenth of what a case allocated. Nothing in them outlives the case (results copy).
+    /// </summary>
+    private sealed class Scratch
+    {
+        public readonly List<HypervisorEffect> Effects = new(64);
+        public readonly WordMirror Mirror = new();
+        public readonly HashSet<ulong> StaleEntries = [];
+        public readonly Dictionary<int, Observation?[]> ProbeObservations = [];
+        public readonly HashSet<ulong> RootsSinceGlobalInvept = [];
+        public readonly HashSet<ulong> TablePages = [];
+        public readonly List<(int Step, Observation Baseline, bool Stale)> Probes = [];
+
+        public void Clear()
+        {
+            Effects.Clear();
+            Mirror.Release();
+            StaleEntries.Clear();
+            ProbeObservations.Clear();
+            RootsSinceGlobalInvept.Clear();
+            // A case that touched thousands of table pages does not leave that capacity behind.
+            if (TablePages.Count > 4096)
+            {
+                TablePages.Clear();
+                TablePages.TrimExcess();
+            }
+
+            TablePages.Clear();
+            Probes.Clear();
+        }
+    }
+
+    [ThreadStatic]
+    private static Scratch? t_scratch;
 
     private int compared;
     private int staleAllowed;
@@ -62,13 +98,16 @@ internal sealed class CaseExecution : IDisposable
         }
 
         intent = new IntentModel(cpu);
-    }
-
-    private static List<HypervisorEffect> RentEffects()
-    {
-        List<HypervisorEffect> list = t_freeEffects ?? new List<HypervisorEffect>(64);
-        t_freeEffects = null;
-        return list;
+        // A case run inside another on the same thread finds no scratch and makes its own.
+        scratch = t_scratch ?? new Scratch();
+        t_scratch = null;
+        effects = scratch.Effects;
+        mirror = scratch.Mirror;
+        staleEntries = scratch.StaleEntries;
+        probeObservations = scratch.ProbeObservations;
+        rootsSinceGlobalInvept = scratch.RootsSinceGlobalInvept;
+        tablePages = scratch.TablePages;
+        probes = scratch.Probes;
     }
 
     public CaseCounters Counters => new()
@@ -85,6 +124,13 @@ internal sealed class CaseExecution : IDisposable
 
     public void Dispose()
     {
+        // The scratch goes back once: a second call must not clear it under the next case.
+        if (disposed)
+        {
+            return;
+        }
+
+        disposed = true;
         foreach (var s in sessions)
         {
             s?.Dispose();
@@ -92,9 +138,8 @@ internal sealed class CaseExecution : IDisposable
 
         // A hypervisor that holds resources (the implementation recycles its memory pages) gets them back.
         (hypervisor as IDisposable)?.Dispose();
-        mirror.Release();
-        effects.Clear();
-        t_freeEffects = effects;
+        scratch.Clear();
+        t_scratch = scratch;
     }
 
     public CaseResult Run()
