@@ -16,9 +16,20 @@ internal static class PageRecycler
 
     public static ulong[] Rent() => t_free is { Count: > 0 } free ? free.Pop() : new ulong[512];
 
-    public static void Return(ulong[] page)
+    public static void Return(ulong[] page) => Return(page, t_free ??= new Stack<ulong[]>());
+
+    /// <summary>Returns every page of <paramref name="pages"/>: one look-up of the thread's stack for all of them.</summary>
+    public static void ReturnAll(Dictionary<ulong, ulong[]>.ValueCollection pages)
     {
         Stack<ulong[]> free = t_free ??= new Stack<ulong[]>();
+        foreach (ulong[] page in pages)
+        {
+            Return(page, free);
+        }
+    }
+
+    private static void Return(ulong[] page, Stack<ulong[]> free)
+    {
         if (free.Count < MaxPages)
         {
             Array.Clear(page);

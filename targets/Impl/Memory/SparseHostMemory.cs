@@ -168,11 +168,7 @@ public sealed class SparseHostMemory : IHostMemoryImage
     /// </summary>
     public void Release()
     {
-        foreach (ulong[] page in _pages.Values)
-        {
-            PageRecycler.Return(page);
-        }
-
+        PageRecycler.ReturnAll(_pages.Values);
         _pages.Clear();
         Stack<Dictionary<ulong, ulong[]>> maps = t_freeMaps ??= new Stack<Dictionary<ulong, ulong[]>>();
         if (maps.Count < MaxFreeMaps && _pages.EnsureCapacity(0) <= MaxKeptCapacity)
