@@ -12,10 +12,13 @@ namespace EptFuzz.Harness.Cases;
 /// </summary>
 public static class CasePrinter
 {
-    public static string Print(EptCase c)
+    public static string Print(EptCase c) => Append(new StringBuilder(), c).ToString();
+
+    /// <summary>Appends the text <see cref="Print"/> returns to <paramref name="sb"/> (a fuzzing worker reuses one builder for every case).</summary>
+    public static StringBuilder Append(StringBuilder sb, EptCase c)
     {
+        ArgumentNullException.ThrowIfNull(sb);
         ArgumentNullException.ThrowIfNull(c);
-        var sb = new StringBuilder();
         sb.Append("eptcase ").Append(CaseSyntax.Decimal(c.Version)).Append('\n');
         foreach (string comment in c.HeaderComments.IsDefault ? [] : c.HeaderComments)
         {
@@ -30,7 +33,7 @@ public static class CasePrinter
             sb.Append('\n');
         }
 
-        return sb.ToString();
+        return sb;
     }
 
     /// <summary>One step in canonical form, without a line break.</summary>

@@ -21,6 +21,7 @@ public sealed partial class Campaign
         /// <summary>Bytes of the case now in the slot; after them the file holds only line breaks.</summary>
         private int slotText;
         private byte[] buffer = new byte[16 * 1024];
+        private readonly StringBuilder slotBuilder = new(16 * 1024);
 
         /// <summary>The case being run, and when it started (Stopwatch ticks; 0 when idle): the watchdog reads them.</summary>
         private RunningCase? running;
@@ -192,14 +193,21 @@ public sealed partial class Campaign
         private void WriteSlot(EptCase c)
         {
             slot ??= File.OpenHandle(campaign.files.CurrentSlot(index), FileMode.Create, FileAccess.Write, FileShare.Read);
-            string text = CasePrinter.Print(c);
-            int max = Math.Max(Encoding.UTF8.GetMaxByteCount(text.Length), slotText);
+            // One builder for every case, encoded chunk by chunk: no string of the case is made.
+            slotBuilder.Clear();
+            CasePrinter.Append(slotBuilder, c);
+            int max = Math.Max(Encoding.UTF8.GetMaxByteCount(slotBuilder.Length), slotText);
             if (buffer.Length < max)
             {
                 buffer = new byte[max];
             }
 
-            int length = Encoding.UTF8.GetBytes(text, buffer);
+            int length = 0;
+            foreach (ReadOnlyMemory<char> chunk in slotBuilder.GetChunks())
+            {
+                length += Encoding.UTF8.GetBytes(chunk.Span, buffer.AsSpan(length));
+            }
+
             int end = Math.Max(length, slotText);
             buffer.AsSpan(length, end - length).Fill((byte)'\n');
             RandomAccess.Write(slot, buffer.AsSpan(0, end), 0);

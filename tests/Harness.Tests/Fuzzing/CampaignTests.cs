@@ -89,6 +89,20 @@ public sealed class CampaignTests : IDisposable
     }
 
     [Fact]
+    public void Slot_HoldsALongCaseExactly_AcrossTheBuildersChunks()
+    {
+        // 600 steps print to more than the worker's 16 KiB builder holds in one chunk.
+        string dir = Out("slot");
+        new Campaign(Options(dir, 1, planted: false) with { Profile = new GeneratorProfile { Steps = 600 } }).Run(CancellationToken.None);
+        string text = File.ReadAllText(Path.Combine(dir, "queue", ".current-0.ept")).TrimEnd('\n') + "\n";
+        Assert.True(text.Length > 16 * 1024, $"only {text.Length} characters");
+        var parsed = CaseParser.Parse(text, "slot.ept");
+        Assert.True(parsed.Succeeded, parsed.ErrorText());
+        Assert.Equal(600, parsed.Case!.Steps.Length);
+        Assert.Equal(CasePrinter.Print(parsed.Case), text);
+    }
+
+    [Fact]
     public void Jobs_RunExactlyTheRequestedNumberOfCases_AndFindTheBug()
     {
         string dir = Out("jobs");
