@@ -18,6 +18,8 @@ internal sealed class CaseExecution : IDisposable
     private readonly IntentModel intent;
     private readonly Scratch scratch;
     private bool disposed;
+    /// <summary>A target answers only at the end of the case (the VMX oracle): probes are kept for it.</summary>
+    private readonly bool hasBatchTargets;
     private readonly List<HypervisorEffect> effects;
 
     /// <summary>Host memory as the translators see it, kept only to know what a raw write overwrote.</summary>
@@ -98,6 +100,7 @@ internal sealed class CaseExecution : IDisposable
         }
 
         intent = new IntentModel(cpu);
+        hasBatchTargets = targets.Any(t => !t.Traits.HasFlag(TargetTraits.Immediate));
         // A case run inside another on the same thread finds no scratch and makes its own.
         scratch = t_scratch ?? new Scratch();
         t_scratch = null;
@@ -495,14 +498,19 @@ internal sealed class CaseExecution : IDisposable
 
         if (baselineIndex < 0)
         {
+            // No immediate target answered: only batch targets can (or none, and nothing is compared).
             probes.Add((index, Observation.Unsupported("no immediate target"), false));
             return null;
         }
 
         var baseline = observations[baselineIndex]!;
-        probeObservations[index] = observations;
         bool stale = desynchronized || (staleEntries.Count > 0 && TouchesStale(observations));
-        probes.Add((index, baseline, stale));
+        if (hasBatchTargets)
+        {
+            // Only the batch targets' answers, compared after the case, look back at these.
+            probeObservations[index] = observations;
+            probes.Add((index, baseline, stale));
+        }
         if (stale)
         {
             // Spec: a processor may keep using translations cached before a raw write until INVEPT.
