@@ -11,7 +11,7 @@ namespace EptFuzz.Targets.Model;
 /// </summary>
 internal sealed class PagedMemory : Ref.IPhysicalMemory
 {
-    /// <summary>Zeroed pages of closed sessions on this thread (a worker runs its cases on one thread).</summary>
+    /// <summary>Pages of closed sessions on this thread (a worker runs its cases on one thread), cleared when reused.</summary>
     [ThreadStatic]
     private static Stack<ulong[]>? free;
     private const int MaxFreePages = 4096;
@@ -47,7 +47,7 @@ internal sealed class PagedMemory : Ref.IPhysicalMemory
             throw new ArgumentException($"a page write is 512 words at a 4 KiB-aligned address, not {words.Length} at {pageAddress:x}");
         }
 
-        words.CopyTo(Find(pageAddress >> 12, create: true));
+        words.CopyTo(Find(pageAddress >> 12, create: true, whole: true));
     }
 
     public void Apply(IReadOnlyList<Ref.PhysicalWrite> writes)
@@ -59,8 +59,9 @@ internal sealed class PagedMemory : Ref.IPhysicalMemory
     }
 
     /// <summary>
-    /// Forgets everything (all words read 0 again) and keeps the pages, zeroed, for the next
-    /// session opened on this thread: a fuzzing worker would otherwise allocate them for every case.
+    /// Forgets everything (all words read 0 again) and keeps the pages for the next session opened
+    /// on this thread, to be cleared on reuse: a fuzzing worker would otherwise allocate them for
+    /// every case.
     /// </summary>
     public void Release()
     {
@@ -69,7 +70,6 @@ internal sealed class PagedMemory : Ref.IPhysicalMemory
         {
             if (pool.Count < MaxFreePages)
             {
-                Array.Clear(page);
                 pool.Push(page);
             }
         }
@@ -87,7 +87,7 @@ internal sealed class PagedMemory : Ref.IPhysicalMemory
         lastPage = null;
     }
 
-    private ulong[]? Find(ulong number, bool create)
+    private ulong[]? Find(ulong number, bool create, bool whole = false)
     {
         if (number == lastNumber)
         {
@@ -103,6 +103,12 @@ internal sealed class PagedMemory : Ref.IPhysicalMemory
             }
 
             page = free is { Count: > 0 } ? free.Pop() : new ulong[512];
+            if (!whole)
+            {
+                // Recycled pages come back as they were left; one written whole needs no clearing.
+                Array.Clear(page);
+            }
+
             pages.Add(number, page);
         }
 

@@ -8,7 +8,7 @@ namespace EptFuzz.Harness.Running;
 /// </summary>
 internal sealed class WordMirror
 {
-    /// <summary>Zeroed pages of finished cases on this thread (a worker runs its cases on one thread).</summary>
+    /// <summary>Pages of finished cases on this thread (a worker runs its cases on one thread), cleared when reused.</summary>
     [ThreadStatic]
     private static Stack<ulong[]>? free;
     private const int MaxFreePages = 4096;
@@ -28,11 +28,12 @@ internal sealed class WordMirror
     }
 
     /// <summary>Stores a whole 4 KiB page.</summary>
-    public void WritePage(ulong pageAddress, ReadOnlySpan<ulong> words) => words.CopyTo(Page(pageAddress >> 12));
+    public void WritePage(ulong pageAddress, ReadOnlySpan<ulong> words) => words.CopyTo(Page(pageAddress >> 12, whole: true));
 
     /// <summary>
-    /// Forgets everything (all words read 0 again) and keeps the pages, zeroed, for the next case
-    /// run on this thread: a fuzzing worker would otherwise allocate them anew for every case.
+    /// Forgets everything (all words read 0 again) and keeps the pages for the next case run on
+    /// this thread, to be cleared on reuse: a fuzzing worker would otherwise allocate them anew
+    /// for every case.
     /// </summary>
     public void Release()
     {
@@ -41,7 +42,6 @@ internal sealed class WordMirror
         {
             if (pool.Count < MaxFreePages)
             {
-                Array.Clear(page);
                 pool.Push(page);
             }
         }
@@ -51,7 +51,7 @@ internal sealed class WordMirror
         lastPage = null;
     }
 
-    private ulong[] Page(ulong number)
+    private ulong[] Page(ulong number, bool whole = false)
     {
         if (number == lastNumber)
         {
@@ -61,6 +61,12 @@ internal sealed class WordMirror
         if (!pages.TryGetValue(number, out ulong[]? page))
         {
             page = free is { Count: > 0 } ? free.Pop() : new ulong[512];
+            if (!whole)
+            {
+                // Recycled pages come back as they were left; one written whole needs no clearing.
+                Array.Clear(page);
+            }
+
             pages.Add(number, page);
         }
 

@@ -201,7 +201,7 @@ public sealed partial class ExtendedPageTable
 
         // The new table is composed here and written whole: one journaled page instead of 512
         // words (a 1 GiB page split into 4 KiB pages writes 512 tables).
-        ulong[] entries = PageRecycler.Rent();
+        ulong[] entries = PageRecycler.RentForOverwrite();
         bool leaves = true;
         ulong span = LevelGeometry.Span(level);
         for (int i = 0; i < LevelGeometry.EntriesPerTable; i++)

@@ -1,9 +1,11 @@
 namespace EptFuzz.Impl.Memory;
 
 /// <summary>
-/// Zeroed 4 KiB pages kept per thread for reuse: a fuzzing worker runs thousands of cases a second
-/// on one thread, each building host memory from nothing, so the pages of a finished case serve
-/// the next one. Every page in the recycler is all zero.
+/// 4 KiB pages kept per thread for reuse: a fuzzing worker runs thousands of cases a second on one
+/// thread, each building host memory from nothing, so the pages of a finished case serve the next
+/// one. Pages come back as they are and are cleared when rented for a page that must start at
+/// zero: most table pages are written whole (a new table, a page effect) and need no clearing,
+/// and a page cleared just before its first use is in the cache for it.
 /// </summary>
 internal static class PageRecycler
 {
@@ -14,7 +16,21 @@ internal static class PageRecycler
     [ThreadStatic]
     private static Stack<ulong[]>? t_free;
 
-    public static ulong[] Rent() => t_free is { Count: > 0 } free ? free.Pop() : new ulong[512];
+    /// <summary>A page of 512 zeros.</summary>
+    public static ulong[] Rent()
+    {
+        if (t_free is { Count: > 0 } free)
+        {
+            ulong[] page = free.Pop();
+            Array.Clear(page);
+            return page;
+        }
+
+        return new ulong[512];
+    }
+
+    /// <summary>A page with any content, for a caller that writes all 512 words before reading one.</summary>
+    public static ulong[] RentForOverwrite() => t_free is { Count: > 0 } free ? free.Pop() : new ulong[512];
 
     public static void Return(ulong[] page) => Return(page, t_free ??= new Stack<ulong[]>());
 
@@ -32,7 +48,6 @@ internal static class PageRecycler
     {
         if (free.Count < MaxPages)
         {
-            Array.Clear(page);
             free.Push(page);
         }
     }

@@ -89,7 +89,8 @@ public sealed class SparseHostMemory : IHostMemoryImage
         ulong[]? page = Find(number);
         if (page is null)
         {
-            page = PageRecycler.Rent();
+            // Every word is written just below: the page need not be cleared first.
+            page = PageRecycler.RentForOverwrite();
             _pages.Add(number, page);
             Remember(number, page);
         }
