@@ -229,9 +229,14 @@ public sealed partial class ExtendedPageTable
         }
 
         bool journaled = _tx.WriteZeroPage(table, entries);
+        // No blank leaf is recorded inside a table the pool just handed out (a table is freed only
+        // when empty, and a merge forgets its leaves), so only a leaf whose value is 0 is noted.
         for (int i = 0; leaves && i < LevelGeometry.EntriesPerTable; i++)
         {
-            NoteLeaf(table + ((ulong)i << 3), entries[i]);
+            if (entries[i] == 0)
+            {
+                NoteLeaf(table + ((ulong)i << 3), 0);
+            }
         }
 
         if (!journaled)
