@@ -28,6 +28,51 @@ public sealed class TlbTests
     }
 
     [Fact]
+    public void Invalidations_DropExactlyWhatTheyName_AndReleasedArraysComeBackEmpty()
+    {
+        const ulong a = 0x7000, b = 0x9000;
+        var tlb = new EptFuzz.Impl.Cpu.TranslationCache();
+        // Pages 0..99 tagged a and 100..199 tagged b land in distinct slots of every array.
+        for (ulong page = 0; page < 200; page++)
+        {
+            ulong tag = page < 100 ? a : b;
+            foreach (EptLevel level in (EptLevel[])[EptLevel.Pte, EptLevel.Pde, EptLevel.Pdpte])
+            {
+                tlb.Insert(new EptFuzz.Impl.Cpu.PhysicalMapping { Tag = tag, PageNumber = page, Level = level, Valid = true });
+            }
+
+            tlb.Insert(new EptFuzz.Impl.Cpu.CombinedMapping { Tag = tag, PageNumber = page, Valid = true }, 0);
+        }
+
+        Assert.Equal(800, tlb.ValidCount);
+        tlb.Invalidate(a);
+        Assert.Equal(400, tlb.ValidCount);
+        for (ulong page = 0; page < 200; page++)
+        {
+            ulong tag = page < 100 ? a : b;
+            Assert.Equal(tag == b, tlb.TryGetPhysical(tag, page << 12, out _));
+            Assert.Equal(tag == b, tlb.TryGetPhysical(tag, page << 30, out _));
+            Assert.Equal(tag == b, tlb.TryGetCombined(tag, page << 12, out _));
+        }
+
+        tlb.InvalidateCombined();
+        Assert.Equal(300, tlb.ValidCount);
+        Assert.False(tlb.TryGetCombined(b, 150UL << 12, out _));
+        Assert.True(tlb.TryGetPhysical(b, 150UL << 21, out _));
+        tlb.Insert(new EptFuzz.Impl.Cpu.PhysicalMapping { Tag = a, PageNumber = 5, Level = EptLevel.Pte, Valid = true });
+        tlb.InvalidateAll();
+        Assert.Equal(0, tlb.ValidCount);
+
+        // Arrays go back to this thread's pool: a new cache that takes them finds nothing valid.
+        tlb.Insert(new EptFuzz.Impl.Cpu.PhysicalMapping { Tag = a, PageNumber = 7, Level = EptLevel.Pte, Valid = true });
+        tlb.Release();
+        var next = new EptFuzz.Impl.Cpu.TranslationCache();
+        next.Insert(new EptFuzz.Impl.Cpu.PhysicalMapping { Tag = b, PageNumber = 300, Level = EptLevel.Pte, Valid = true });
+        Assert.Equal(1, next.ValidCount);
+        Assert.False(next.TryGetPhysical(a, 7UL << 12, out _));
+    }
+
+    [Fact]
     public void HypervisorOperations_LeaveNothingStale()
     {
         var rig = new Rig();

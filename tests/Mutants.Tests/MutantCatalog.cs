@@ -248,7 +248,7 @@ public static class MutantCatalog
         new(
             "SingleContextInveptKeepsCombined",
             Tlb,
-            "            foreach (ref CombinedMapping slot in _combined[size].AsSpan())\n            {\n                slot.Valid &= slot.Tag != tag;\n            }\n",
+            "            DropCombined(size, tag, everyTag: false);\n",
             string.Empty,
             "single-context INVEPT drops guest-physical mappings but not combined (linear) ones",
             "EPT-INVEPT-3: single-context INVEPT invalidates guest-physical and combined mappings of the EPTRTA"),

@@ -1,3 +1,5 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
 using EptFuzz.Contract;
 
 namespace EptFuzz.Impl.Cpu;
@@ -63,6 +65,24 @@ public sealed class TranslationCache
     private readonly PhysicalMapping[]?[] _physical = new PhysicalMapping[]?[3];
     private readonly CombinedMapping[]?[] _combined = new CombinedMapping[]?[3];
 
+    // One bit per slot that may be valid, 4 words per array (guest-physical sizes 0..2, then
+    // combined): an INVEPT or a release visits the few slots a case filled, not all 256 of up to
+    // six arrays. A slot whose bit is clear is invalid.
+    private Filled _filled;
+
+    [InlineArray(6 * WordsPerArray)]
+    private struct Filled
+    {
+        private ulong _first;
+    }
+
+    private const int WordsPerArray = Slots / 64;
+    private const int Combined = 3;
+
+    private Span<ulong> FilledBits(int array) => ((Span<ulong>)_filled).Slice(array * WordsPerArray, WordsPerArray);
+
+    private void MarkFilled(int array, int slot) => _filled[(array * WordsPerArray) + (slot >> 6)] |= 1UL << (slot & 63);
+
     private static int Slot(ulong pageNumber) => (int)((pageNumber ^ (pageNumber >> 8) ^ (pageNumber >> 16)) & (Slots - 1));
 
     public bool TryGetPhysical(ulong tag, ulong gpa, out PhysicalMapping mapping)
@@ -89,7 +109,10 @@ public sealed class TranslationCache
 
     public void Insert(in PhysicalMapping mapping)
     {
-        (_physical[(int)mapping.Level - 1] ??= Rent(ref t_freePhysical))[Slot(mapping.PageNumber)] = mapping;
+        int size = (int)mapping.Level - 1;
+        int slot = Slot(mapping.PageNumber);
+        (_physical[size] ??= Rent(ref t_freePhysical))[slot] = mapping;
+        MarkFilled(size, slot);
     }
 
     public bool TryGetCombined(ulong tag, ulong linear, out CombinedMapping mapping)
@@ -117,7 +140,9 @@ public sealed class TranslationCache
     /// <summary>Inserts a combined mapping for a linear page of 4 KiB << (9 * <paramref name="sizeIndex"/>).</summary>
     public void Insert(in CombinedMapping mapping, int sizeIndex)
     {
-        (_combined[sizeIndex] ??= Rent(ref t_freeCombined))[Slot(mapping.PageNumber)] = mapping;
+        int slot = Slot(mapping.PageNumber);
+        (_combined[sizeIndex] ??= Rent(ref t_freeCombined))[slot] = mapping;
+        MarkFilled(Combined + sizeIndex, slot);
     }
 
     // Arrays of released caches, all slots invalid, for the next CPU on this thread: a fuzzing
@@ -129,24 +154,24 @@ public sealed class TranslationCache
 
     private static T[] Rent<T>(ref Stack<T[]>? free) => free is { Count: > 0 } f ? f.Pop() : new T[Slots];
 
-    private static void Return<T>(ref Stack<T[]>? free, T[]?[] arrays)
-    {
-        for (int i = 0; i < arrays.Length; i++)
-        {
-            if (arrays[i] is { } array)
-            {
-                Array.Clear(array);
-                (free ??= new Stack<T[]>()).Push(array);
-                arrays[i] = null;
-            }
-        }
-    }
-
     /// <summary>Empties the cache and gives its arrays back for reuse by the next CPU on this thread (a session that ends).</summary>
     public void Release()
     {
-        Return(ref t_freePhysical, _physical);
-        Return(ref t_freeCombined, _combined);
+        InvalidateAll();
+        for (int size = 0; size < 3; size++)
+        {
+            if (_physical[size] is { } physical)
+            {
+                (t_freePhysical ??= new Stack<PhysicalMapping[]>()).Push(physical);
+                _physical[size] = null;
+            }
+
+            if (_combined[size] is { } combined)
+            {
+                (t_freeCombined ??= new Stack<CombinedMapping[]>()).Push(combined);
+                _combined[size] = null;
+            }
+        }
     }
 
     /// <summary>INVEPT single-context: guest-physical and combined mappings tagged with this EPTP[51:12] (EPT-INVEPT-3).</summary>
@@ -154,15 +179,8 @@ public sealed class TranslationCache
     {
         for (int size = 0; size < 3; size++)
         {
-            foreach (ref PhysicalMapping slot in _physical[size].AsSpan())
-            {
-                slot.Valid &= slot.Tag != tag;
-            }
-
-            foreach (ref CombinedMapping slot in _combined[size].AsSpan())
-            {
-                slot.Valid &= slot.Tag != tag;
-            }
+            DropPhysical(size, tag, everyTag: false);
+            DropCombined(size, tag, everyTag: false);
         }
     }
 
@@ -171,8 +189,8 @@ public sealed class TranslationCache
     {
         for (int size = 0; size < 3; size++)
         {
-            _physical[size].AsSpan().Clear();
-            _combined[size].AsSpan().Clear();
+            DropPhysical(size, 0, everyTag: true);
+            DropCombined(size, 0, everyTag: true);
         }
     }
 
@@ -181,7 +199,54 @@ public sealed class TranslationCache
     {
         for (int size = 0; size < 3; size++)
         {
-            _combined[size].AsSpan().Clear();
+            DropCombined(size, 0, everyTag: true);
+        }
+    }
+
+    // Invalidates the filled slots of one array that carry the tag (or all of them).
+    private void DropPhysical(int size, ulong tag, bool everyTag)
+    {
+        if (_physical[size] is not { } table)
+        {
+            return;
+        }
+
+        Span<ulong> filled = FilledBits(size);
+        for (int w = 0; w < filled.Length; w++)
+        {
+            for (ulong bits = filled[w]; bits != 0; bits &= bits - 1)
+            {
+                int index = (w << 6) | BitOperations.TrailingZeroCount(bits);
+                ref PhysicalMapping slot = ref table[index];
+                if (everyTag || slot.Tag == tag)
+                {
+                    slot.Valid = false;
+                    filled[w] &= ~(1UL << (index & 63));
+                }
+            }
+        }
+    }
+
+    private void DropCombined(int size, ulong tag, bool everyTag)
+    {
+        if (_combined[size] is not { } table)
+        {
+            return;
+        }
+
+        Span<ulong> filled = FilledBits(Combined + size);
+        for (int w = 0; w < filled.Length; w++)
+        {
+            for (ulong bits = filled[w]; bits != 0; bits &= bits - 1)
+            {
+                int index = (w << 6) | BitOperations.TrailingZeroCount(bits);
+                ref CombinedMapping slot = ref table[index];
+                if (everyTag || slot.Tag == tag)
+                {
+                    slot.Valid = false;
+                    filled[w] &= ~(1UL << (index & 63));
+                }
+            }
         }
     }
 
