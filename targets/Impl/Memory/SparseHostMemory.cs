@@ -1,5 +1,6 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using EptFuzz.Contract;
 
 namespace EptFuzz.Impl.Memory;
@@ -19,12 +20,12 @@ public sealed class SparseHostMemory : IHostMemoryImage
     /// <summary>Table walkers pass a way below this to <see cref="ReadWalkEntry"/>: one per walk level and structure.</summary>
     internal const int WalkWays = 9;
 
-    // The hashed slots first, then two slots for each walk way: emptying these arrays empties both.
-    private const int Slots = CacheSlots + 2 * WalkWays;
-
     private readonly Dictionary<ulong, ulong[]> _pages = [];
-    private readonly ulong[] _cachedNumbers = CreateEmptyTags();
-    private readonly ulong[]?[] _cachedPages = new ulong[]?[Slots];
+    private readonly ulong[] _cachedNumbers = CreateEmptyTags(CacheSlots);
+    private readonly ulong[]?[] _cachedPages = new ulong[]?[CacheSlots];
+
+    // Two slots for each walk way, number and page side by side: one bounds-free address for both.
+    private readonly WaySlot[] _ways = CreateEmptyWays();
 
     public ulong Read(Hpa address)
     {
@@ -44,14 +45,17 @@ public sealed class SparseHostMemory : IHostMemoryImage
     /// predicted that the page is in a slot: a walk is a chain of dependent reads, and this takes
     /// the address arithmetic and the slot lookup off it. Every entry is still read from its page.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal ulong ReadWalkEntry(Hpa table, int index, int way)
     {
         ulong number = table.Value >> 12;
-        int slot = CacheSlots + 2 * way;
-        ulong[]? page = _cachedNumbers[slot] == number ? _cachedPages[slot]
-            : _cachedNumbers[slot + 1] == number ? _cachedPages[slot + 1]
-            : FindForWay(number, slot);
-        return page is null ? 0 : page[index & 511];
+        // Unchecked: the walkers' ways are constants below WalkWays, and a way slot holds only a
+        // backed page (512 words), so neither index can be out of range.
+        ref WaySlot slot = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_ways), 2 * way);
+        ulong[]? page = slot.Number == number ? slot.Page
+            : Unsafe.Add(ref slot, 1).Number == number ? Unsafe.Add(ref slot, 1).Page
+            : FindForWay(number, ref slot);
+        return page is null ? 0 : Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(page), index & 511);
     }
 
     public void Write(Hpa address, ulong value)
@@ -109,15 +113,13 @@ public sealed class SparseHostMemory : IHostMemoryImage
     // The way's first slot moves to its second. Only backed pages are kept there: a write that backs
     // a page updates its hashed slot only, so a null kept in a way would go stale. Backed pages stay.
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private ulong[]? FindForWay(ulong number, int slot)
+    private ulong[]? FindForWay(ulong number, ref WaySlot slot)
     {
         ulong[]? page = Find(number);
         if (page is not null)
         {
-            _cachedNumbers[slot + 1] = _cachedNumbers[slot];
-            _cachedPages[slot + 1] = _cachedPages[slot];
-            _cachedNumbers[slot] = number;
-            _cachedPages[slot] = page;
+            Unsafe.Add(ref slot, 1) = slot;
+            slot = new WaySlot(number, page);
         }
 
         return page;
@@ -133,12 +135,23 @@ public sealed class SparseHostMemory : IHostMemoryImage
     private static int Slot(ulong number) => (int)((number ^ (number >> 6) ^ (number >> 12)) & (CacheSlots - 1));
 
     // A page number is at most 2^52 - 1, so all-ones marks an empty slot.
-    private static ulong[] CreateEmptyTags()
+    private const ulong NoPage = ulong.MaxValue;
+
+    private static ulong[] CreateEmptyTags(int count)
     {
-        var tags = new ulong[Slots];
-        Array.Fill(tags, ulong.MaxValue);
+        var tags = new ulong[count];
+        Array.Fill(tags, NoPage);
         return tags;
     }
+
+    private static WaySlot[] CreateEmptyWays()
+    {
+        var ways = new WaySlot[2 * WalkWays];
+        Array.Fill(ways, new WaySlot(NoPage, null));
+        return ways;
+    }
+
+    private record struct WaySlot(ulong Number, ulong[]? Page);
 
     /// <summary>
     /// True when no word of the 4 KiB page at <paramref name="pageAddress"/> is set (an unbacked
@@ -167,8 +180,9 @@ public sealed class SparseHostMemory : IHostMemoryImage
         }
 
         _pages.Clear();
-        Array.Fill(_cachedNumbers, ulong.MaxValue);
+        Array.Fill(_cachedNumbers, NoPage);
         Array.Clear(_cachedPages);
+        Array.Fill(_ways, new WaySlot(NoPage, null));
     }
 
     /// <summary>Number of backed pages (tests use it to see that memory stays bounded).</summary>
