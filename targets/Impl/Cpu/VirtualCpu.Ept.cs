@@ -86,18 +86,18 @@ public sealed partial class VirtualCpu
 
     private bool WalkGpa(in GpaRequest request, out GpaTranslation translation)
     {
-        translation = default;
         ulong gpa = request.Gpa;
         int levels = (int)((Eptp >> 3) & 7) + 1;
         if ((gpa >> 52) != 0 || (levels == 4 && (gpa >> 48) != 0))
         {
             // With 4-level EPT, GPA[51:48] != 0 is a violation with no entry read (EPT-WALK-4, EPT-VIOL-6).
+            translation = default;
             Violation(request, 0);
             return false;
         }
 
         // This walk's entries are the walk records from here on (the A/D pass below writes them).
-        int firstRecord = _result.WalkCount;
+        AccessResult result = _result;
         ulong table = Eptp & EptBits.AddressMask;
         ulong permissions = EptBits.PermissionMask;
         ulong leaf;
@@ -107,9 +107,8 @@ public sealed partial class VirtualCpu
         {
             // The index comes from the GPA, not from the table address: it is known before the entry above is read.
             int index = LevelGeometry.Index(gpa, level);
-            ulong address = table + ((ulong)index << 3);
             ulong value = ReadWalkEntry(table, index, (int)level - 1);
-            _result.AddWalk(new WalkEntry(WalkStructure.Ept, level, new Hpa(address), value, gpa));
+            result.AddWalk(new WalkEntry(WalkStructure.Ept, level, new Hpa(table + ((ulong)index << 3)), value, gpa));
             // Used only if the walk translates, when every entry read was present and well formed.
             permissions &= value;
             entryClass = _entryClasses.Classify(value, level);
@@ -124,31 +123,26 @@ public sealed partial class VirtualCpu
         }
 
         // The loop has one exit; how the walk ended is decided here, with the calls kept out of the loop.
-        if (entryClass == EptEntryClass.NotPresent)
+        if (entryClass != EptEntryClass.Page)
         {
-            Violation(request, 0);
-            return false;
-        }
-
-        if (entryClass == EptEntryClass.Misconfigured)
-        {
-            _result.Kind = OutcomeKind.EptMisconfiguration;
-            _result.Gpa = new Gpa(gpa);
+            translation = default;
+            WalkFailed(request, entryClass);
             return false;
         }
 
         // Permissions are checked only after the whole walk: a lower misconfiguration wins (EPT-ORDER-1).
         if ((permissions & request.Need) != request.Need)
         {
+            translation = default;
             Violation(request, permissions);
             return false;
         }
 
-        bool accessedDirty = AccessedDirtyOn;
         bool dirty = (leaf & EptBits.Dirty) != 0;
-        if (accessedDirty)
+        if (AccessedDirtyOn)
         {
-            SetAccessedDirty(request, level, firstRecord);
+            // The walk records of this walk: one per level from the top down to the leaf.
+            SetAccessedDirty(request, level, result.WalkCount - (levels - (int)level + 1));
             dirty |= request.Write;
         }
 
@@ -164,23 +158,44 @@ public sealed partial class VirtualCpu
         };
         if (CachingEnabled)
         {
-            _tlb.Insert(new PhysicalMapping
-            {
-                Valid = true,
-                Tag = Tag,
-                PageNumber = gpa >> LevelGeometry.Shift(level),
-                Level = level,
-                HpaBase = translation.Hpa & ~(span - 1),
-                Permissions = permissions,
-                MemoryType = translation.MemoryType,
-                IgnorePat = translation.IgnorePat,
-                Dirty = dirty,
-                AccessedDirty = accessedDirty,
-                Mbec = Controls.Mbec,
-            });
+            CachePhysical(gpa, translation);
         }
 
         return true;
+    }
+
+    // Out of line, like the failures: a walk with the TLB off keeps none of their locals.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void CachePhysical(ulong gpa, in GpaTranslation translation)
+    {
+        _tlb.Insert(new PhysicalMapping
+        {
+            Valid = true,
+            Tag = Tag,
+            PageNumber = gpa >> LevelGeometry.Shift(translation.Level),
+            Level = translation.Level,
+            HpaBase = translation.Hpa & ~(LevelGeometry.Span(translation.Level) - 1),
+            Permissions = translation.Permissions,
+            MemoryType = translation.MemoryType,
+            IgnorePat = translation.IgnorePat,
+            Dirty = translation.Dirty,
+            AccessedDirty = AccessedDirtyOn,
+            Mbec = Controls.Mbec,
+        });
+    }
+
+    /// <summary>A walk that stopped at a not-present (EPT-PRESENT-1) or misconfigured entry.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void WalkFailed(in GpaRequest request, EptEntryClass entryClass)
+    {
+        if (entryClass == EptEntryClass.NotPresent)
+        {
+            Violation(request, 0);
+            return;
+        }
+
+        _result.Kind = OutcomeKind.EptMisconfiguration;
+        _result.Gpa = new Gpa(request.Gpa);
     }
 
     /// <summary>
