@@ -97,7 +97,7 @@ public sealed partial class VirtualCpu
         }
 
         // This walk's entries are the walk records from here on (the A/D pass below writes them).
-        AccessResult result = _result;
+        ref WalkEntry record = ref _result.NextWalk;
         ulong table = Eptp & EptBits.AddressMask;
         ulong permissions = EptBits.PermissionMask;
         ulong leaf;
@@ -108,7 +108,8 @@ public sealed partial class VirtualCpu
             // The index comes from the GPA, not from the table address: it is known before the entry above is read.
             int index = LevelGeometry.Index(gpa, level);
             ulong value = ReadWalkEntry(table, index, (int)level - 1);
-            result.AddWalk(new WalkEntry(WalkStructure.Ept, level, new Hpa(table + ((ulong)index << 3)), value, gpa));
+            record = new WalkEntry(WalkStructure.Ept, level, new Hpa(table + ((ulong)index << 3)), value, gpa);
+            record = ref Unsafe.Add(ref record, 1);
             // Used only if the walk translates, when every entry read was present and well formed.
             permissions &= value;
             entryClass = _entryClasses.Classify(value, level);
@@ -121,6 +122,10 @@ public sealed partial class VirtualCpu
             table = value & EptBits.AddressMask;
             level--;
         }
+
+        // One record per level, from the top down to the one the walk stopped at.
+        int walked = levels - (int)level + 1;
+        _result.Recorded(walked);
 
         // The loop has one exit; how the walk ended is decided here, with the calls kept out of the loop.
         if (entryClass != EptEntryClass.Page)
@@ -141,8 +146,7 @@ public sealed partial class VirtualCpu
         bool dirty = (leaf & EptBits.Dirty) != 0;
         if (AccessedDirtyOn)
         {
-            // The walk records of this walk: one per level from the top down to the leaf.
-            SetAccessedDirty(request, level, result.WalkCount - (levels - (int)level + 1));
+            SetAccessedDirty(request, level, _result.WalkCount - walked);
             dirty |= request.Write;
         }
 
