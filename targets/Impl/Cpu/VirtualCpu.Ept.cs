@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using EptFuzz.Contract;
 using EptFuzz.Impl.Ept;
+using EptFuzz.Impl.Memory;
 
 namespace EptFuzz.Impl.Cpu;
 
@@ -55,7 +56,39 @@ public sealed partial class VirtualCpu
     };
 
     private bool TranslateGpa(in GpaRequest request, out GpaTranslation translation) =>
-        CachingEnabled && TryCachedGpa(request, out translation) || WalkGpa(request, out translation);
+        CachingEnabled && TryCachedGpa(request, out translation)
+        || (_sparse is { } sparse ? WalkGpa(request, out translation, new WayReads(sparse)) : WalkGpa(request, out translation, new PlainReads(_memory)));
+
+    /// <summary>How a walk reads its entries: a read may miss, and the walk then fills the way and starts again.</summary>
+    private interface IWalkReads
+    {
+        bool TryRead(ulong table, int index, int way, out ulong value);
+
+        void Fill(ulong table, int way);
+    }
+
+    /// <summary>Sparse host memory's walk ways: a read that calls nothing, so the walk loop keeps its values in registers.</summary>
+    private readonly struct WayReads(SparseHostMemory memory) : IWalkReads
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public bool TryRead(ulong table, int index, int way, out ulong value) => memory.TryReadWalkEntry(new Hpa(table), index, way, out value);
+
+        public void Fill(ulong table, int way) => memory.FillWay(new Hpa(table), way);
+    }
+
+    /// <summary>Any other host memory: every read goes through it and none misses.</summary>
+    private readonly struct PlainReads(IHostMemory memory) : IWalkReads
+    {
+        public bool TryRead(ulong table, int index, int way, out ulong value)
+        {
+            value = memory.Read(new Hpa(table + ((ulong)index << 3)));
+            return true;
+        }
+
+        public void Fill(ulong table, int way)
+        {
+        }
+    }
 
     // Out of line: its cached-mapping local would otherwise be zeroed on every walk.
     [MethodImpl(MethodImplOptions.NoInlining)]
@@ -84,7 +117,8 @@ public sealed partial class VirtualCpu
         return false;
     }
 
-    private bool WalkGpa(in GpaRequest request, out GpaTranslation translation)
+    private bool WalkGpa<TReads>(in GpaRequest request, out GpaTranslation translation, TReads reads)
+        where TReads : struct, IWalkReads
     {
         ulong gpa = request.Gpa;
         int levels = (int)((Eptp >> 3) & 7) + 1;
@@ -97,32 +131,47 @@ public sealed partial class VirtualCpu
         }
 
         // This walk's entries are the walk records from here on (the A/D pass below writes them).
-        ref WalkEntry record = ref _result.NextWalk;
-        ulong table = Eptp & EptBits.AddressMask;
-        ulong permissions = EptBits.PermissionMask;
+        ulong table;
+        ulong permissions;
         ulong leaf;
         EptEntryClass entryClass;
-        EptLevel level = (EptLevel)levels;
+        EptLevel level;
         while (true)
         {
-            // The index comes from the GPA, not from the table address: it is known before the entry above is read.
-            int index = LevelGeometry.Index(gpa, level);
-            ulong value = ReadWalkEntry(table, index, (int)level - 1);
-            record = new WalkEntry(WalkStructure.Ept, level, new Hpa(table + ((ulong)index << 3)), value, gpa);
-            record = ref Unsafe.Add(ref record, 1);
-            // Used only if the walk translates, when every entry read was present and well formed.
-            permissions &= value;
-            entryClass = _entryClasses.Classify(value, level);
-            if (entryClass != EptEntryClass.Table)
+            ref WalkEntry record = ref _result.NextWalk;
+            table = Eptp & EptBits.AddressMask;
+            permissions = EptBits.PermissionMask;
+            level = (EptLevel)levels;
+            while (true)
             {
-                leaf = value;
-                break;
+                // The index comes from the GPA, not from the table address: it is known before the entry above is read.
+                int index = LevelGeometry.Index(gpa, level);
+                if (!reads.TryRead(table, index, (int)level - 1, out ulong value))
+                {
+                    break;
+                }
+
+                record = new WalkEntry(WalkStructure.Ept, level, new Hpa(table + ((ulong)index << 3)), value, gpa);
+                record = ref Unsafe.Add(ref record, 1);
+                // Used only if the walk translates, when every entry read was present and well formed.
+                permissions &= value;
+                entryClass = _entryClasses.Classify(value, level);
+                if (entryClass != EptEntryClass.Table)
+                {
+                    leaf = value;
+                    goto Walked;
+                }
+
+                table = value & EptBits.AddressMask;
+                level--;
             }
 
-            table = value & EptBits.AddressMask;
-            level--;
+            // A table page not in its way: the call is here, after the loop, so that no value of
+            // the loop lives across it. Reading writes nothing, so the walk starts again unchanged.
+            reads.Fill(table, (int)level - 1);
         }
 
+    Walked:
         // One record per level, from the top down to the one the walk stopped at.
         int walked = levels - (int)level + 1;
         _result.Recorded(walked);

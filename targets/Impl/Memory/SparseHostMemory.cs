@@ -48,14 +48,58 @@ public sealed class SparseHostMemory : IHostMemoryImage
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal ulong ReadWalkEntry(Hpa table, int index, int way)
     {
+        if (!TryReadWalkEntry(table, index, way, out ulong value))
+        {
+            FillWay(table, way);
+            TryReadWalkEntry(table, index, way, out value);
+        }
+
+        return value;
+    }
+
+    /// <summary>
+    /// <see cref="ReadWalkEntry"/> when the table page is in one of the way's slots; false, with
+    /// nothing read, when it is not (<see cref="FillWay"/> puts it there). Never calls anything,
+    /// so a walk loop built on it keeps its values in registers.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal bool TryReadWalkEntry(Hpa table, int index, int way, out ulong value)
+    {
         ulong number = table.Value >> 12;
-        // Unchecked: the walkers' ways are constants below WalkWays, and a way slot holds only a
-        // backed page (512 words), so neither index can be out of range.
+        // Unchecked: the walkers' ways are constants below WalkWays, and a way slot holds a whole
+        // page (512 words), so neither index can be out of range.
         ref WaySlot slot = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_ways), 2 * way);
-        ulong[]? page = slot.Number == number ? slot.Page
-            : Unsafe.Add(ref slot, 1).Number == number ? Unsafe.Add(ref slot, 1).Page
-            : FindForWay(number, ref slot);
-        return page is null ? 0 : Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(page), index & 511);
+        ulong[] page;
+        if (slot.Number == number)
+        {
+            page = slot.Page;
+        }
+        else if (Unsafe.Add(ref slot, 1).Number == number)
+        {
+            page = Unsafe.Add(ref slot, 1).Page;
+        }
+        else
+        {
+            value = 0;
+            return false;
+        }
+
+        value = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(page), index & 511);
+        return true;
+    }
+
+    /// <summary>
+    /// Puts the table page at <paramref name="table"/> in the first slot of <paramref name="way"/>;
+    /// the slot's page moves to the second. An unbacked page is held as <see cref="ZeroPage"/>
+    /// until a write backs it (<see cref="ForgetWays"/>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    internal void FillWay(Hpa table, int way)
+    {
+        ulong number = table.Value >> 12;
+        ref WaySlot slot = ref _ways[2 * way];
+        Unsafe.Add(ref slot, 1) = slot;
+        slot = new WaySlot(number, Find(number) ?? ZeroPage);
     }
 
     public void Write(Hpa address, ulong value)
@@ -68,6 +112,7 @@ public sealed class SparseHostMemory : IHostMemoryImage
             page = PageRecycler.Rent();
             _pages.Add(number, page);
             Remember(number, page);
+            ForgetWays(number);
         }
 
         page[(address.Value >> 3) & 511] = value;
@@ -89,6 +134,7 @@ public sealed class SparseHostMemory : IHostMemoryImage
             page = PageRecycler.Rent();
             _pages.Add(number, page);
             Remember(number, page);
+            ForgetWays(number);
         }
 
         words.CopyTo(page);
@@ -110,19 +156,16 @@ public sealed class SparseHostMemory : IHostMemoryImage
         return page;
     }
 
-    // The way's first slot moves to its second. Only backed pages are kept there: a write that backs
-    // a page updates its hashed slot only, so a null kept in a way would go stale. Backed pages stay.
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private ulong[]? FindForWay(ulong number, ref WaySlot slot)
+    // A page that a write backs may be held in a way as the zero page: the way lets it go.
+    private void ForgetWays(ulong number)
     {
-        ulong[]? page = Find(number);
-        if (page is not null)
+        foreach (ref WaySlot slot in _ways.AsSpan())
         {
-            Unsafe.Add(ref slot, 1) = slot;
-            slot = new WaySlot(number, page);
+            if (slot.Number == number)
+            {
+                slot = new WaySlot(NoPage, ZeroPage);
+            }
         }
-
-        return page;
     }
 
     private void Remember(ulong number, ulong[]? page)
@@ -144,14 +187,17 @@ public sealed class SparseHostMemory : IHostMemoryImage
         return tags;
     }
 
+    // What a way holds for an unbacked page: all zero, never written, shared by every memory.
+    private static readonly ulong[] ZeroPage = new ulong[WordsPerPage];
+
     private static WaySlot[] CreateEmptyWays()
     {
         var ways = new WaySlot[2 * WalkWays];
-        Array.Fill(ways, new WaySlot(NoPage, null));
+        Array.Fill(ways, new WaySlot(NoPage, ZeroPage));
         return ways;
     }
 
-    private record struct WaySlot(ulong Number, ulong[]? Page);
+    private record struct WaySlot(ulong Number, ulong[] Page);
 
     /// <summary>
     /// True when no word of the 4 KiB page at <paramref name="pageAddress"/> is set (an unbacked
@@ -182,7 +228,7 @@ public sealed class SparseHostMemory : IHostMemoryImage
         _pages.Clear();
         Array.Fill(_cachedNumbers, NoPage);
         Array.Clear(_cachedPages);
-        Array.Fill(_ways, new WaySlot(NoPage, null));
+        Array.Fill(_ways, new WaySlot(NoPage, ZeroPage));
     }
 
     /// <summary>Number of backed pages (tests use it to see that memory stays bounded).</summary>
