@@ -192,13 +192,6 @@ public sealed partial class VirtualCpu
             return false;
         }
 
-        bool dirty = (leaf & EptBits.Dirty) != 0;
-        if (AccessedDirtyOn)
-        {
-            SetAccessedDirty(request, level, _result.WalkCount - walked);
-            dirty |= request.Write;
-        }
-
         ulong span = LevelGeometry.Span(level);
         translation = new GpaTranslation
         {
@@ -207,8 +200,15 @@ public sealed partial class VirtualCpu
             Permissions = permissions,
             MemoryType = EptBits.DecodeType(leaf),
             IgnorePat = (leaf & EptBits.IgnorePat) != 0,
-            Dirty = dirty,
+            Dirty = (leaf & EptBits.Dirty) != 0,
         };
+        // After the translation is filled, so that none of the walk's values live across the call.
+        if (AccessedDirtyOn)
+        {
+            SetAccessedDirty(request, level, _result.WalkCount - walked);
+            translation.Dirty |= request.Write;
+        }
+
         if (CachingEnabled)
         {
             CachePhysical(gpa, translation);
