@@ -63,12 +63,19 @@ public sealed class SparseHostMemory : IHostMemoryImage
     /// so a walk loop built on it keeps its values in registers.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal bool TryReadWalkEntry(Hpa table, int index, int way, out ulong value)
+    internal bool TryReadWalkEntry(Hpa table, int index, int way, out ulong value) => TryReadWalkEntry(_ways, table, index, way, out value);
+
+    /// <summary>The slots of the walk ways, for a walker that holds them through a walk instead of reloading them at every level.</summary>
+    internal WaySlot[] Ways => _ways;
+
+    /// <summary><see cref="TryReadWalkEntry(Hpa, int, int, out ulong)"/> on the slots <see cref="Ways"/> gave.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static bool TryReadWalkEntry(WaySlot[] ways, Hpa table, int index, int way, out ulong value)
     {
         ulong number = table.Value >> 12;
         // Unchecked: the walkers' ways are constants below WalkWays, and a way slot holds a whole
         // page (512 words), so neither index can be out of range.
-        ref WaySlot slot = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_ways), 2 * way);
+        ref WaySlot slot = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(ways), 2 * way);
         ulong[] page;
         if (slot.Number == number)
         {
@@ -197,7 +204,7 @@ public sealed class SparseHostMemory : IHostMemoryImage
         return ways;
     }
 
-    private record struct WaySlot(ulong Number, ulong[] Page);
+    internal record struct WaySlot(ulong Number, ulong[] Page);
 
     /// <summary>
     /// True when no word of the 4 KiB page at <paramref name="pageAddress"/> is set (an unbacked
