@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using EptFuzz.Contract;
 using EptFuzz.Impl.Ept;
+using EptFuzz.Impl.Memory;
 
 namespace EptFuzz.Impl.Cpu;
 
@@ -55,7 +56,42 @@ public sealed partial class VirtualCpu
     };
 
     private bool TranslateGpa(in GpaRequest request, out GpaTranslation translation) =>
-        CachingEnabled && TryCachedGpa(request, out translation) || WalkGpa(request, out translation);
+        CachingEnabled && TryCachedGpa(request, out translation)
+        || (_sparse is { } sparse ? WalkGpa(request, out translation, new WayReads(sparse)) : WalkGpa(request, out translation, new PlainReads(_memory)));
+
+    /// <summary>How a walk reads its entries: a read may miss, and the walk then fills the way and starts again.</summary>
+    private interface IWalkReads
+    {
+        bool TryRead(ulong table, int index, int way, out ulong value);
+
+        void Fill(ulong table, int way);
+    }
+
+    /// <summary>Sparse host memory's walk ways: a read that calls nothing, so the walk loop keeps its values in registers.</summary>
+    private readonly struct WayReads(SparseHostMemory memory) : IWalkReads
+    {
+        // Taken once per walk: a load less at every level.
+        private readonly SparseHostMemory.WaySlot[] _ways = memory.Ways;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public bool TryRead(ulong table, int index, int way, out ulong value) => SparseHostMemory.TryReadWalkEntry(_ways, new Hpa(table), index, way, out value);
+
+        public void Fill(ulong table, int way) => memory.FillWay(new Hpa(table), way);
+    }
+
+    /// <summary>Any other host memory: every read goes through it and none misses.</summary>
+    private readonly struct PlainReads(IHostMemory memory) : IWalkReads
+    {
+        public bool TryRead(ulong table, int index, int way, out ulong value)
+        {
+            value = memory.Read(new Hpa(table + ((ulong)index << 3)));
+            return true;
+        }
+
+        public void Fill(ulong table, int way)
+        {
+        }
+    }
 
     // Out of line: its cached-mapping local would otherwise be zeroed on every walk.
     [MethodImpl(MethodImplOptions.NoInlining)]
@@ -84,72 +120,79 @@ public sealed partial class VirtualCpu
         return false;
     }
 
-    private bool WalkGpa(in GpaRequest request, out GpaTranslation translation)
+    private bool WalkGpa<TReads>(in GpaRequest request, out GpaTranslation translation, TReads reads)
+        where TReads : struct, IWalkReads
     {
-        translation = default;
         ulong gpa = request.Gpa;
         int levels = (int)((Eptp >> 3) & 7) + 1;
         if ((gpa >> 52) != 0 || (levels == 4 && (gpa >> 48) != 0))
         {
             // With 4-level EPT, GPA[51:48] != 0 is a violation with no entry read (EPT-WALK-4, EPT-VIOL-6).
+            translation = default;
             Violation(request, 0);
             return false;
         }
 
         // This walk's entries are the walk records from here on (the A/D pass below writes them).
-        int firstRecord = _result.WalkCount;
-        ulong table = Eptp & EptBits.AddressMask;
-        ulong permissions = EptBits.PermissionMask;
+        ulong table;
+        ulong permissions;
         ulong leaf;
         EptEntryClass entryClass;
-        EptLevel level = (EptLevel)levels;
+        EptLevel level;
         while (true)
         {
-            // The index comes from the GPA, not from the table address: it is known before the entry above is read.
-            int index = LevelGeometry.Index(gpa, level);
-            ulong address = table + ((ulong)index << 3);
-            ulong value = ReadWalkEntry(table, index, (int)level - 1);
-            _result.AddWalk(new WalkEntry(WalkStructure.Ept, level, new Hpa(address), value, gpa));
-            // Used only if the walk translates, when every entry read was present and well formed.
-            permissions &= value;
-            entryClass = _entryClasses.Classify(value, level);
-            if (entryClass != EptEntryClass.Table)
+            ref WalkEntry record = ref _result.NextWalk;
+            table = Eptp & EptBits.AddressMask;
+            permissions = EptBits.PermissionMask;
+            level = (EptLevel)levels;
+            while (true)
             {
-                leaf = value;
-                break;
+                // The index comes from the GPA, not from the table address: it is known before the entry above is read.
+                int index = LevelGeometry.Index(gpa, level);
+                if (!reads.TryRead(table, index, (int)level - 1, out ulong value))
+                {
+                    break;
+                }
+
+                record = new WalkEntry(WalkStructure.Ept, level, new Hpa(table + ((ulong)index << 3)), value, gpa);
+                record = ref Unsafe.Add(ref record, 1);
+                // Used only if the walk translates, when every entry read was present and well formed.
+                permissions &= value;
+                entryClass = _entryClasses.Classify(value, level);
+                if (entryClass != EptEntryClass.Table)
+                {
+                    leaf = value;
+                    goto Walked;
+                }
+
+                table = value & EptBits.AddressMask;
+                level--;
             }
 
-            table = value & EptBits.AddressMask;
-            level--;
+            // A table page not in its way: the call is here, after the loop, so that no value of
+            // the loop lives across it. Reading writes nothing, so the walk starts again unchanged.
+            reads.Fill(table, (int)level - 1);
         }
+
+    Walked:
+        // One record per level, from the top down to the one the walk stopped at.
+        int walked = levels - (int)level + 1;
+        _result.Recorded(walked);
 
         // The loop has one exit; how the walk ended is decided here, with the calls kept out of the loop.
-        if (entryClass == EptEntryClass.NotPresent)
+        if (entryClass != EptEntryClass.Page)
         {
-            Violation(request, 0);
-            return false;
-        }
-
-        if (entryClass == EptEntryClass.Misconfigured)
-        {
-            _result.Kind = OutcomeKind.EptMisconfiguration;
-            _result.Gpa = new Gpa(gpa);
+            translation = default;
+            WalkFailed(request, entryClass);
             return false;
         }
 
         // Permissions are checked only after the whole walk: a lower misconfiguration wins (EPT-ORDER-1).
         if ((permissions & request.Need) != request.Need)
         {
+            translation = default;
             Violation(request, permissions);
             return false;
-        }
-
-        bool accessedDirty = AccessedDirtyOn;
-        bool dirty = (leaf & EptBits.Dirty) != 0;
-        if (accessedDirty)
-        {
-            SetAccessedDirty(request, level, firstRecord);
-            dirty |= request.Write;
         }
 
         ulong span = LevelGeometry.Span(level);
@@ -160,27 +203,55 @@ public sealed partial class VirtualCpu
             Permissions = permissions,
             MemoryType = EptBits.DecodeType(leaf),
             IgnorePat = (leaf & EptBits.IgnorePat) != 0,
-            Dirty = dirty,
+            Dirty = (leaf & EptBits.Dirty) != 0,
         };
+        // After the translation is filled, so that none of the walk's values live across the call.
+        if (AccessedDirtyOn)
+        {
+            SetAccessedDirty(request, level, _result.WalkCount - walked);
+            translation.Dirty |= request.Write;
+        }
+
         if (CachingEnabled)
         {
-            _tlb.Insert(new PhysicalMapping
-            {
-                Valid = true,
-                Tag = Tag,
-                PageNumber = gpa >> LevelGeometry.Shift(level),
-                Level = level,
-                HpaBase = translation.Hpa & ~(span - 1),
-                Permissions = permissions,
-                MemoryType = translation.MemoryType,
-                IgnorePat = translation.IgnorePat,
-                Dirty = dirty,
-                AccessedDirty = accessedDirty,
-                Mbec = Controls.Mbec,
-            });
+            CachePhysical(gpa, translation);
         }
 
         return true;
+    }
+
+    // Out of line, like the failures: a walk with the TLB off keeps none of their locals.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void CachePhysical(ulong gpa, in GpaTranslation translation)
+    {
+        _tlb.Insert(new PhysicalMapping
+        {
+            Valid = true,
+            Tag = Tag,
+            PageNumber = gpa >> LevelGeometry.Shift(translation.Level),
+            Level = translation.Level,
+            HpaBase = translation.Hpa & ~(LevelGeometry.Span(translation.Level) - 1),
+            Permissions = translation.Permissions,
+            MemoryType = translation.MemoryType,
+            IgnorePat = translation.IgnorePat,
+            Dirty = translation.Dirty,
+            AccessedDirty = AccessedDirtyOn,
+            Mbec = Controls.Mbec,
+        });
+    }
+
+    /// <summary>A walk that stopped at a not-present (EPT-PRESENT-1) or misconfigured entry.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void WalkFailed(in GpaRequest request, EptEntryClass entryClass)
+    {
+        if (entryClass == EptEntryClass.NotPresent)
+        {
+            Violation(request, 0);
+            return;
+        }
+
+        _result.Kind = OutcomeKind.EptMisconfiguration;
+        _result.Gpa = new Gpa(request.Gpa);
     }
 
     /// <summary>

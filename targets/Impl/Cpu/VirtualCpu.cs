@@ -158,6 +158,8 @@ public sealed partial class VirtualCpu
     /// <summary>The walk entry at host address <paramref name="address"/> (8-byte aligned).</summary>
     private ulong ReadWalkEntry(ulong address, int way) => ReadWalkEntry(address & ~0xFFFUL, (int)(address >> 3) & 511, way);
 
+    // Inlined: with paging off the PAT type is a constant, and the call was part of every access's fixed cost.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void Translated(in GpaTranslation translation, ulong gpa, MemoryType pat)
     {
         ulong visible = Controls.Mbec ? translation.Permissions : translation.Permissions & ~EptBits.UserModeExecute;

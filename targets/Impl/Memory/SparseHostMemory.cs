@@ -1,5 +1,6 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using EptFuzz.Contract;
 
 namespace EptFuzz.Impl.Memory;
@@ -19,9 +20,6 @@ public sealed class SparseHostMemory : IHostMemoryImage
     /// <summary>Table walkers pass a way below this to <see cref="ReadWalkEntry"/>: one per walk level and structure.</summary>
     internal const int WalkWays = 9;
 
-    // The hashed slots first, then two slots for each walk way: emptying these arrays empties both.
-    private const int Slots = CacheSlots + 2 * WalkWays;
-
     private Dictionary<ulong, ulong[]> _pages = t_freeMaps is { Count: > 0 } maps ? maps.Pop() : [];
 
     // Page maps of released memories on this thread, empty but with their capacity: every case
@@ -30,8 +28,11 @@ public sealed class SparseHostMemory : IHostMemoryImage
     private static Stack<Dictionary<ulong, ulong[]>>? t_freeMaps;
     private const int MaxFreeMaps = 8;
     private const int MaxKeptCapacity = 1 << 14;
-    private readonly ulong[] _cachedNumbers = CreateEmptyTags();
-    private readonly ulong[]?[] _cachedPages = new ulong[]?[Slots];
+    private readonly ulong[] _cachedNumbers = CreateEmptyTags(CacheSlots);
+    private readonly ulong[]?[] _cachedPages = new ulong[]?[CacheSlots];
+
+    // Two slots for each walk way, number and page side by side: one bounds-free address for both.
+    private readonly WaySlot[] _ways = CreateEmptyWays();
 
     public ulong Read(Hpa address)
     {
@@ -51,14 +52,68 @@ public sealed class SparseHostMemory : IHostMemoryImage
     /// predicted that the page is in a slot: a walk is a chain of dependent reads, and this takes
     /// the address arithmetic and the slot lookup off it. Every entry is still read from its page.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal ulong ReadWalkEntry(Hpa table, int index, int way)
     {
+        if (!TryReadWalkEntry(table, index, way, out ulong value))
+        {
+            FillWay(table, way);
+            TryReadWalkEntry(table, index, way, out value);
+        }
+
+        return value;
+    }
+
+    /// <summary>
+    /// <see cref="ReadWalkEntry"/> when the table page is in one of the way's slots; false, with
+    /// nothing read, when it is not (<see cref="FillWay"/> puts it there). Never calls anything,
+    /// so a walk loop built on it keeps its values in registers.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal bool TryReadWalkEntry(Hpa table, int index, int way, out ulong value) => TryReadWalkEntry(_ways, table, index, way, out value);
+
+    /// <summary>The slots of the walk ways, for a walker that holds them through a walk instead of reloading them at every level.</summary>
+    internal WaySlot[] Ways => _ways;
+
+    /// <summary><see cref="TryReadWalkEntry(Hpa, int, int, out ulong)"/> on the slots <see cref="Ways"/> gave.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static bool TryReadWalkEntry(WaySlot[] ways, Hpa table, int index, int way, out ulong value)
+    {
         ulong number = table.Value >> 12;
-        int slot = CacheSlots + 2 * way;
-        ulong[]? page = _cachedNumbers[slot] == number ? _cachedPages[slot]
-            : _cachedNumbers[slot + 1] == number ? _cachedPages[slot + 1]
-            : FindForWay(number, slot);
-        return page is null ? 0 : page[index & 511];
+        // Unchecked: the walkers' ways are constants below WalkWays, and a way slot holds a whole
+        // page (512 words), so neither index can be out of range.
+        ref WaySlot slot = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(ways), 2 * way);
+        ulong[] page;
+        if (slot.Number == number)
+        {
+            page = slot.Page;
+        }
+        else if (Unsafe.Add(ref slot, 1).Number == number)
+        {
+            page = Unsafe.Add(ref slot, 1).Page;
+        }
+        else
+        {
+            value = 0;
+            return false;
+        }
+
+        value = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(page), index & 511);
+        return true;
+    }
+
+    /// <summary>
+    /// Puts the table page at <paramref name="table"/> in the first slot of <paramref name="way"/>;
+    /// the slot's page moves to the second. An unbacked page is held as <see cref="ZeroPage"/>
+    /// until a write backs it (<see cref="ForgetWays"/>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    internal void FillWay(Hpa table, int way)
+    {
+        ulong number = table.Value >> 12;
+        ref WaySlot slot = ref _ways[2 * way];
+        Unsafe.Add(ref slot, 1) = slot;
+        slot = new WaySlot(number, Find(number) ?? ZeroPage);
     }
 
     public void Write(Hpa address, ulong value)
@@ -71,6 +126,7 @@ public sealed class SparseHostMemory : IHostMemoryImage
             page = PageRecycler.Rent();
             _pages.Add(number, page);
             Remember(number, page);
+            ForgetWays(number);
         }
 
         page[(address.Value >> 3) & 511] = value;
@@ -93,6 +149,7 @@ public sealed class SparseHostMemory : IHostMemoryImage
             page = PageRecycler.RentForOverwrite();
             _pages.Add(number, page);
             Remember(number, page);
+            ForgetWays(number);
         }
 
         words.CopyTo(page);
@@ -114,21 +171,16 @@ public sealed class SparseHostMemory : IHostMemoryImage
         return page;
     }
 
-    // The way's first slot moves to its second. Only backed pages are kept there: a write that backs
-    // a page updates its hashed slot only, so a null kept in a way would go stale. Backed pages stay.
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private ulong[]? FindForWay(ulong number, int slot)
+    // A page that a write backs may be held in a way as the zero page: the way lets it go.
+    private void ForgetWays(ulong number)
     {
-        ulong[]? page = Find(number);
-        if (page is not null)
+        foreach (ref WaySlot slot in _ways.AsSpan())
         {
-            _cachedNumbers[slot + 1] = _cachedNumbers[slot];
-            _cachedPages[slot + 1] = _cachedPages[slot];
-            _cachedNumbers[slot] = number;
-            _cachedPages[slot] = page;
+            if (slot.Number == number)
+            {
+                slot = new WaySlot(NoPage, ZeroPage);
+            }
         }
-
-        return page;
     }
 
     private void Remember(ulong number, ulong[]? page)
@@ -141,12 +193,26 @@ public sealed class SparseHostMemory : IHostMemoryImage
     private static int Slot(ulong number) => (int)((number ^ (number >> 6) ^ (number >> 12)) & (CacheSlots - 1));
 
     // A page number is at most 2^52 - 1, so all-ones marks an empty slot.
-    private static ulong[] CreateEmptyTags()
+    private const ulong NoPage = ulong.MaxValue;
+
+    private static ulong[] CreateEmptyTags(int count)
     {
-        var tags = new ulong[Slots];
-        Array.Fill(tags, ulong.MaxValue);
+        var tags = new ulong[count];
+        Array.Fill(tags, NoPage);
         return tags;
     }
+
+    // What a way holds for an unbacked page: all zero, never written, shared by every memory.
+    private static readonly ulong[] ZeroPage = new ulong[WordsPerPage];
+
+    private static WaySlot[] CreateEmptyWays()
+    {
+        var ways = new WaySlot[2 * WalkWays];
+        Array.Fill(ways, new WaySlot(NoPage, ZeroPage));
+        return ways;
+    }
+
+    internal record struct WaySlot(ulong Number, ulong[] Page);
 
     /// <summary>
     /// True when no word of the 4 KiB page at <paramref name="pageAddress"/> is set (an unbacked
@@ -179,8 +245,9 @@ public sealed class SparseHostMemory : IHostMemoryImage
             _pages = [];
         }
 
-        Array.Fill(_cachedNumbers, ulong.MaxValue);
+        Array.Fill(_cachedNumbers, NoPage);
         Array.Clear(_cachedPages);
+        Array.Fill(_ways, new WaySlot(NoPage, ZeroPage));
     }
 
     /// <summary>Number of backed pages (tests use it to see that memory stays bounded).</summary>
