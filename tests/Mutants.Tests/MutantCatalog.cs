@@ -248,7 +248,7 @@ public static class MutantCatalog
         new(
             "SingleContextInveptKeepsCombined",
             Tlb,
-            "            DropCombined(size, tag, everyTag: false);\n",
+            "            Drop(_combined[size], Combined + size, tag, everyTag: false);\n",
             string.Empty,
             "single-context INVEPT drops guest-physical mappings but not combined (linear) ones",
             "EPT-INVEPT-3: single-context INVEPT invalidates guest-physical and combined mappings of the EPTRTA"),

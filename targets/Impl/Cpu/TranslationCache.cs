@@ -4,8 +4,17 @@ using EptFuzz.Contract;
 
 namespace EptFuzz.Impl.Cpu;
 
+/// <summary>What an invalidation needs of a cached mapping of either kind.</summary>
+internal interface ICachedMapping
+{
+    /// <summary>EPTP[51:12] when it was made.</summary>
+    ulong CacheTag { get; }
+
+    void Invalidate();
+}
+
 /// <summary>A cached guest-physical mapping (EPT-CACHE-1): GPA page → HPA, privileges, memory type.</summary>
-public struct PhysicalMapping
+public struct PhysicalMapping : ICachedMapping
 {
     // The 8-byte fields first, then the 1-byte ones: 40 bytes a slot instead of 56.
     /// <summary>EPTP[51:12] when it was made (EPT-CACHE-2).</summary>
@@ -23,10 +32,14 @@ public struct PhysicalMapping
     /// <summary>EPTP[6] and the MBEC control when cached: a mapping made under other settings is not used.</summary>
     public bool AccessedDirty;
     public bool Mbec;
+
+    readonly ulong ICachedMapping.CacheTag => Tag;
+
+    void ICachedMapping.Invalidate() => Valid = false;
 }
 
 /// <summary>A cached combined mapping (EPT-CACHE-1): linear page → HPA through guest paging and EPT.</summary>
-public struct CombinedMapping
+public struct CombinedMapping : ICachedMapping
 {
     // The 8-byte fields first, then the smaller ones: 56 bytes a slot instead of 72.
     public ulong Tag;
@@ -47,6 +60,10 @@ public struct CombinedMapping
     public bool EptDirty;
     public bool AccessedDirty;
     public bool Mbec;
+
+    readonly ulong ICachedMapping.CacheTag => Tag;
+
+    void ICachedMapping.Invalidate() => Valid = false;
 }
 
 /// <summary>
@@ -179,8 +196,8 @@ public sealed class TranslationCache
     {
         for (int size = 0; size < 3; size++)
         {
-            DropPhysical(size, tag, everyTag: false);
-            DropCombined(size, tag, everyTag: false);
+            Drop(_physical[size], size, tag, everyTag: false);
+            Drop(_combined[size], Combined + size, tag, everyTag: false);
         }
     }
 
@@ -189,8 +206,8 @@ public sealed class TranslationCache
     {
         for (int size = 0; size < 3; size++)
         {
-            DropPhysical(size, 0, everyTag: true);
-            DropCombined(size, 0, everyTag: true);
+            Drop(_physical[size], size, 0, everyTag: true);
+            Drop(_combined[size], Combined + size, 0, everyTag: true);
         }
     }
 
@@ -199,51 +216,29 @@ public sealed class TranslationCache
     {
         for (int size = 0; size < 3; size++)
         {
-            DropCombined(size, 0, everyTag: true);
+            Drop(_combined[size], Combined + size, 0, everyTag: true);
         }
     }
 
     // Invalidates the filled slots of one array that carry the tag (or all of them).
-    private void DropPhysical(int size, ulong tag, bool everyTag)
+    private void Drop<T>(T[]? table, int array, ulong tag, bool everyTag)
+        where T : struct, ICachedMapping
     {
-        if (_physical[size] is not { } table)
+        if (table is null)
         {
             return;
         }
 
-        Span<ulong> filled = FilledBits(size);
+        Span<ulong> filled = FilledBits(array);
         for (int w = 0; w < filled.Length; w++)
         {
             for (ulong bits = filled[w]; bits != 0; bits &= bits - 1)
             {
                 int index = (w << 6) | BitOperations.TrailingZeroCount(bits);
-                ref PhysicalMapping slot = ref table[index];
-                if (everyTag || slot.Tag == tag)
+                ref T slot = ref table[index];
+                if (everyTag || slot.CacheTag == tag)
                 {
-                    slot.Valid = false;
-                    filled[w] &= ~(1UL << (index & 63));
-                }
-            }
-        }
-    }
-
-    private void DropCombined(int size, ulong tag, bool everyTag)
-    {
-        if (_combined[size] is not { } table)
-        {
-            return;
-        }
-
-        Span<ulong> filled = FilledBits(Combined + size);
-        for (int w = 0; w < filled.Length; w++)
-        {
-            for (ulong bits = filled[w]; bits != 0; bits &= bits - 1)
-            {
-                int index = (w << 6) | BitOperations.TrailingZeroCount(bits);
-                ref CombinedMapping slot = ref table[index];
-                if (everyTag || slot.Tag == tag)
-                {
-                    slot.Valid = false;
+                    slot.Invalidate();
                     filled[w] &= ~(1UL << (index & 63));
                 }
             }
