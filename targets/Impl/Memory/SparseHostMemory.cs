@@ -120,15 +120,7 @@ public sealed class SparseHostMemory : IHostMemoryImage
     {
         CheckAligned(address);
         ulong number = address.Value >> 12;
-        ulong[]? page = Find(number);
-        if (page is null)
-        {
-            page = PageRecycler.Rent();
-            _pages.Add(number, page);
-            Remember(number, page);
-            ForgetWays(number);
-        }
-
+        ulong[] page = Find(number) ?? Back(number, PageRecycler.Rent());
         page[(address.Value >> 3) & 511] = value;
     }
 
@@ -141,18 +133,19 @@ public sealed class SparseHostMemory : IHostMemoryImage
             throw new ArgumentException($"a page write is 512 words at a 4 KiB-aligned address, not {words.Length} at {pageAddress:x}");
         }
 
+        // Every word is written just below: a new page need not be cleared first.
         ulong number = pageAddress >> 12;
-        ulong[]? page = Find(number);
-        if (page is null)
-        {
-            // Every word is written just below: the page need not be cleared first.
-            page = PageRecycler.RentForOverwrite();
-            _pages.Add(number, page);
-            Remember(number, page);
-            ForgetWays(number);
-        }
-
+        ulong[] page = Find(number) ?? Back(number, PageRecycler.RentForOverwrite());
         words.CopyTo(page);
+    }
+
+    // Makes page the backing of page number: a way that held the number as the zero page lets it go.
+    private ulong[] Back(ulong number, ulong[] page)
+    {
+        _pages.Add(number, page);
+        Remember(number, page);
+        ForgetWays(number);
+        return page;
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
