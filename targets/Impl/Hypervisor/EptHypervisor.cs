@@ -213,6 +213,14 @@ public sealed class EptHypervisor : IEptHypervisor, IDisposable
         RecycleHandedOutPages();
         int count = _journal.Count;
         into.AddRange(_journal);
+        HandOutPages();
+        _journal.Clear();
+        return count;
+    }
+
+    // The words of the journal's page effects, recycled at the next drain (or disposal).
+    private void HandOutPages()
+    {
         foreach (HypervisorEffect effect in _journal)
         {
             if (effect.Words is { } words)
@@ -220,9 +228,6 @@ public sealed class EptHypervisor : IEptHypervisor, IDisposable
                 _handedOutPages.Add(words);
             }
         }
-
-        _journal.Clear();
-        return count;
     }
 
     private void RecycleHandedOutPages()
@@ -246,15 +251,8 @@ public sealed class EptHypervisor : IEptHypervisor, IDisposable
         _state?.Memory.Release();
         _state = null;
         _disposed = true;
+        HandOutPages();
         RecycleHandedOutPages();
-        foreach (HypervisorEffect effect in _journal)
-        {
-            if (effect.Words is { } words)
-            {
-                PageRecycler.Return(words);
-            }
-        }
-
         _journal.Clear();
         (t_freeJournals ??= new Stack<List<HypervisorEffect>>()).Push(_journal);
     }

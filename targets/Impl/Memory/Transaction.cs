@@ -15,8 +15,6 @@ public sealed class Transaction
     private readonly List<(Delegate Undo, ulong Argument)> _undoActions = [];
     private readonly List<(int UndoIndex, int ActionIndex)> _actionOrder = [];
     private readonly ChunkedList<HypervisorEffect> _pending = new();
-    // The words of the page effects in _pending: given back to the recycler if they are never journaled.
-    private readonly List<ulong[]> _pendingPages = [];
 
     public Transaction(SparseHostMemory memory)
     {
@@ -90,7 +88,6 @@ public sealed class Transaction
         _undo.Add((page | ZeroPageMark, 0));
         _memory.WritePage(page, words);
         _pending.Add(HypervisorEffect.OfPage(new Hpa(page), words));
-        _pendingPages.Add(words);
         return true;
     }
 
@@ -155,9 +152,13 @@ public sealed class Transaction
             }
         }
 
-        foreach (ulong[] words in _pendingPages)
+        // The words of page effects that will never be journaled go back to the recycler.
+        for (int i = 0; i < _pending.Count; i++)
         {
-            PageRecycler.Return(words);
+            if (_pending[i].Words is { } words)
+            {
+                PageRecycler.Return(words);
+            }
         }
 
         Reset();
@@ -169,7 +170,6 @@ public sealed class Transaction
         _undoActions.Clear();
         _actionOrder.Clear();
         _pending.Clear();
-        _pendingPages.Clear();
         TouchedLiveEntry = false;
     }
 }
