@@ -62,13 +62,13 @@ internal sealed class CaseExecution : IDisposable
             ProbeObservations.Clear();
             RootsSinceGlobalInvept.Clear();
             // A case that touched thousands of table pages does not leave that capacity behind.
-            if (TablePages.Count > 4096)
+            bool large = TablePages.Count > 4096;
+            TablePages.Clear();
+            if (large)
             {
-                TablePages.Clear();
                 TablePages.TrimExcess();
             }
 
-            TablePages.Clear();
             Probes.Clear();
         }
     }
