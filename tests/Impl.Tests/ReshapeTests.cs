@@ -142,6 +142,63 @@ public sealed class ReshapeTests
     }
 
     [Fact]
+    public void RangeAcrossTablesAndPageSizes_ChangesExactlyTheRange_OrNothing()
+    {
+        // A 2 MiB page cut at the start, 4 KiB pages on both sides of a 1 GiB boundary, 2 MiB pages,
+        // a 1 GiB page cut at the end: the range leaves tables at every level below the PML4, and
+        // a hole anywhere undoes the whole operation.
+        var rig = new Rig();
+        rig.Map(0x3FC0_0000, 0x1_3FC0_0000, M2);
+        for (ulong gpa = 0x3FE0_0000; gpa < 0x4000_3000; gpa += K4)
+        {
+            rig.Map(gpa, gpa + 0x1_0000_0000, K4);
+        }
+
+        rig.Map(G1 * 2, G1 * 7, G1);
+
+        const ulong start = 0x3FE0_0000 - K4;
+        const ulong end = G1 * 2 + M2 + K4;
+        Assert.Equal(ApiResult.NotExist, rig.Do(h => h.Protect(new Gpa(start), end - start, EptPermissions.ReadAccess)));
+        Assert.Equal(Rwx, Leaf(rig, start).Permissions);
+        Assert.Equal(EptLevel.Pde, Leaf(rig, start).Level);
+        Assert.Equal(EptLevel.Pdpte, Leaf(rig, G1 * 2).Level);
+
+        // Fill the hole between 0x4000_3000 and 2 GiB with 2 MiB pages and 4 KiB pages.
+        for (ulong gpa = 0x4000_3000; gpa < 0x4020_0000; gpa += K4)
+        {
+            rig.Map(gpa, gpa + 0x5_0000_0000, K4);
+        }
+
+        for (ulong gpa = 0x4020_0000; gpa < G1 * 2; gpa += M2)
+        {
+            rig.Map(gpa, gpa + 0x6_0000_0000, M2);
+        }
+
+        rig.Ok(h => h.Protect(new Gpa(start), end - start, EptPermissions.ReadAccess));
+        foreach (ulong gpa in new ulong[] { start, 0x3FE0_0000, 0x3FFF_F000, 0x4000_0000, 0x4000_2000, 0x4020_0000, G1 * 2 - K4, G1 * 2, G1 * 2 + M2 })
+        {
+            Assert.Equal(EptPermissions.ReadAccess, Leaf(rig, gpa).Permissions);
+        }
+
+        foreach (ulong gpa in new ulong[] { start - K4, end, G1 * 3 - K4 })
+        {
+            Assert.Equal(Rwx, Leaf(rig, gpa).Permissions);
+        }
+
+        // The 1 GiB page was cut at its start only: 2 MiB pages, and 4 KiB pages in the last one touched.
+        Assert.Equal(EptLevel.Pde, Leaf(rig, G1 * 2).Level);
+        Assert.Equal(EptLevel.Pte, Leaf(rig, G1 * 2 + M2).Level);
+        Assert.Equal(EptLevel.Pde, Leaf(rig, G1 * 2 + 2 * M2).Level);
+        Assert.Equal(G1 * 7 + M2 + K4, Leaf(rig, end).Translate(new Gpa(end)).Value);
+    }
+
+    private static EptLeaf Leaf(Rig rig, ulong gpa)
+    {
+        Assert.True(rig.Hypervisor.Ept.TryFindLeaf(new Gpa(gpa), out EptLeaf leaf), $"nothing mapped at {gpa:x}");
+        return leaf;
+    }
+
+    [Fact]
     public void AddressesDifferingInOneLevelIndex_DoNotDisturbEachOther()
     {
         var rig = new Rig(CpuCapabilities.Default with { Walk5 = true, MaxPhyAddr = 52 }, new EptpRequest { WalkLength = 5 });

@@ -119,26 +119,37 @@ public sealed partial class ExtendedPageTable
     {
         var touched = new HashSet<ulong>();
         ulong cursor = start;
-        while (cursor < end)
+        ApiResult result = ApplyInTable(Root, TopLevel, start, end, ref cursor, action, newBits, touched);
+        if (result != ApiResult.Ok)
         {
-            ulong table = Root;
-            for (EptLevel level = TopLevel; ; level--)
+            return result;
+        }
+
+        FreeEmptyTables(touched);
+        return ApiResult.Ok;
+    }
+
+    /// <summary>
+    /// Goes through the entries of one table from <paramref name="cursor"/> until the range or the
+    /// table ends, descending into tables below it, so a range of many pages reads each table's
+    /// entries in turn instead of walking from the root for every page.
+    /// </summary>
+    private ApiResult ApplyInTable(ulong table, EptLevel level, ulong start, ulong end, ref ulong cursor, RangeAction action, ulong newBits, HashSet<ulong> touched)
+    {
+        ulong span = LevelGeometry.Span(level);
+        ulong tableSpanMask = (span << 9) - 1;
+        do
+        {
+            ulong entry = LevelGeometry.EntryAddress(table, cursor, level);
+            ulong value = _tx.Read(entry);
+            Slot slot = Classify(entry, value, level, out ulong child);
+            if (slot is Slot.Empty or Slot.Foreign)
             {
-                ulong entry = LevelGeometry.EntryAddress(table, cursor, level);
-                ulong value = _tx.Read(entry);
-                Slot slot = Classify(entry, value, level, out ulong child);
-                if (slot is Slot.Empty or Slot.Foreign)
-                {
-                    return ApiResult.NotExist;
-                }
+                return ApiResult.NotExist;
+            }
 
-                if (slot == Slot.Table)
-                {
-                    table = child;
-                    continue;
-                }
-
-                ulong span = LevelGeometry.Span(level);
+            if (slot == Slot.Leaf)
+            {
                 ulong pageGpa = cursor & ~(span - 1);
                 if (pageGpa >= start && end - pageGpa >= span)
                 {
@@ -157,7 +168,7 @@ public sealed partial class ExtendedPageTable
                     }
 
                     cursor = pageGpa + span;
-                    break;
+                    continue;
                 }
 
                 // Part of a huge page: split it, keeping the attributes, and go on one level down.
@@ -165,12 +176,16 @@ public sealed partial class ExtendedPageTable
                 {
                     return ApiResult.ResourceLimit;
                 }
+            }
 
-                table = child;
+            ApiResult below = ApplyInTable(child, level - 1, start, end, ref cursor, action, newBits, touched);
+            if (below != ApiResult.Ok)
+            {
+                return below;
             }
         }
+        while (cursor < end && (cursor & tableSpanMask) != 0);
 
-        FreeEmptyTables(touched);
         return ApiResult.Ok;
     }
 
@@ -202,36 +217,33 @@ public sealed partial class ExtendedPageTable
         // The new table is composed here and written whole: one journaled page instead of 512
         // words (a 1 GiB page split into 4 KiB pages writes 512 tables).
         ulong[] entries = PageRecycler.RentForOverwrite();
-        bool leaves = true;
+        bool leaves = level != EptLevel.Pde || _cpu.Page2M;
+        ulong leafBits = level == EptLevel.Pte ? attributes : attributes | EptBits.LargePage;
         ulong span = LevelGeometry.Span(level);
         for (int i = 0; i < LevelGeometry.EntriesPerTable; i++)
         {
-            ulong entry = table + ((ulong)i << 3);
             ulong hpa = baseHpa + ((ulong)i * span);
-            if (level == EptLevel.Pte)
+            if (leaves)
             {
-                entries[i] = attributes | hpa;
+                entries[i] = leafBits | hpa;
             }
-            else if (level == EptLevel.Pde && !_cpu.Page2M)
+            else
             {
-                if (!BuildTable(EptLevel.Pte, entry, attributes, hpa, out ulong pageTable))
+                // A 2 MiB range without 2 MiB pages: a page table of 4 KiB pages.
+                if (!BuildTable(EptLevel.Pte, table + ((ulong)i << 3), attributes, hpa, out ulong pageTable))
                 {
                     return false;
                 }
 
                 entries[i] = pageTable | NonLeafBits;
-                leaves = false;
-            }
-            else
-            {
-                entries[i] = attributes | hpa | EptBits.LargePage;
             }
         }
 
         bool journaled = _tx.WriteZeroPage(table, entries);
         // No blank leaf is recorded inside a table the pool just handed out (a table is freed only
-        // when empty, and a merge forgets its leaves), so only a leaf whose value is 0 is noted.
-        for (int i = 0; leaves && i < LevelGeometry.EntriesPerTable; i++)
+        // when empty, and a merge forgets its leaves), so only a leaf whose value is 0 is noted:
+        // one with no attributes at all (a 4 KiB page, so no large-page bit either).
+        for (int i = 0; leaves && leafBits == 0 && i < LevelGeometry.EntriesPerTable; i++)
         {
             if (entries[i] == 0)
             {
