@@ -25,21 +25,27 @@ internal static class FuzzCommand
         var shard = new Option<string>("--shard") { Description = "K/N: run the K-th of N disjoint parts of the seed space", DefaultValueFactory = _ => "1/1" };
         var cpuProfile = new Option<string>("--cpu-profile") { Description = "random, default, full or minimal", DefaultValueFactory = _ => "random" };
         var steps = new Option<int>("--steps") { Description = "Steps per generated case", DefaultValueFactory = _ => GeneratorProfile.DefaultSteps };
+        var probeWeight = new Option<int>("--probe-weight")
+        {
+            Description = $"How often a generated step is a probe, against operations' 42 (0 to 10000). The default, {GeneratorProfile.DefaultProbeWeight}, finds the bug catalog soonest; "
+                + "a high weight (e.g. 400) makes an access-heavy campaign that checks each built state with many more accesses.",
+            DefaultValueFactory = _ => GeneratorProfile.DefaultProbeWeight,
+        };
         var reduceTime = new Option<double>("--reduce-time") { Description = "Seconds to reduce each new finding", DefaultValueFactory = _ => Reducer.DefaultCap.TotalSeconds };
         var emitTest = new Option<bool>("--emit-test") { Description = "Also write an xunit regression test for each finding" };
         var known = Shared.Known();
         var command = new Command("fuzz", "Run a coverage-guided differential fuzz campaign")
         {
-            seed, time, runs, jobs, corpus, output, targets, resume, shard, cpuProfile, steps, reduceTime, emitTest, known,
+            seed, time, runs, jobs, corpus, output, targets, resume, shard, cpuProfile, steps, probeWeight, reduceTime, emitTest, known,
         };
-        command.SetAction((parse, cancellation) => Task.FromResult(Run(parse, seed, time, runs, jobs, corpus, output, targets, resume, shard, cpuProfile, steps, reduceTime, emitTest, known, cancellation)));
+        command.SetAction((parse, cancellation) => Task.FromResult(Run(parse, seed, time, runs, jobs, corpus, output, targets, resume, shard, cpuProfile, steps, probeWeight, reduceTime, emitTest, known, cancellation)));
         return command;
     }
 
     private static int Run(
         ParseResult parse, Option<string> seed, Option<double?> time, Option<long?> runs, Option<int> jobs, Option<string?> corpus,
         Option<string> output, Option<string> targets, Option<bool> resume, Option<string> shard, Option<string> cpuProfile,
-        Option<int> steps, Option<double> reduceTime, Option<bool> emitTest, Option<string?> known, CancellationToken cancellation)
+        Option<int> steps, Option<int> probeWeight, Option<double> reduceTime, Option<bool> emitTest, Option<string?> known, CancellationToken cancellation)
     {
         if (!Numbers.TryParse(parse.GetValue(seed)!, out ulong seedValue))
         {
@@ -83,7 +89,7 @@ internal static class FuzzCommand
             CorpusDir = corpusDir,
             Resume = parse.GetValue(resume),
             Shard = shardValue,
-            Profile = new GeneratorProfile { Cpu = profile, Steps = parse.GetValue(steps) },
+            Profile = new GeneratorProfile { Cpu = profile, Steps = parse.GetValue(steps), ProbeWeight = parse.GetValue(probeWeight) },
             ReduceCap = TimeSpan.FromSeconds(parse.GetValue(reduceTime)),
             EmitRegressionTests = parse.GetValue(emitTest),
             RulesModelled = probe.Any(t => t.Name == "model") ? Composition.ModelledRuleCount : null,

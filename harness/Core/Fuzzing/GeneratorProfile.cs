@@ -30,9 +30,11 @@ public sealed record GeneratorProfile
 
     /// <summary>
     /// How often a random step is a probe, against operations' 42 (and raw edits' 7, …). The
-    /// default mix finds the bug catalog's bugs soonest; a probe-heavy mix (the access-throughput
-    /// benchmark) checks a built state with many accesses. Not part of a finding's seed line:
-    /// campaigns use the default.
+    /// default mix finds the bug catalog's bugs soonest; a probe-heavy mix (<c>fuzz --probe-weight
+    /// 400</c>, the access-throughput benchmark) checks each built state with many more accesses.
+    /// Like <see cref="Steps"/>, it changes the case a seed generates: a campaign records it in
+    /// stats.json and refuses to resume with another, and a finding's "found by" line carries it
+    /// in the command line.
     /// </summary>
     public int ProbeWeight { get; init; } = DefaultProbeWeight;
 
@@ -54,9 +56,9 @@ public sealed record GeneratorProfile
         return null;
     }
 
-    /// <summary>A message when the profile cannot be used, else null.</summary>
+    /// <summary>A message naming the <c>fuzz</c> flag that sets the bad value, else null.</summary>
     public string? Validate() =>
-        Steps is < 4 or > 10_000 ? $"steps per case must be 4 to 10000, found {Steps}"
-        : ProbeWeight is < 0 or > 10_000 ? $"the probe weight must be 0 to 10000, found {ProbeWeight}"
+        Steps is < 4 or > 10_000 ? $"--steps (steps per case) must be 4 to 10000, found {Steps}"
+        : ProbeWeight is < 0 or > 10_000 ? $"--probe-weight (probes against operations' 42) must be 0 to 10000, found {ProbeWeight}"
         : null;
 }
