@@ -28,7 +28,7 @@ internal static class FuzzCommand
         var probeWeight = new Option<int>("--probe-weight")
         {
             Description = $"How often a generated step is a probe, against operations' 42 (0 to 10000). The default, {GeneratorProfile.DefaultProbeWeight}, finds the bug catalog soonest; "
-                + "a high weight (e.g. 400) makes an access-heavy campaign that checks each built state with many more accesses.",
+                + "a high weight (e.g. 400) makes an access-heavy campaign that checks each built state with many more accesses; --resume needs the same value",
             DefaultValueFactory = _ => GeneratorProfile.DefaultProbeWeight,
         };
         var reduceTime = new Option<double>("--reduce-time") { Description = "Seconds to reduce each new finding", DefaultValueFactory = _ => Reducer.DefaultCap.TotalSeconds };

@@ -98,6 +98,15 @@ public sealed partial class Campaign
             {
                 throw new CampaignUsageException($"--resume: the campaign in {options.OutDir} was made by generator {stats.GeneratorVersion}, this is generator {CaseGenerator.Version}; start a new campaign");
             }
+
+            // The profile changes the case a seed generates: resumed with another, the campaign's
+            // recorded cases would not be the ones its seed, shard and case index now regenerate.
+            string recorded = ProfileFlags(stats.CpuProfile, stats.StepsPerCase, stats.ProbeWeight);
+            string given = ProfileFlags(CpuProfileText(options.Profile.Cpu), options.Profile.Steps, options.Profile.ProbeWeight);
+            if (recorded != given)
+            {
+                throw new CampaignUsageException($"--resume: the campaign in {options.OutDir} has {recorded}; resume it with the same values (given {given})");
+            }
         }
         else if (exists)
         {
@@ -109,8 +118,9 @@ public sealed partial class Campaign
             {
                 Seed = CampaignStats.SeedText(options.Seed),
                 Shard = options.Shard.ToString(),
-                CpuProfile = options.Profile.Cpu.ToString().ToLowerInvariant(),
+                CpuProfile = CpuProfileText(options.Profile.Cpu),
                 StepsPerCase = options.Profile.Steps,
+                ProbeWeight = options.Profile.ProbeWeight,
             };
         }
 
@@ -129,6 +139,11 @@ public sealed partial class Campaign
             findings[f.Signature] = f;
         }
     }
+
+    private static string CpuProfileText(CpuProfile cpu) => cpu.ToString().ToLowerInvariant();
+
+    private static string ProfileFlags(string cpu, int steps, int probeWeight) =>
+        string.Create(System.Globalization.CultureInfo.InvariantCulture, $"--cpu-profile {cpu} --steps {steps} --probe-weight {probeWeight}");
 
     private CampaignSummary RunWorkers(CancellationToken cancellation, IProgress<CampaignStatus>? progress)
     {

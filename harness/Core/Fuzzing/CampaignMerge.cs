@@ -63,6 +63,7 @@ public static class CampaignMerge
                 GeneratorVersion = all[0].Stats.GeneratorVersion,
                 CpuProfile = all[0].Stats.CpuProfile,
                 StepsPerCase = all[0].Stats.StepsPerCase,
+                ProbeWeight = all[0].Stats.ProbeWeight,
                 Executions = all.Sum(a => a.Stats.Executions),
                 Rejected = all.Sum(a => a.Stats.Rejected),
                 InfrastructureFailures = all.Sum(a => a.Stats.InfrastructureFailures),

@@ -8,7 +8,7 @@ namespace EptFuzz.Harness.Fuzzing;
 public sealed record HistoryPoint(double Seconds, long Executions, double ExecPerSecond, int RulesHit, int Features, int CorpusSize, int Findings);
 
 /// <summary>
-/// stats.json: the campaign's identity (seed, shard, generator), its cumulative counters, its
+/// stats.json: the campaign's identity (seed, shard, generator and its profile), its cumulative counters, its
 /// findings and its history. Rewritten atomically at every status, finding and stop, so a killed
 /// campaign resumes from the last one.
 /// </summary>
@@ -41,6 +41,9 @@ public sealed class CampaignStats
     public string CpuProfile { get; set; } = "random";
 
     public int StepsPerCase { get; set; } = GeneratorProfile.DefaultSteps;
+
+    /// <summary><c>--probe-weight</c>; a stats.json from before the option has none and means the default.</summary>
+    public int ProbeWeight { get; set; } = GeneratorProfile.DefaultProbeWeight;
 
     /// <summary>The next case index of this shard (cases before it were claimed by a worker).</summary>
     public ulong NextCaseIndex { get; set; }

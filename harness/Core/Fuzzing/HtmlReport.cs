@@ -36,7 +36,7 @@ public static class HtmlReport
         sb.Append("<h1>eptfuzz campaign</h1>\n<table>\n");
         Row(sb, "seed", stats.Seed);
         Row(sb, "shard", stats.Shard);
-        Row(sb, "generator", $"version {stats.GeneratorVersion}, cpu profile {stats.CpuProfile}, {stats.StepsPerCase} steps per case");
+        Row(sb, "generator", $"version {stats.GeneratorVersion}, cpu profile {stats.CpuProfile}, {stats.StepsPerCase} steps per case, probe weight {stats.ProbeWeight}");
         Row(sb, "targets", string.Join(", ", stats.Targets));
         Row(sb, "time", TimeSpan.FromSeconds(stats.ElapsedSeconds).ToString(@"d\.hh\:mm\:ss", CultureInfo.InvariantCulture));
         Row(sb, "executions", stats.Executions.ToString(CultureInfo.InvariantCulture));
