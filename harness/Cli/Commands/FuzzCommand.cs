@@ -119,6 +119,8 @@ internal static class FuzzCommand
         var f = summary.Final;
         table.AddRow("executions", f.Executions.ToString(CultureInfo.InvariantCulture));
         table.AddRow("exec/s", f.ExecPerSecond.ToString("0", CultureInfo.InvariantCulture));
+        table.AddRow("probes", f.Probes.ToString(CultureInfo.InvariantCulture));
+        table.AddRow("probes/s", f.ProbesPerSecond.ToString("0", CultureInfo.InvariantCulture));
         table.AddRow("rules hit / modelled", $"{f.RulesHit} / {f.RulesModelled}");
         table.AddRow("coverage features", f.Features.ToString(CultureInfo.InvariantCulture));
         table.AddRow("corpus", f.CorpusSize.ToString(CultureInfo.InvariantCulture));

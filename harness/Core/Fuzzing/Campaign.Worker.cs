@@ -94,6 +94,7 @@ public sealed partial class Campaign
             CaseResult result = SafeRun(c, observed);
             Volatile.Write(ref runningSince, 0);
             Interlocked.Increment(ref campaign.executions);
+            Interlocked.Add(ref campaign.probes, result.Counters.Probes);
             int fresh = local.EndCase();
             switch (result.Status)
             {
@@ -173,6 +174,7 @@ public sealed partial class Campaign
             local.BeginCase();
             CaseResult result = SafeRun(c, observed);
             Interlocked.Increment(ref campaign.executions);
+            Interlocked.Add(ref campaign.probes, result.Counters.Probes);
             local.EndCase();
             int fresh = result.Status == CaseStatus.Passed || result.Status == CaseStatus.KnownDivergence ? campaign.coverage.Absorb(local.CaseFeatures) : 0;
             return (fresh, result.Duration);

@@ -35,6 +35,9 @@ public sealed partial class Campaign
     private CoverageMap coverage = new();
     private long executions;
     private long sessionStartExecutions;
+    /// <summary>Probes the executions ran; added with the same one atomic per case as <see cref="executions"/>.</summary>
+    private long probes;
+    private long sessionStartProbes;
     private long rejected;
     private long infrastructure;
     private long hangs;
@@ -127,6 +130,8 @@ public sealed partial class Campaign
         files.Create();
         executions = stats.Executions;
         sessionStartExecutions = executions;
+        probes = stats.Probes;
+        sessionStartProbes = probes;
         rejected = stats.Rejected;
         infrastructure = stats.InfrastructureFailures;
         hangs = stats.Hangs;
@@ -193,14 +198,14 @@ public sealed partial class Campaign
         lock (statsGate)
         {
             // The last point of the charts: where this invocation ended.
-            stats.History.Add(new HistoryPoint(final.Elapsed.TotalSeconds, final.Executions, final.ExecPerSecond, final.RulesHit, final.Features, final.CorpusSize, final.Findings));
+            stats.History.Add(HistoryPoint.Of(final));
         }
 
         string reason = cancellation.IsCancellationRequested ? "cancelled"
             : options.Runs is { } n && Interlocked.Read(ref claimed) >= n ? "runs"
             : "time";
         SaveStats();
-        files.Log(new CampaignEvent { Type = "stop", Seconds = final.Elapsed.TotalSeconds, Executions = final.Executions, Message = reason, Findings = final.Findings });
+        files.Log(new CampaignEvent { Type = "stop", Seconds = final.Elapsed.TotalSeconds, Executions = final.Executions, Probes = final.Probes, Message = reason, Findings = final.Findings });
         progress?.Report(final);
         lock (findingGate)
         {
@@ -340,7 +345,7 @@ public sealed partial class Campaign
         CampaignStatus s = Status();
         lock (statsGate)
         {
-            stats.History.Add(new HistoryPoint(s.Elapsed.TotalSeconds, s.Executions, s.ExecPerSecond, s.RulesHit, s.Features, s.CorpusSize, s.Findings));
+            stats.History.Add(HistoryPoint.Of(s));
             if (stats.History.Count > 4000)
             {
                 // Keep the file small over long campaigns: drop every other point.
@@ -355,6 +360,8 @@ public sealed partial class Campaign
             Seconds = s.Elapsed.TotalSeconds,
             Executions = s.Executions,
             ExecPerSecond = s.ExecPerSecond,
+            Probes = s.Probes,
+            ProbesPerSecond = s.ProbesPerSecond,
             RulesHit = s.RulesHit,
             RulesModelled = s.RulesModelled,
             CorpusSize = s.CorpusSize,
@@ -368,6 +375,7 @@ public sealed partial class Campaign
         double seconds = session.Elapsed.TotalSeconds;
         long total = Interlocked.Read(ref executions);
         long thisSession = total - sessionStartExecutions;
+        long totalProbes = Interlocked.Read(ref probes);
         int corpusSize, findingCount;
         lock (corpusGate)
         {
@@ -383,6 +391,8 @@ public sealed partial class Campaign
         {
             Executions = total,
             ExecPerSecond = seconds > 0 ? Math.Max(0, thisSession) / seconds : 0,
+            Probes = totalProbes,
+            ProbesPerSecond = seconds > 0 ? Math.Max(0, totalProbes - sessionStartProbes) / seconds : 0,
             RulesHit = coverage.RulesHit,
             RulesModelled = coverage.RulesModelled,
             Features = coverage.Features,
@@ -404,6 +414,7 @@ public sealed partial class Campaign
         {
             stats.NextCaseIndex = (ulong)Interlocked.Read(ref nextLocalIndex);
             stats.Executions = s.Executions;
+            stats.Probes = s.Probes;
             stats.Rejected = s.Rejected;
             stats.InfrastructureFailures = s.InfrastructureFailures;
             stats.Hangs = s.Hangs;

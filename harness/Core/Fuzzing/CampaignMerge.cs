@@ -65,6 +65,7 @@ public static class CampaignMerge
                 StepsPerCase = all[0].Stats.StepsPerCase,
                 ProbeWeight = all[0].Stats.ProbeWeight,
                 Executions = all.Sum(a => a.Stats.Executions),
+                Probes = all.Sum(a => a.Stats.Probes),
                 Rejected = all.Sum(a => a.Stats.Rejected),
                 InfrastructureFailures = all.Sum(a => a.Stats.InfrastructureFailures),
                 Hangs = all.Sum(a => a.Stats.Hangs),

@@ -140,6 +140,12 @@ public sealed record CampaignStatus
     /// <summary>Executions per second in this invocation.</summary>
     public double ExecPerSecond { get; init; }
 
+    /// <summary>Probes (accesses, entry reads, VM entries) the executions ran.</summary>
+    public long Probes { get; init; }
+
+    /// <summary>Probes per second in this invocation, over the same seconds as <see cref="ExecPerSecond"/>.</summary>
+    public double ProbesPerSecond { get; init; }
+
     public int RulesHit { get; init; }
 
     public int RulesModelled { get; init; }
@@ -170,7 +176,7 @@ public sealed record CampaignStatus
     /// <summary>One plain status line.</summary>
     public string Line() => string.Create(
         CultureInfo.InvariantCulture,
-        $"[{(int)Elapsed.TotalHours:00}:{Elapsed:mm\\:ss}] execs {Executions} ({ExecPerSecond:0}/s)  rules {RulesHit}/{RulesModelled}  features {Features}  corpus {CorpusSize}  findings {Findings} (+{Duplicates} dup)  rejected {Rejected}  infra {InfrastructureFailures}  hangs {Hangs}");
+        $"[{(int)Elapsed.TotalHours:00}:{Elapsed:mm\\:ss}] execs {Executions} ({ExecPerSecond:0}/s)  probes {Probes} ({ProbesPerSecond:0}/s)  rules {RulesHit}/{RulesModelled}  features {Features}  corpus {CorpusSize}  findings {Findings} (+{Duplicates} dup)  rejected {Rejected}  infra {InfrastructureFailures}  hangs {Hangs}");
 }
 
 /// <summary>One distinct finding (a divergence signature).</summary>

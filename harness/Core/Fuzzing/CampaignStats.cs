@@ -5,7 +5,15 @@ using System.Text.Json.Serialization;
 namespace EptFuzz.Harness.Fuzzing;
 
 /// <summary>One point of the campaign's history (for the report's charts).</summary>
-public sealed record HistoryPoint(double Seconds, long Executions, double ExecPerSecond, int RulesHit, int Features, int CorpusSize, int Findings);
+/// <remarks>The probe fields come last with defaults: points from before they were recorded read as 0.</remarks>
+public sealed record HistoryPoint(double Seconds, long Executions, double ExecPerSecond, int RulesHit, int Features, int CorpusSize, int Findings, long Probes = 0, double ProbesPerSecond = 0)
+{
+    public static HistoryPoint Of(CampaignStatus s)
+    {
+        ArgumentNullException.ThrowIfNull(s);
+        return new(s.Elapsed.TotalSeconds, s.Executions, s.ExecPerSecond, s.RulesHit, s.Features, s.CorpusSize, s.Findings, s.Probes, s.ProbesPerSecond);
+    }
+}
 
 /// <summary>
 /// stats.json: the campaign's identity (seed, shard, generator and its profile), its cumulative counters, its
@@ -49,6 +57,9 @@ public sealed class CampaignStats
     public ulong NextCaseIndex { get; set; }
 
     public long Executions { get; set; }
+
+    /// <summary>Probes the executions ran (each case's <c>Counters.Probes</c>); a stats.json from before it was counted has none and starts at 0.</summary>
+    public long Probes { get; set; }
 
     public long Rejected { get; set; }
 
@@ -135,6 +146,12 @@ public sealed record CampaignEvent
     public string? Message { get; init; }
 
     public double? ExecPerSecond { get; init; }
+
+    /// <summary>Cumulative probes (status and stop events).</summary>
+    public long? Probes { get; init; }
+
+    /// <summary>Probes per second in this invocation (status events), computed as <see cref="ExecPerSecond"/> is.</summary>
+    public double? ProbesPerSecond { get; init; }
 
     public int? RulesHit { get; init; }
 

@@ -7,7 +7,7 @@ namespace EptFuzz.Harness.Fuzzing;
 
 /// <summary>
 /// <c>eptfuzz report OUT</c>: one self-contained HTML page (no scripts, no external files):
-/// the counters, coverage and exec/s over time as inline SVG, the rules hit, and every finding
+/// the counters, coverage, exec/s and probes/s over time as inline SVG, the rules hit, and every finding
 /// with its reduced case and each side's walk drawn as a tree.
 /// </summary>
 public static class HtmlReport
@@ -40,6 +40,7 @@ public static class HtmlReport
         Row(sb, "targets", string.Join(", ", stats.Targets));
         Row(sb, "time", TimeSpan.FromSeconds(stats.ElapsedSeconds).ToString(@"d\.hh\:mm\:ss", CultureInfo.InvariantCulture));
         Row(sb, "executions", stats.Executions.ToString(CultureInfo.InvariantCulture));
+        Row(sb, "probes", stats.Probes.ToString(CultureInfo.InvariantCulture));
         Row(sb, "rules hit / rules modelled", $"{stats.RulesHit}/{stats.RulesModelled}");
         Row(sb, "coverage features", stats.Features.ToString(CultureInfo.InvariantCulture));
         Row(sb, "corpus", stats.CorpusSize.ToString(CultureInfo.InvariantCulture));
@@ -50,8 +51,9 @@ public static class HtmlReport
         sb.Append("<h2>Coverage over time</h2>\n");
         sb.Append(Chart(stats.History, h => h.RulesHit, "rules hit", "#1f77b4"));
         sb.Append(Chart(stats.History, h => h.Features, "coverage features", "#2ca02c"));
-        sb.Append("<h2>Executions per second</h2>\n");
+        sb.Append("<h2>Executions and probes per second</h2>\n");
         sb.Append(Chart(stats.History, h => h.ExecPerSecond, "exec/s", "#d62728"));
+        sb.Append(Chart(stats.History, h => h.ProbesPerSecond, "probes/s", "#9467bd"));
 
         sb.Append("<h2>Rules hit</h2>\n<p>").Append(E(string.Join(' ', stats.RulesHitNames))).Append("</p>\n");
 

@@ -127,6 +127,8 @@ public sealed class CampaignTests : IDisposable
         stats.Findings.RemoveAll(x => x.Signature == PlantedSignature);
         stats.Save(dir);
         long executionsBefore = stats.Executions;
+        long probesBefore = stats.Probes;
+        Assert.True(probesBefore > 0);
 
         var second = new Campaign(Options(dir, 300) with { Resume = true }).Run(CancellationToken.None);
 
@@ -140,7 +142,163 @@ public sealed class CampaignTests : IDisposable
         Assert.True(second.Final.RulesHit >= first.Final.RulesHit);
         var after = CampaignStats.Load(dir, out _)!;
         Assert.True(after.NextCaseIndex >= 1300);
+        Assert.True(after.Probes > probesBefore, $"{after.Probes} <= {probesBefore}: the probe counter did not carry over");
+        Assert.Equal(second.Final.Probes, after.Probes);
         Assert.Contains(CampaignEvent.ReadAll(dir), e => e.Type == "resume");
+    }
+
+    [Fact]
+    public void ProbeWeight_ReachesTheGenerator_IsRecorded_AndItsCasesProbeMore()
+    {
+        var standard = new Campaign(Options(Out("pw-38"), 300, planted: false)).Run(CancellationToken.None);
+        var heavy = new Campaign(Options(Out("pw-400"), 300, planted: false) with { Profile = new GeneratorProfile { Steps = 32, ProbeWeight = 400 } }).Run(CancellationToken.None);
+
+        Assert.Equal(GeneratorProfile.DefaultProbeWeight, CampaignStats.Load(Out("pw-38"), out _)!.ProbeWeight);
+        Assert.Equal(400, CampaignStats.Load(Out("pw-400"), out _)!.ProbeWeight);
+        Assert.Equal(300, standard.Final.Executions);
+        Assert.Equal(300, heavy.Final.Executions);
+        double perCase = (double)standard.Final.Probes / standard.Final.Executions;
+        double heavyPerCase = (double)heavy.Final.Probes / heavy.Final.Executions;
+        Assert.True(perCase > 0, "the default campaign counted no probes");
+        Assert.True(heavyPerCase > 1.5 * perCase, $"{heavyPerCase:0.0} probes a case with weight 400, {perCase:0.0} with the default");
+    }
+
+    [Fact]
+    public void ProbeCounter_AddsUpTheCasesProbes_InStatsJsonAndInStatusEvents()
+    {
+        const int Runs = 200, PauseAt = 120;
+        var profile = new GeneratorProfile { Steps = 32 };
+        // Every case is generated from its seed (FreshPercent 100), so the test can run the same cases itself.
+        long[] prefix = new long[Runs + 1];
+        for (int i = 0; i < Runs; i++)
+        {
+            EptCase c = CaseGenerator.Generate(Campaign.CaseSeed(0x5eed, Shard.Single, (ulong)i), profile);
+            prefix[i + 1] = prefix[i] + Running.CaseRunner.Run(c, TestTargets.Options()).Counters.Probes;
+        }
+
+        // Case PauseAt waits for statuses, so that some status event is taken at a known point
+        // (PauseAt - 1 cases done), whatever the clock does.
+        using var pause = new PauseAtCase(PauseAt);
+        string dir = Out("probes");
+        var options = Options(dir, Runs, planted: false) with
+        {
+            FreshPercent = 100,
+            Profile = profile,
+            Targets = () => TestTargets.Options() with
+            {
+                Hypervisor = () =>
+                {
+                    pause.Arrive();
+                    return new EptFuzz.Impl.Hypervisor.EptHypervisor();
+                },
+            },
+            StatusInterval = TimeSpan.FromMilliseconds(10),
+            HangThreshold = TimeSpan.FromHours(1),
+        };
+
+        var summary = new Campaign(options).Run(CancellationToken.None, pause);
+
+        Assert.True(prefix[Runs] > 0);
+        var stats = CampaignStats.Load(dir, out string error);
+        Assert.True(stats is not null, error);
+        Assert.Equal(Runs, stats.Executions);
+        Assert.Equal(prefix[Runs], stats.Probes);
+        Assert.Equal(prefix[Runs], summary.Final.Probes);
+        Assert.Equal(prefix[Runs], stats.History[^1].Probes);
+        Assert.Contains($"probes {prefix[Runs]} (", summary.Final.Line(), StringComparison.Ordinal);
+
+        var events = CampaignEvent.ReadAll(dir);
+        Assert.Equal(prefix[Runs], events[^1].Probes);
+        var statuses = events.Where(e => e.Type == "status").ToList();
+        Assert.All(statuses, e => Assert.True(e.Probes is not null && e.ProbesPerSecond is not null, "a status event without its probe figures"));
+        Assert.True(statuses.Zip(statuses.Skip(1)).All(p => p.First.Probes <= p.Second.Probes), "the probe counter went down");
+        Assert.Contains(statuses, e => e.Executions == PauseAt - 1 && e.Probes == prefix[PauseAt - 1]);
+        CampaignEvent atPause = statuses.Last(e => e.Executions == PauseAt - 1 && e.Probes == prefix[PauseAt - 1]);
+        // Probes/s is this session's probes over this session's seconds, as exec/s is executions over the same seconds.
+        Assert.True(atPause.ExecPerSecond > 0);
+        Assert.Equal((double)atPause.Probes!.Value / atPause.Executions, atPause.ProbesPerSecond!.Value / atPause.ExecPerSecond!.Value, 9);
+    }
+
+    /// <summary>
+    /// Holds the case numbered <c>at</c> (counting hypervisors made) until two statuses were
+    /// reported while it waited: the first may have been taken just before the worker stopped,
+    /// the second was taken after, with every earlier case counted.
+    /// </summary>
+    private sealed class PauseAtCase(int at) : IProgress<CampaignStatus>, IDisposable
+    {
+        private readonly ManualResetEventSlim release = new(false);
+        private int made;
+        private bool waiting;
+        private int reportsWhileWaiting;
+
+        public void Arrive()
+        {
+            if (Interlocked.Increment(ref made) == at)
+            {
+                Volatile.Write(ref waiting, true);
+                release.Wait();
+            }
+        }
+
+        public void Report(CampaignStatus value)
+        {
+            if (Volatile.Read(ref waiting) && ++reportsWhileWaiting == 2)
+            {
+                release.Set();
+            }
+        }
+
+        public void Dispose() => release.Dispose();
+    }
+
+    [Theory]
+    [InlineData("full", 32, 400, "--cpu-profile full --steps 32 --probe-weight 400")]
+    [InlineData("random", 40, 400, "--cpu-profile random --steps 40 --probe-weight 400")]
+    [InlineData("random", 32, 38, "--cpu-profile random --steps 32 --probe-weight 38")]
+    public void Resume_RefusesAnotherGeneratorProfile_NamingTheRecordedAndTheGivenValues(string cpu, int steps, int probeWeight, string given)
+    {
+        string dir = Out("profile");
+        var recorded = new GeneratorProfile { Steps = 32, ProbeWeight = 400 };
+        new Campaign(Options(dir, 5, planted: false) with { Profile = recorded }).Run(CancellationToken.None);
+        string before = File.ReadAllText(CampaignStats.PathIn(dir));
+
+        var changed = new GeneratorProfile { Cpu = GeneratorProfile.ParseCpuProfile(cpu, out _)!.Value, Steps = steps, ProbeWeight = probeWeight };
+        var e = Assert.Throws<CampaignUsageException>(() => new Campaign(Options(dir, 5, planted: false) with { Profile = changed, Resume = true }).Run(CancellationToken.None));
+
+        Assert.Equal($"--resume: the campaign in {dir} has --cpu-profile random --steps 32 --probe-weight 400; resume it with the same values (given {given})", e.Message);
+        Assert.Equal(before, File.ReadAllText(CampaignStats.PathIn(dir)));
+        var resumed = new Campaign(Options(dir, 5, planted: false) with { Profile = recorded, Resume = true }).Run(CancellationToken.None);
+        // Cumulative: 5, the queue replayed to rebuild coverage, the slot, and 5 more.
+        Assert.True(resumed.Final.Executions >= 10, $"{resumed.Final.Executions} executions");
+    }
+
+    [Fact]
+    public void StatsJson_FromBeforeTheProbeFields_LoadsAsTheDefaultWeight_AndResumes()
+    {
+        string dir = Out("old");
+        new Campaign(Options(dir, 20, planted: false)).Run(CancellationToken.None);
+        // Strip what this version added, as a stats.json written before it would lack it.
+        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(CampaignStats.PathIn(dir)))!.AsObject();
+        Assert.True(json.Remove("probeWeight") && json.Remove("probes"));
+        foreach (var point in json["history"]!.AsArray())
+        {
+            Assert.True(point!.AsObject().Remove("probes") && point.AsObject().Remove("probesPerSecond"));
+        }
+
+        File.WriteAllText(CampaignStats.PathIn(dir), json.ToJsonString());
+
+        var old = CampaignStats.Load(dir, out string error);
+        Assert.True(old is not null, error);
+        Assert.Equal(GeneratorProfile.DefaultProbeWeight, old.ProbeWeight);
+        Assert.Equal(0, old.Probes);
+        Assert.All(old.History, h => Assert.Equal(0, h.Probes));
+        Assert.Equal(20, old.Executions);
+
+        var e = Assert.Throws<CampaignUsageException>(() => new Campaign(Options(dir, 5, planted: false) with { Profile = new GeneratorProfile { Steps = 32, ProbeWeight = 400 }, Resume = true }).Run(CancellationToken.None));
+        Assert.Contains("has --cpu-profile random --steps 32 --probe-weight 38;", e.Message, StringComparison.Ordinal);
+        var resumed = new Campaign(Options(dir, 5, planted: false) with { Resume = true }).Run(CancellationToken.None);
+        Assert.True(resumed.Final.Executions >= 25, $"{resumed.Final.Executions} executions");
+        Assert.True(resumed.Final.Probes > 0, "the resumed campaign counted no probes");
     }
 
     [Fact]

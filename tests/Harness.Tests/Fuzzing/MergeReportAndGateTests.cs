@@ -38,6 +38,8 @@ public sealed class MergeReportAndGateTests : IDisposable
         var stats = CampaignStats.Load(Out("m"), out string error);
         Assert.True(stats is not null, error);
         Assert.Equal(a.Final.Executions + b.Final.Executions, stats.Executions);
+        Assert.True(a.Final.Probes > 0 && b.Final.Probes > 0);
+        Assert.Equal(a.Final.Probes + b.Final.Probes, stats.Probes);
         var signatures = a.Findings.Concat(b.Findings).Select(f => f.Signature).Distinct().ToList();
         Assert.Equal(signatures.Count, m.Findings.Count);
         foreach (FindingRecord f in m.Findings)
@@ -50,6 +52,31 @@ public sealed class MergeReportAndGateTests : IDisposable
         Assert.Contains(m.Findings, f => f.Signature == PlantedSignature);
         var again = Assert.Throws<CampaignUsageException>(() => CampaignMerge.Merge([Out("a")], Out("m")));
         Assert.Contains("already holds a campaign", again.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Merge_KeepsTheGeneratorProfile()
+    {
+        var profile = new GeneratorProfile { Steps = 24, Cpu = CpuProfile.Full, ProbeWeight = 400 };
+        for (int k = 1; k <= 2; k++)
+        {
+            new Campaign(new CampaignOptions
+            {
+                OutDir = Out($"p{k}"),
+                Targets = () => TestTargets.Options(),
+                Seed = 0x5eed,
+                Runs = 20,
+                Shard = new Shard(k, 2),
+                Profile = profile,
+                StatusInterval = TimeSpan.FromHours(1),
+            }).Run(CancellationToken.None);
+        }
+
+        CampaignMerge.Merge([Out("p1"), Out("p2")], Out("pm"));
+
+        var stats = CampaignStats.Load(Out("pm"), out string error);
+        Assert.True(stats is not null, error);
+        Assert.Equal(("full", 24, 400), (stats.CpuProfile, stats.StepsPerCase, stats.ProbeWeight));
     }
 
     [Fact]
@@ -67,7 +94,7 @@ public sealed class MergeReportAndGateTests : IDisposable
         }).Run(CancellationToken.None);
         // Status points normally come from the clock; give the chart two of them.
         var stats = CampaignStats.Load(dir, out _)!;
-        stats.History = [new HistoryPoint(0, 0, 0, 0, 0, 0, 0), new HistoryPoint(10, 1000, 100, stats.RulesHit, stats.Features, stats.CorpusSize, stats.Findings.Count)];
+        stats.History = [new HistoryPoint(0, 0, 0, 0, 0, 0, 0), new HistoryPoint(10, 1000, 100, stats.RulesHit, stats.Features, stats.CorpusSize, stats.Findings.Count, 23_000, 2_300)];
         stats.Save(dir);
 
         string path = HtmlReport.Write(dir);
@@ -75,7 +102,11 @@ public sealed class MergeReportAndGateTests : IDisposable
         Assert.StartsWith("<!DOCTYPE html>", html, StringComparison.Ordinal);
         Assert.DoesNotContain("<script", html, StringComparison.Ordinal);
         Assert.DoesNotContain("src=", html, StringComparison.Ordinal);
-        Assert.Equal(3, CountOf(html, "<svg"));
+        // Rules hit, coverage features, exec/s and probes/s.
+        Assert.Equal(4, CountOf(html, "<svg"));
+        Assert.Contains(">probes/s</text>", html, StringComparison.Ordinal);
+        Assert.Contains("cpu profile random, 32 steps per case, probe weight 38", html, StringComparison.Ordinal);
+        Assert.Contains($"<th>probes</th><td>{stats.Probes}</td>", html, StringComparison.Ordinal);
         Assert.Contains("<polyline", html, StringComparison.Ordinal);
         Assert.Contains(System.Net.WebUtility.HtmlEncode(PlantedSignature), html, StringComparison.Ordinal);
         Assert.Contains($"{stats.RulesHit}/{stats.RulesModelled}", html, StringComparison.Ordinal);
