@@ -145,10 +145,13 @@ public sealed partial class VirtualCpu
             table = Eptp & EptBits.AddressMask;
             permissions = EptBits.PermissionMask;
             level = (EptLevel)levels;
+            // Carried down the levels, not recomputed from the level at each one.
+            int shift = LevelGeometry.Shift(level);
+            EptEntryClasses.LevelClasses classes = _entryClasses.At(level);
             while (true)
             {
                 // The index comes from the GPA, not from the table address: it is known before the entry above is read.
-                int index = LevelGeometry.Index(gpa, level);
+                int index = (int)(gpa >> shift) & (LevelGeometry.EntriesPerTable - 1);
                 if (!reads.TryRead(table, index, (int)level - 1, out ulong value))
                 {
                     break;
@@ -158,7 +161,7 @@ public sealed partial class VirtualCpu
                 record = ref Unsafe.Add(ref record, 1);
                 // Used only if the walk translates, when every entry read was present and well formed.
                 permissions &= value;
-                entryClass = _entryClasses.Classify(value, level);
+                entryClass = classes.Classify(value);
                 if (entryClass != EptEntryClass.Table)
                 {
                     leaf = value;
@@ -167,6 +170,8 @@ public sealed partial class VirtualCpu
 
                 table = value & EptBits.AddressMask;
                 level--;
+                shift -= 9;
+                classes.Down();
             }
 
             // A table page not in its way: the call is here, after the loop, so that no value of
