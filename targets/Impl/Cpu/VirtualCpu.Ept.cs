@@ -120,6 +120,9 @@ public sealed partial class VirtualCpu
         return false;
     }
 
+    // Out of line: inlined into a caller that inlines Access (the benchmark's, a driver loop's), it
+    // spent the caller's inlining budget, and Translated and LevelGeometry.Span became calls.
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private bool WalkGpa<TReads>(in GpaRequest request, out GpaTranslation translation, TReads reads)
         where TReads : struct, IWalkReads
     {
