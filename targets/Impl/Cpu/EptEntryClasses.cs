@@ -29,8 +29,9 @@ internal readonly struct EptEntryClasses
 {
     // Classes per level: 256, by XU [7], bit 7 [6] and bits [5:0]. Levels 0, 6 and 7 are unused:
     // the powers of two let the lookups mask the index instead of checking bounds.
+    private const int Levels = 8;
     private const int PerLevel = 256;
-    private const int Keys = 8 * PerLevel;
+    private const int Keys = Levels * PerLevel;
 
     private readonly ClassTable _classes;
     // Per level and bit 7 (level * 2 + bit 7): the bits that must be 0 in a present entry.
@@ -108,8 +109,8 @@ internal readonly struct EptEntryClasses
     /// <summary>The tables of one level, for a walk that moves down the levels with <see cref="LevelClasses.Down"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public LevelClasses At(EptLevel level) => new(
-        ref Unsafe.Add(ref Unsafe.AsRef(in _classes[0]), ((int)level & 7) * PerLevel),
-        ref Unsafe.Add(ref Unsafe.AsRef(in _reserved[0]), ((int)level & 7) * 2));
+        ref Unsafe.Add(ref Unsafe.AsRef(in _classes[0]), ((int)level & (Levels - 1)) * PerLevel),
+        ref Unsafe.Add(ref Unsafe.AsRef(in _reserved[0]), ((int)level & (Levels - 1)) * 2));
 
     /// <summary>
     /// One level's part of the tables, found once per walk instead of from the level at every
@@ -212,7 +213,7 @@ internal readonly struct EptEntryClasses
         private EptEntryClass _first;
     }
 
-    [InlineArray(16)]
+    [InlineArray(Levels * 2)]
     private struct ReservedTable
     {
         private ulong _first;
