@@ -71,6 +71,22 @@ public sealed class AccessResult
 
     internal void Recorded(int count) => _state.WalkCount += count;
 
+    /// <summary>
+    /// The access translated. One method writing its own fields: the setters, inlined one by one
+    /// into the caller, each copied the reference to this result again.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal void Translated(Hpa hpa, PageSize pageSize, Gpa gpa, EptPermissions permissions, MemoryType memoryType, bool fromCache)
+    {
+        _state.Kind = OutcomeKind.Translated;
+        _state.Hpa = hpa;
+        _state.PageSize = pageSize;
+        _state.Gpa = gpa;
+        _state.Permissions = permissions;
+        _state.MemoryType = memoryType;
+        _state.FromCache = fromCache;
+    }
+
     internal void AddWrite(in MemoryWrite write) => _writes[_state.WriteCount++] = write;
 
     public Observation ToObservation() => new()

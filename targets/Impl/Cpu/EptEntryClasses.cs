@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics.X86;
 using EptFuzz.Contract;
 using EptFuzz.Impl.Ept;
 
@@ -19,19 +20,21 @@ internal enum EptEntryClass : byte
 
 /// <summary>
 /// The class of every EPT entry for one processor and one MBEC setting, decided once: a class per
-/// level, bit 7, XU (bit 10) and bits [5:0] (R, W, X, memory type), and per level and bit 7 the
+/// level, XU (bit 10), bit 7 and bits [5:0] (R, W, X, memory type), and per level and bit 7 the
 /// bits that must be 0. The walk then sorts an entry with two table lookups instead of a chain of
 /// branches for presence, each misconfiguration rule and the page size (they were half of every level).
 /// A struct held inside the virtual CPU: the walk reaches the tables without a pointer to follow.
 /// </summary>
 internal readonly struct EptEntryClasses
 {
-    // Key: level [10:8], bit 7 [7], XU [6], bits [5:0]. Levels 0, 6 and 7 are unused: the powers of
-    // two let the lookups mask the key instead of checking bounds.
-    private const int Keys = 8 << 8;
+    // Classes per level: 256, by XU [7], bit 7 [6] and bits [5:0]. Levels 0, 6 and 7 are unused:
+    // the powers of two let the lookups mask the index instead of checking bounds.
+    private const int Levels = 8;
+    private const int PerLevel = 256;
+    private const int Keys = Levels * PerLevel;
 
     private readonly ClassTable _classes;
-    // Per key >> 7 (level and bit 7): the bits that must be 0 in a present entry.
+    // Per level and bit 7 (level * 2 + bit 7): the bits that must be 0 in a present entry.
     private readonly ReservedTable _reserved;
 
     private EptEntryClasses(TableKey cpu)
@@ -43,7 +46,7 @@ internal readonly struct EptEntryClasses
         {
             foreach (bool largePage in (ReadOnlySpan<bool>)[false, true])
             {
-                _reserved[Key(level, largePage ? EptBits.LargePage : 0) >> 7] = aboveMaxPhyAddr | ReservedBits(level, largePage, cpu);
+                _reserved[ReservedIndex(level, largePage ? EptBits.LargePage : 0)] = aboveMaxPhyAddr | ReservedBits(level, largePage, cpu);
                 // EPT-WALK-2/3: a PTE maps a 4 KiB page, a PDE or PDPTE with bit 7 set a 2 MiB or 1 GiB page.
                 bool isPage = level == EptLevel.Pte || ((level == EptLevel.Pde || level == EptLevel.Pdpte) && largePage);
                 // The memory type (EPT-MISCONFIG-5) counts where the entry maps a page; elsewhere its bits are reserved.
@@ -56,7 +59,7 @@ internal readonly struct EptEntryClasses
                         : hasMemoryType && !EptBits.IsValidEptMemoryType(EptBits.DecodeType(value)) ? EptEntryClass.Misconfigured
                         : isPage ? EptEntryClass.Page
                         : EptEntryClass.Table;
-                    _classes[Key(level, value)] = entryClass;
+                    _classes[((int)level * PerLevel) + (int)LevelKey(value)] = entryClass;
                 }
             }
         }
@@ -103,18 +106,65 @@ internal readonly struct EptEntryClasses
         public readonly EptEntryClasses Classes = classes;
     }
 
-    /// <summary>The class of <paramref name="value"/> read at <paramref name="level"/>.</summary>
+    /// <summary>The tables of one level, for a walk that moves down the levels with <see cref="LevelClasses.Down"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public EptEntryClass Classify(ulong value, EptLevel level)
+    public LevelClasses At(EptLevel level) => new(
+        ref Unsafe.Add(ref Unsafe.AsRef(in _classes[0]), ((int)level & (Levels - 1)) * PerLevel),
+        ref Unsafe.Add(ref Unsafe.AsRef(in _reserved[0]), ((int)level & (Levels - 1)) * 2));
+
+    /// <summary>
+    /// One level's part of the tables, found once per walk instead of from the level at every
+    /// entry: the entry's own bits are the whole key.
+    /// </summary>
+    internal ref struct LevelClasses(ref EptEntryClass classes, ref ulong reserved)
     {
-        int key = Key(level, value);
-        EptEntryClass entryClass = _classes[key & (Keys - 1)];
-        // Reserved bits misconfigure a present entry (EPT-MISCONFIG-4/6); a not-present one stays a violation.
-        return (value & _reserved[(key >> 7) & ((Keys >> 7) - 1)]) != 0 && entryClass != EptEntryClass.NotPresent ? EptEntryClass.Misconfigured : entryClass;
+        private ref EptEntryClass _classes = ref classes;
+        private ref ulong _reserved = ref reserved;
+
+        /// <summary>The class of <paramref name="value"/> read at this level.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public readonly EptEntryClass Classify(ulong value)
+        {
+            // Native-sized offsets: no sign extension of either index.
+            EptEntryClass entryClass = Unsafe.Add(ref _classes, (nuint)LevelKey(value));
+            // Reserved bits misconfigure a present entry (EPT-MISCONFIG-4/6); a not-present one stays a violation.
+            return (value & Unsafe.Add(ref _reserved, (nuint)(value >> 7) & 1)) != 0 && entryClass != EptEntryClass.NotPresent ? EptEntryClass.Misconfigured : entryClass;
+        }
+
+        /// <summary>To the tables of the level below (never below level 1: a walk stops at a PTE).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Down()
+        {
+            _classes = ref Unsafe.Subtract(ref _classes, PerLevel);
+            _reserved = ref Unsafe.Subtract(ref _reserved, 2);
+        }
     }
 
-    private static int Key(EptLevel level, ulong value) =>
-        ((int)level << 8) | (int)(value & (EptBits.LargePage | 63)) | (int)((value & EptBits.UserModeExecute) >> 4);
+    // XU [7], bit 7 [6], bits [5:0]: one bit-extract where the processor has a fast one.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong LevelKey(ulong value) => FastBitExtract
+        ? Bmi2.X64.ParallelBitExtract(value, EptBits.UserModeExecute | EptBits.LargePage | 63)
+        : (value & 63) | ((value & EptBits.LargePage) >> 1) | ((value & EptBits.UserModeExecute) >> 3);
+
+    // A constant once the walk is compiled at full optimization. AMD before Zen 3 (family 19h)
+    // and Hygon run PEXT in microcode, tens of cycles: there the shifts are faster.
+    private static readonly bool FastBitExtract = Bmi2.X64.IsSupported && !SlowBitExtract();
+
+    private static bool SlowBitExtract()
+    {
+        (_, int vendor, _, _) = X86Base.CpuId(0, 0);
+        // "Auth" (AuthenticAMD), "Hygo" (HygonGenuine): the first four vendor bytes, in EBX.
+        if (vendor is not (0x68747541 or 0x6F677948))
+        {
+            return false;
+        }
+
+        (int signature, _, _, _) = X86Base.CpuId(1, 0);
+        int family = (signature >> 8) & 0xF;
+        return (family == 0xF ? family + ((signature >> 20) & 0xFF) : family) < 0x19;
+    }
+
+    private static int ReservedIndex(EptLevel level, ulong value) => ((int)level * 2) + (int)((value & EptBits.LargePage) >> 7);
 
     // EPT-MISCONFIG-1..3, for an entry's permission bits alone.
     private static bool IsBadPermissionCombination(ulong value, TableKey cpu, bool mbec)
@@ -163,7 +213,7 @@ internal readonly struct EptEntryClasses
         private EptEntryClass _first;
     }
 
-    [InlineArray(Keys >> 7)]
+    [InlineArray(Levels * 2)]
     private struct ReservedTable
     {
         private ulong _first;

@@ -120,6 +120,9 @@ public sealed partial class VirtualCpu
         return false;
     }
 
+    // Out of line: inlined into a caller that inlines Access (the benchmark's, a driver loop's), it
+    // spent the caller's inlining budget, and Translated and LevelGeometry.Span became calls.
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private bool WalkGpa<TReads>(in GpaRequest request, out GpaTranslation translation, TReads reads)
         where TReads : struct, IWalkReads
     {
@@ -138,27 +141,32 @@ public sealed partial class VirtualCpu
         ulong permissions;
         ulong leaf;
         EptEntryClass entryClass;
-        EptLevel level;
+        // An int in the loop: the byte enum was zero-extended again at every level.
+        int current;
+        // Carried down the levels, not recomputed from the level at each one.
+        int shift;
         while (true)
         {
             ref WalkEntry record = ref _result.NextWalk;
             table = Eptp & EptBits.AddressMask;
             permissions = EptBits.PermissionMask;
-            level = (EptLevel)levels;
+            current = levels;
+            shift = LevelGeometry.Shift((EptLevel)current);
+            EptEntryClasses.LevelClasses classes = _entryClasses.At((EptLevel)current);
             while (true)
             {
                 // The index comes from the GPA, not from the table address: it is known before the entry above is read.
-                int index = LevelGeometry.Index(gpa, level);
-                if (!reads.TryRead(table, index, (int)level - 1, out ulong value))
+                int index = (int)(gpa >> shift) & (LevelGeometry.EntriesPerTable - 1);
+                if (!reads.TryRead(table, index, current - 1, out ulong value))
                 {
                     break;
                 }
 
-                record = new WalkEntry(WalkStructure.Ept, level, new Hpa(table + ((ulong)index << 3)), value, gpa);
+                record = new WalkEntry(WalkStructure.Ept, (EptLevel)current, new Hpa(table + ((ulong)(uint)index << 3)), value, gpa);
                 record = ref Unsafe.Add(ref record, 1);
                 // Used only if the walk translates, when every entry read was present and well formed.
                 permissions &= value;
-                entryClass = _entryClasses.Classify(value, level);
+                entryClass = classes.Classify(value);
                 if (entryClass != EptEntryClass.Table)
                 {
                     leaf = value;
@@ -166,17 +174,20 @@ public sealed partial class VirtualCpu
                 }
 
                 table = value & EptBits.AddressMask;
-                level--;
+                current--;
+                shift -= 9;
+                classes.Down();
             }
 
             // A table page not in its way: the call is here, after the loop, so that no value of
             // the loop lives across it. Reading writes nothing, so the walk starts again unchanged.
-            reads.Fill(table, (int)level - 1);
+            reads.Fill(table, current - 1);
         }
 
     Walked:
         // One record per level, from the top down to the one the walk stopped at.
-        int walked = levels - (int)level + 1;
+        EptLevel level = (EptLevel)current;
+        int walked = levels - current + 1;
         _result.Recorded(walked);
 
         // The loop has one exit; how the walk ended is decided here, with the calls kept out of the loop.
@@ -195,7 +206,8 @@ public sealed partial class VirtualCpu
             return false;
         }
 
-        ulong span = LevelGeometry.Span(level);
+        // The leaf's shift: the loop left it with the leaf.
+        ulong span = 1UL << shift;
         translation = new GpaTranslation
         {
             Hpa = (leaf & LevelGeometry.LeafAddressMask(level)) | (gpa & (span - 1)),

@@ -163,12 +163,12 @@ public sealed partial class VirtualCpu
     private void Translated(in GpaTranslation translation, ulong gpa, MemoryType pat)
     {
         ulong visible = Controls.Mbec ? translation.Permissions : translation.Permissions & ~EptBits.UserModeExecute;
-        _result.Kind = OutcomeKind.Translated;
-        _result.Hpa = new Hpa(translation.Hpa);
-        _result.PageSize = LevelGeometry.SizeOf(translation.Level);
-        _result.Gpa = new Gpa(gpa);
-        _result.Permissions = EptBits.Decode(visible);
-        _result.MemoryType = MemoryTypes.Effective(translation.MemoryType, translation.IgnorePat, pat);
-        _result.FromCache = translation.FromCache;
+        _result.Translated(
+            new Hpa(translation.Hpa),
+            LevelGeometry.SizeOf(translation.Level),
+            new Gpa(gpa),
+            EptBits.Decode(visible),
+            MemoryTypes.Effective(translation.MemoryType, translation.IgnorePat, pat),
+            translation.FromCache);
     }
 }
