@@ -142,9 +142,15 @@ internal readonly struct EptEntryClasses
 
     // XU [7], bit 7 [6], bits [5:0]: one bit-extract where the processor has a fast one.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static ulong LevelKey(ulong value) => FastBitExtract
-        ? Bmi2.X64.ParallelBitExtract(value, EptBits.UserModeExecute | EptBits.LargePage | 63)
-        : (value & 63) | ((value & EptBits.LargePage) >> 1) | ((value & EptBits.UserModeExecute) >> 3);
+    private static ulong LevelKey(ulong value) => FastBitExtract ? LevelKeyByBitExtract(value) : LevelKeyByShifts(value);
+
+    internal const ulong LevelKeyBits = EptBits.UserModeExecute | EptBits.LargePage | 63;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static ulong LevelKeyByBitExtract(ulong value) => Bmi2.X64.ParallelBitExtract(value, LevelKeyBits);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static ulong LevelKeyByShifts(ulong value) => (value & 63) | ((value & EptBits.LargePage) >> 1) | ((value & EptBits.UserModeExecute) >> 3);
 
     // A constant once the walk is compiled at full optimization. AMD before Zen 3 (family 19h)
     // and Hygon run PEXT in microcode, tens of cycles: there the shifts are faster.
