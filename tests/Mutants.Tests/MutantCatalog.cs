@@ -34,8 +34,8 @@ public static class MutantCatalog
         new(
             "IndexMaskEightBits",
             Geometry,
-            "public static int Index(ulong address, EptLevel level) => (int)((address >> Shift(level)) & 511);",
-            "public static int Index(ulong address, EptLevel level) => (int)((address >> Shift(level)) & 255);",
+            "public static int IndexAt(ulong address, int shift) => (int)((address >> shift) & 511);",
+            "public static int IndexAt(ulong address, int shift) => (int)((address >> shift) & 255);",
             "table indices are masked with 0xFF instead of 0x1FF, so entries 256..511 alias 0..255",
             "EPT-WALK-1: each level is indexed by 9 GPA bits"),
 

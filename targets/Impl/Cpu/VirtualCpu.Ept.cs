@@ -156,7 +156,7 @@ public sealed partial class VirtualCpu
             while (true)
             {
                 // The index comes from the GPA, not from the table address: it is known before the entry above is read.
-                int index = (int)(gpa >> shift) & (LevelGeometry.EntriesPerTable - 1);
+                int index = LevelGeometry.IndexAt(gpa, shift);
                 if (!reads.TryRead(table, index, current - 1, out ulong value))
                 {
                     break;

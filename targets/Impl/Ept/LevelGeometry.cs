@@ -18,7 +18,10 @@ public static class LevelGeometry
     public static ulong Span(EptLevel level) => 1UL << Shift(level);
 
     /// <summary>Index into the table at this level: 9 address bits.</summary>
-    public static int Index(ulong address, EptLevel level) => (int)((address >> Shift(level)) & 511);
+    public static int Index(ulong address, EptLevel level) => IndexAt(address, Shift(level));
+
+    /// <summary>Index into a table whose level's <see cref="Shift"/> is <paramref name="shift"/> (for a walk that carries the shift down the levels).</summary>
+    public static int IndexAt(ulong address, int shift) => (int)((address >> shift) & 511);
 
     /// <summary>Host-physical address of the entry for <paramref name="address"/> in the table at <paramref name="table"/>.</summary>
     public static ulong EntryAddress(ulong table, ulong address, EptLevel level) => table + ((ulong)Index(address, level) << 3);
