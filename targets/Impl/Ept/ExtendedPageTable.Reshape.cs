@@ -232,6 +232,7 @@ public sealed partial class ExtendedPageTable
                 // A 2 MiB range without 2 MiB pages: a page table of 4 KiB pages.
                 if (!BuildTable(EptLevel.Pte, table + ((ulong)i << 3), attributes, hpa, out ulong pageTable))
                 {
+                    PageRecycler.Return(entries);
                     return false;
                 }
 
