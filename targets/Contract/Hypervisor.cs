@@ -115,4 +115,13 @@ public interface IEptHypervisor
     /// a caller applies (or copies) an effect before it drains again.
     /// </summary>
     int DrainEffects(List<HypervisorEffect> into);
+
+    /// <summary>
+    /// Table-page accounting, for the invariant "the table pages a hypervisor holds are exactly
+    /// those reachable from its EPT roots" (no leak, no freed page still linked, no page linked
+    /// twice). Appends the 4 KiB pages its allocator holds as EPT table pages now, and the roots
+    /// (EPTP[51:12] values) of the tables it keeps; returns false when it keeps no such account
+    /// (nothing is checked then).
+    /// </summary>
+    bool ReportTablePages(List<Hpa> held, List<Hpa> roots) => false;
 }
