@@ -5,13 +5,12 @@
 //! tables decide), and everything else is the student's code.
 
 use eptfuzz_target::{
-    ApiError, ApiResult, Capabilities, EptpRequest, Gpa, Gva, MemoryType, Operations, PageSizes, Pa,
+    ApiError, ApiResult, Capabilities, EptpRequest, Gpa, MemoryType, Operations, PageSizes, Pa,
     Permissions, Processor, Target, Translation, Walkers, PAGE_SIZE,
 };
 
 use crate::entry::{LeafAttributes, Permission};
 use crate::ept::{EptMappingError, ExtendedPageTable};
-use crate::guest;
 
 /// A 4-level EPT reaches guest-physical addresses below 2^48.
 const GPA_LIMIT: u64 = 1 << 48;
@@ -19,13 +18,11 @@ const GPA_LIMIT: u64 = 1 << 48;
 pub struct KeosTarget {
     cpu: Processor,
     ept: Option<ExtendedPageTable>,
-    /// The guest's CR3 while it has 4-level paging on.
-    guest_cr3: Option<u64>,
 }
 
 impl KeosTarget {
     pub fn new() -> KeosTarget {
-        KeosTarget { cpu: Processor::from_flags(46, 0), ept: None, guest_cr3: None }
+        KeosTarget { cpu: Processor::from_flags(46, 0), ept: None }
     }
 
     /// The EPT; the harness sends SET_EPTP (which makes it) before any operation.
@@ -75,7 +72,6 @@ impl Target for KeosTarget {
     fn reset(&mut self, cpu: &Processor) -> ApiResult {
         self.cpu = *cpu;
         self.ept = None;
-        self.guest_cr3 = None;
         Ok(())
     }
 
@@ -130,14 +126,5 @@ impl Target for KeosTarget {
             return None;
         }
         self.ept.as_ref()?.translate(gpa).map(translation)
-    }
-
-    fn walk_gva(&mut self, gva: Gva) -> Option<Translation> {
-        let ept = self.ept.as_ref()?;
-        let gpa = guest::gva2gpa(ept, self.guest_cr3?, gva)?;
-        if gpa.into_u64() >= GPA_LIMIT {
-            return None;
-        }
-        ept.translate(gpa).map(translation)
     }
 }

@@ -29,12 +29,7 @@ pub const ADDRESS_MASK: u64 = 0x000f_ffff_ffff_f000;
 pub struct Permission(u64);
 
 impl Permission {
-    pub const USER_EXECUTABLE: Permission = Permission(USER_EXECUTE);
 
-    /// Read, write and execute: what every level of a walk must grant.
-    pub const fn rwx() -> Permission {
-        Permission(READ | WRITE | EXECUTE)
-    }
 
     pub const fn bits(self) -> u64 {
         self.0

@@ -272,14 +272,15 @@ impl ExtendedPageTable {
     }
 }
 
-/// What an access may do through a leaf: read, write and execute must be granted by every entry
-/// on the way; user execute (bit 10) is the leaf's, since table entries do not set it.
+/// What an access may do through a leaf: each permission must be granted by every entry on the
+/// way (PROTOCOL.md's WALK answer: the AND of bits 0, 1, 2 and 10 over the walk). Table entries
+/// made here grant read, write and execute, so the leaf decides those.
 fn effective(tables: Permission, leaf: Permission) -> Permission {
     if cfg!(feature = "bug-leaf-permissions") {
         // BUG: only the leaf's permissions count.
         leaf
     } else {
-        (tables & leaf & Permission::rwx()) | (leaf & Permission::USER_EXECUTABLE)
+        tables & leaf
     }
 }
 

@@ -51,3 +51,66 @@ fn read_guest(ept: &ExtendedPageTable, gpa: Gpa) -> Option<u64> {
     // page-table entries are 8-aligned).
     Some(unsafe { hpa.into_kva().as_ptr::<u64>().read() })
 }
+
+#[cfg(test)]
+mod tests {
+    //! The guest walker on guest tables written as the harness's `gmap` would, in host memory
+    //! outside the arena (the SDK's WRITE), under an EPT made by the sample's own `map`.
+
+    use eptfuzz_target::{testing, Gpa, Gva, MemoryType, Pa};
+
+    use super::gva2gpa;
+    use crate::entry::{LeafAttributes, Permission};
+    use crate::ept::ExtendedPageTable;
+
+    const RW: u64 = 0b11;
+    const P: u64 = 1;
+    const PS: u64 = 1 << 7;
+
+    fn rwx() -> LeafAttributes {
+        LeafAttributes { permission: Permission::of_entry(7), memory_type: MemoryType::WB, ignore_pat: false }
+    }
+
+    /// Guest tables at GPA 0x100_0000.. (HPA = GPA + 0x4000_0000): PML4 → PDPT → PD, with a 2 MiB
+    /// page at gva 0x7f_8000_0000 and, through a page table, a 4 KiB page at gva 0x20_1000.
+    fn guest() -> ExtendedPageTable {
+        testing::start(0x3f_0000_0000, 32);
+        let mut ept = ExtendedPageTable::new();
+        let tables = 0x100_0000u64;
+        for i in 0..5 {
+            ept.map(Gpa::new(tables + i * 0x1000), Pa::new(0x4000_0000 + tables + i * 0x1000), rwx()).unwrap();
+        }
+        let host = |gpa: u64| gpa + 0x4000_0000;
+        let (pml4, pdpt, pd_hi, pd_lo) = (tables, tables + 0x2000, tables + 0x3000, tables + 0x4000);
+        // gva 0x7f_8000_0000: PML4 index 0, PDPT index 510, PD index 0.
+        testing::write(host(pml4), pdpt | P | RW);
+        testing::write(host(pdpt + 510 * 8), pd_hi | P | RW);
+        testing::write(host(pd_hi), 0x160_0000 | P | RW | PS);
+        // gva 0x20_1000: PML4 index 0, PDPT index 0, PD index 1, PT index 1.
+        testing::write(host(pdpt), pd_lo | P | RW);
+        testing::write(host(pd_lo + 8), 0x180_0000 | P | RW);
+        testing::write(host(0x180_0000 + 8), 0x1_2345_6000 | P | RW);
+        ept.map(Gpa::new(0x180_0000), Pa::new(0x4180_0000), rwx()).unwrap();
+        ept
+    }
+
+    #[test]
+    fn a_2m_guest_page_maps_its_whole_offset() {
+        let ept = guest();
+        assert_eq!(gva2gpa(&ept, 0x100_0000, Gva::new(0x7f_8001_2345)), Some(Gpa::new(0x161_2345)));
+    }
+
+    #[test]
+    fn a_4k_guest_page_through_a_page_table() {
+        let ept = guest();
+        assert_eq!(gva2gpa(&ept, 0x100_0000, Gva::new(0x20_1abc)), Some(Gpa::new(0x1_2345_6abc)));
+    }
+
+    #[test]
+    fn not_present_entries_and_unmapped_tables_translate_nothing() {
+        let ept = guest();
+        assert_eq!(gva2gpa(&ept, 0x100_0000, Gva::new(0x20_2000)), None, "PTE not present");
+        assert_eq!(gva2gpa(&ept, 0x100_0000, Gva::new(0x80_0000_0000)), None, "PML4E not present");
+        assert_eq!(gva2gpa(&ept, 0x200_0000, Gva::new(0x20_1000)), None, "the EPT does not map CR3's table");
+    }
+}

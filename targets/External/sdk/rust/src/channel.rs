@@ -29,7 +29,7 @@ struct Channel {
 }
 
 thread_local! {
-    static CHANNEL: RefCell<Option<Channel>> = RefCell::new(None);
+    static CHANNEL: RefCell<Option<Channel>> = const { RefCell::new(None) };
 }
 
 /// Takes standard input and output for the protocol and points descriptor 1 at standard error and
@@ -77,7 +77,7 @@ pub fn read_frame(body: &mut Vec<u8>) {
 }
 
 /// Sends one frame whose body `frame` holds after 4 bytes kept for the length.
-pub fn write_frame(frame: &mut Vec<u8>) {
+pub fn write_frame(frame: &mut [u8]) {
     let body = frame.len() - 4;
     if body > MAX_BODY {
         fatal(&format!("an answer of {} bytes, over the protocol's 1 MiB", body));

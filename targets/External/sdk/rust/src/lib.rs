@@ -59,6 +59,15 @@ pub mod testing {
         memory::write_foreign(hpa, value).expect("WRITE outside the arena, 8-byte aligned");
     }
 
+    /// What the SDK checks after every command: host memory outside the arena that the code
+    /// reached through [`crate::Pa::into_kva`] still holds what the harness wrote there.
+    pub fn check_host_memory() -> Result<(), String> {
+        match memory::foreign_write() {
+            Some(message) => Err(message),
+            None => Ok(()),
+        }
+    }
+
     /// The events since the last call, as (kind, value): 1 ALLOC, 2 FREE, 3 INVEPT.
     pub fn take_events() -> Vec<(u8, u32)> {
         let mut events = Vec::new();

@@ -231,7 +231,7 @@ pub fn take_events(into: &mut Vec<(u8, u32)>) {
     STATE.with(|s| {
         let mut s = s.borrow_mut();
         into.clear();
-        into.extend(s.events.drain(..));
+        into.append(&mut s.events);
     });
 }
 

@@ -39,7 +39,7 @@ const FAULT_ADAPTER: u8 = 3;
 
 thread_local! {
     /// True while an operation runs: the only time `invept` may stop to notify the harness.
-    static IN_OPERATION: Cell<bool> = Cell::new(false);
+    static IN_OPERATION: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Runs `target` as an eptfuzz target: takes standard input and output for the protocol and
