@@ -400,3 +400,25 @@ fn another_protocol_version_is_an_error_naming_both() {
     let (status, _) = h.finish();
     assert_eq!(status, Some(2));
 }
+
+#[test]
+fn a_walk_of_an_undeclared_space_is_an_error() {
+    let mut h = Harness::start();
+    h.hello();
+    h.start_case();
+    let mut body = vec![0x20, 1];
+    body.extend_from_slice(&0x1000u64.to_le_bytes());
+    h.send(&body);
+    assert_eq!(h.receive()[0], 0x85);
+    assert_eq!(h.finish().0, Some(2));
+}
+
+#[test]
+fn end_of_input_inside_a_frame_is_not_a_clean_stop() {
+    let mut h = Harness::start();
+    h.hello();
+    h.input.write_all(&[9, 0, 0, 0, 0x10]).unwrap();
+    let (status, stderr) = h.finish();
+    assert_eq!(status, Some(3));
+    assert!(stderr.contains("inside a frame"), "{}", stderr);
+}

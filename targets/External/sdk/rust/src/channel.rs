@@ -22,6 +22,7 @@ pub const ANSWER_ERROR: u8 = 0x85;
 /// Exit statuses: end of input 0 (the protocol's rule); the others are this SDK's choice.
 pub const EXIT_FAULT: i32 = 1;
 pub const EXIT_ERROR: i32 = 2;
+pub const EXIT_TRUNCATED: i32 = 3;
 
 struct Channel {
     input: BufReader<File>,
@@ -58,7 +59,16 @@ pub fn read_frame(body: &mut Vec<u8>) {
         let mut c = c.borrow_mut();
         let c = c.as_mut().expect("eptfuzz-target: the channel is not open");
         let mut length = [0u8; 4];
-        c.input.read_exact(&mut length)?;
+        // End of input between frames is the harness's "stop"; inside a frame it is not.
+        loop {
+            match c.input.read(&mut length[..1]) {
+                Ok(0) => process::exit(0),
+                Ok(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        c.input.read_exact(&mut length[1..])?;
         let length = u32::from_le_bytes(length) as usize;
         if length > MAX_BODY {
             return Ok(Some(length));
@@ -71,7 +81,10 @@ pub fn read_frame(body: &mut Vec<u8>) {
     match result {
         Ok(None) => {}
         Ok(Some(length)) => fatal(&format!("a command of {} bytes, over the protocol's 1 MiB", length)),
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => process::exit(0),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            eprintln!("eptfuzz-target: the harness closed standard input inside a frame");
+            process::exit(EXIT_TRUNCATED);
+        }
         Err(e) => fatal(&format!("reading a command: {}", e)),
     }
 }

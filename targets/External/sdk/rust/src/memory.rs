@@ -59,6 +59,8 @@ struct State {
     forgetting: bool,
     /// The arena is private (unit tests): there is no harness to notify.
     private: bool,
+    /// An allocation failed since the last `take_ran_out`.
+    ran_out: bool,
 }
 
 thread_local! {
@@ -75,6 +77,7 @@ thread_local! {
         events: Vec::new(),
         forgetting: false,
         private: false,
+        ran_out: false,
     });
 }
 
@@ -180,6 +183,7 @@ pub fn allocate() -> Option<u64> {
         }
         if i >= s.usable {
             s.lowest_free = i;
+            s.ran_out = true;
             return None;
         }
         s.page_state[i as usize] = HELD;
@@ -220,6 +224,11 @@ pub fn release(pa: u64) {
     if let Some((kind, message)) = fault {
         channel::fault(kind, &message);
     }
+}
+
+/// Whether an allocation failed since the last call.
+pub fn take_ran_out() -> bool {
+    STATE.with(|s| std::mem::replace(&mut s.borrow_mut().ran_out, false))
 }
 
 pub fn push_event(kind: u8, value: u32) {

@@ -9,7 +9,7 @@ use crate::channel::{self, Frame, ANSWER_HELLO, ANSWER_NOTIFY, ANSWER_REPLY, ANS
 use crate::memory::{self, EVENT_INVEPT};
 use crate::page::OutOfPages;
 use crate::target::Target;
-use crate::types::{ApiError, ApiResult, EptpRequest, InveptType, MemoryType, Permissions, Processor};
+use crate::types::{ApiError, ApiResult, EptpRequest, InveptType, MemoryType, Permissions, Processor, Walkers};
 
 /// The protocol version this SDK speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -40,6 +40,8 @@ const FAULT_ADAPTER: u8 = 3;
 thread_local! {
     /// True while an operation runs: the only time `invept` may stop to notify the harness.
     static IN_OPERATION: Cell<bool> = const { Cell::new(false) };
+    /// True while the INVEPT command runs: `invept` then puts its event in the reply.
+    static IN_INVEPT_COMMAND: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Runs `target` as an eptfuzz target: takes standard input and output for the protocol and
@@ -58,7 +60,7 @@ pub fn run<T: Target>(mut target: T) -> ! {
     channel::read_frame(&mut body);
     hello(&target, &body);
 
-    let mut session = Session { eptp: 0, reset: false };
+    let mut session = Session { eptp: 0, reset: false, walkers: target.capabilities().walkers };
     loop {
         channel::read_frame(&mut body);
         session.command(&mut target, &body, &mut events);
@@ -98,6 +100,8 @@ struct Session {
     /// The EPTP of the last successful SET_EPTP (answered again after a failed one).
     eptp: u64,
     reset: bool,
+    /// The walkers the HELLO reply declared: a WALK of another space breaks the protocol.
+    walkers: Walkers,
 }
 
 impl Session {
@@ -187,10 +191,9 @@ impl Session {
                     other => channel::fatal(&format!("INVEPT of type {}", other)),
                 };
                 r.end();
+                IN_INVEPT_COMMAND.with(|c| c.set(true));
                 let result = operation(|| target.invept(kind));
-                if result.is_ok() {
-                    memory::push_event(EVENT_INVEPT, kind as u32);
-                }
+                IN_INVEPT_COMMAND.with(|c| c.set(false));
                 reply(result, events, None);
             }
             WALK => {
@@ -198,11 +201,16 @@ impl Session {
                 let address = r.u64();
                 r.end();
                 let found = match space {
-                    0 => guarded(|| Ok(target.walk_gpa(Gpa::new(address)))),
-                    1 => guarded(|| Ok(target.walk_gva(Gva::new(address)))),
-                    other => channel::fatal(&format!("WALK in address space {}", other)),
+                    0 if self.walkers.0 & Walkers::GUEST_PHYSICAL.0 != 0 => guarded(|| Ok(target.walk_gpa(Gpa::new(address)))),
+                    1 if self.walkers.0 & Walkers::GUEST_LINEAR.0 != 0 => guarded(|| Ok(target.walk_gva(Gva::new(address)))),
+                    other => channel::fatal(&format!("WALK of address space {}, which this target does not answer", other)),
                 };
                 check_foreign_memory();
+                if let Ok(Some(t)) = found {
+                    if !matches!(t.page_size, 0x1000 | 0x20_0000 | 0x4000_0000) {
+                        fail(&format!("walk of {:#x} answered page size {} (4096, 2 MiB or 1 GiB)", address, t.page_size));
+                    }
+                }
                 let mut frame = Frame::new(ANSWER_WALK);
                 match found {
                     Ok(Some(t)) => frame.u8(0).u64(t.hpa).u64(t.page_size).u8(t.permissions.bits()),
@@ -226,11 +234,17 @@ impl Session {
 }
 
 /// Runs one operation of the adapter with `invept` allowed.
+/// Once the arena ran out of pages in it, the answer is ResourceLimit whatever the adapter said.
 fn operation<F: FnOnce() -> ApiResult>(f: F) -> ApiResult {
     IN_OPERATION.with(|c| c.set(true));
+    memory::take_ran_out();
     let result = guarded(f);
     IN_OPERATION.with(|c| c.set(false));
-    result
+    if memory::take_ran_out() {
+        Err(ApiError::ResourceLimit)
+    } else {
+        result
+    }
 }
 
 /// Runs adapter code: the arena running out of pages becomes `ResourceLimit`; any other panic ends
@@ -291,6 +305,10 @@ pub fn invept(kind: InveptType) {
         crate::fail("invept() called outside an operation (in a WALK or before HELLO)");
     }
     memory::push_event(EVENT_INVEPT, kind as u32);
+    if IN_INVEPT_COMMAND.with(|c| c.get()) {
+        // The INVEPT command itself: the event goes in its reply.
+        return;
+    }
     let mut events = Vec::new();
     memory::take_events(&mut events);
     Frame::new(ANSWER_NOTIFY).events(&events).send();

@@ -76,9 +76,10 @@ pub trait Target {
         Err(ApiError::Unsupported)
     }
 
-    /// `invept type=…`. A target without cached translations of its own has nothing to do; the SDK
-    /// reports the invalidation to the harness when this answers Ok.
-    fn invept(&mut self, _kind: InveptType) -> ApiResult {
+    /// `invept type=…`: the API's invalidation, which calls [`crate::invept`] (its event goes in
+    /// this command's reply). The default does just that.
+    fn invept(&mut self, kind: InveptType) -> ApiResult {
+        crate::invept(kind);
         Ok(())
     }
 
