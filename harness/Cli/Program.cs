@@ -28,6 +28,16 @@ public static class Program
             return ExitCodes.BadInput;
         }
 
-        return parsed.Invoke();
+        // Our own handler, not System.CommandLine's: its default prints a stack trace and exits 1,
+        // which here means "a divergence".
+        try
+        {
+            return parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+        }
+        catch (Exception e) when (Failures.ExitCodeOf(e) is { } code)
+        {
+            Console.Error.WriteLine($"eptfuzz: {Failures.Describe(e)}");
+            return code;
+        }
     }
 }

@@ -69,6 +69,11 @@ internal static class FuzzCommand
             return Shared.Usage(error);
         }
 
+        if (Composition.Preflight(probe) is { } unavailable)
+        {
+            return Shared.Infrastructure(unavailable);
+        }
+
         string? corpusDir = parse.GetValue(corpus) ?? (Directory.Exists("corpus") ? "corpus" : null);
         var (knownDivergences, knownErrors) = Composition.LoadKnown(parse.GetValue(known), corpusDir ?? "corpus");
         if (knownErrors.Count > 0)
