@@ -111,6 +111,11 @@ public sealed partial class Campaign
         if (options.Resume)
         {
             stats = CampaignStats.Load(options.OutDir, out string error) ?? throw new CampaignUsageException($"--resume: {error}");
+            if (stats.Shard == CampaignMerge.MergedShard)
+            {
+                throw new CampaignUsageException($"--resume: {options.OutDir} was made by 'eptfuzz merge' and cannot be resumed (its cases come from several seeds and shards); start a new campaign from its queue: eptfuzz fuzz --corpus {Path.Combine(options.OutDir, "queue")} --out NEW_DIR");
+            }
+
             string seed = CampaignStats.SeedText(options.Seed);
             if (stats.Seed != seed || stats.Shard != options.Shard.ToString())
             {

@@ -59,6 +59,12 @@ public sealed class CampaignStats
     /// <summary><c>--probe-weight</c>; a stats.json from before the option has none and means the default.</summary>
     public int ProbeWeight { get; set; } = GeneratorProfile.DefaultProbeWeight;
 
+    /// <summary>
+    /// A merge of campaigns with different generator profiles (<c>merge --allow-mixed-profiles</c>):
+    /// each input's directory and profile. Empty otherwise; then the profile fields above hold.
+    /// </summary>
+    public List<string> InputProfiles { get; set; } = [];
+
     /// <summary>The next case index of this shard (cases before it were claimed by a worker).</summary>
     public ulong NextCaseIndex { get; set; }
 
@@ -118,7 +124,7 @@ public sealed class CampaignStats
             {
                 error = $"{path}: empty";
             }
-            else if (stats.Findings.Contains(null!) || stats.History.Contains(null!) || stats.Targets.Contains(null!) || stats.RulesHitNames.Contains(null!))
+            else if (stats.Findings.Contains(null!) || stats.History.Contains(null!) || stats.Targets.Contains(null!) || stats.RulesHitNames.Contains(null!) || stats.InputProfiles.Contains(null!))
             {
                 // Nullable annotations do not reach a list's elements.
                 error = $"{path}: not a campaign's stats.json (a list holds null)";

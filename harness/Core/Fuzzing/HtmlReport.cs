@@ -37,6 +37,11 @@ public static class HtmlReport
         Row(sb, "seed", stats.Seed);
         Row(sb, "shard", stats.Shard);
         Row(sb, "generator", $"version {stats.GeneratorVersion}, cpu profile {stats.CpuProfile}, {stats.StepsPerCase} steps per case, probe weight {stats.ProbeWeight}");
+        if (stats.InputProfiles.Count > 0)
+        {
+            Row(sb, "merged from mixed profiles", string.Join("; ", stats.InputProfiles));
+        }
+
         Row(sb, "targets", string.Join(", ", stats.Targets));
         Row(sb, "time", TimeSpan.FromSeconds(stats.ElapsedSeconds).ToString(@"d\.hh\:mm\:ss", CultureInfo.InvariantCulture));
         Row(sb, "executions", stats.Executions.ToString(CultureInfo.InvariantCulture));
