@@ -142,6 +142,11 @@ internal static class FuzzCommand
             AnsiConsole.WriteLine($"  replay: ./eptfuzz replay {Path.Combine(summary.OutDir, finding.ReducedPath)} --targets {targetList} --trace");
         }
 
+        if (summary.StoppedByInfrastructure)
+        {
+            Console.Error.WriteLine($"eptfuzz: {summary.StopReason}");
+        }
+
         return summary.ExitCode;
     }
 }

@@ -206,6 +206,9 @@ public sealed partial class Campaign
         stats.Targets = targetNames;
         try
         {
+            // A campaign directory holds a stats.json from its first moment: a disk that fills
+            // while the corpus loads leaves one that --resume and report can read.
+            SaveStats();
             files.Log(new CampaignEvent { Type = options.Resume ? "resume" : "start", Seconds = elapsedBase, Executions = executions, Message = options.CommandLine });
 
             // Rebuild what a resumed campaign knew, then finish what a kill interrupted.
