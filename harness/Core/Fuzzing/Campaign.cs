@@ -752,6 +752,12 @@ public sealed partial class Campaign
     /// <summary>The cases that were running when the campaign was killed: run them once more.</summary>
     private void ReplaySlots(Worker worker)
     {
+        if (Stopping)
+        {
+            // Out of time already: the slots stay for the next --resume (no worker overwrites them).
+            return;
+        }
+
         var inFlight = new List<EptCase>();
         foreach (string slot in Directory.EnumerateFiles(files.Queue, ".current-*.ept").Order(StringComparer.Ordinal))
         {
