@@ -16,7 +16,7 @@ internal static class GateCommand
 {
     public static Command Create()
     {
-        var corpus = new Option<string>("--corpus") { Description = "Corpus directory", DefaultValueFactory = _ => "corpus" };
+        var corpus = new Option<string>("--corpus") { Description = "Corpus directory", DefaultValueFactory = _ => Composition.DefaultCorpus };
         var targets = Shared.Targets();
         var known = Shared.Known();
         var junit = new Option<string?>("--junit") { Description = "Write a JUnit XML report here" };

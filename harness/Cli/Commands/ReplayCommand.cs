@@ -43,7 +43,7 @@ internal static class ReplayCommand
         }
 
         var corpusDir = Directory.Exists(paths[0]) ? paths[0] : Path.GetDirectoryName(Path.GetFullPath(paths[0])) ?? ".";
-        var (known, knownErrors) = Composition.LoadKnown(knownPath, knownPath is null ? "corpus" : corpusDir);
+        var (known, knownErrors) = Composition.LoadKnown(knownPath, knownPath is null ? Composition.DefaultCorpus : corpusDir);
         if (knownErrors.Count > 0)
         {
             return Shared.Usage(string.Join(Environment.NewLine + "eptfuzz: ", knownErrors));

@@ -56,7 +56,12 @@ internal static class Shared
     /// <summary>The short summary table for people; the details of every case that did not pass come first.</summary>
     public static void PrintSummary(IReadOnlyList<CaseResult> results, TimeSpan elapsed)
     {
-        foreach (var r in results.Where(r => r.Status != CaseStatus.Passed))
+        foreach (var r in results.Where(r => r.Status == CaseStatus.Unsupported))
+        {
+            AnsiConsole.MarkupLine($"[grey]unsupported {Markup.Escape(r.File)}: {Markup.Escape(r.Message)}[/]");
+        }
+
+        foreach (var r in results.Where(r => r.Status is not (CaseStatus.Passed or CaseStatus.Unsupported)))
         {
             var colour = r.Status == CaseStatus.KnownDivergence ? "yellow" : "red";
             AnsiConsole.MarkupLine($"[{colour}]{Markup.Escape(r.Status.ToString())}[/] {Markup.Escape(r.File)}");
