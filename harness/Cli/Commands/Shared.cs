@@ -1,4 +1,5 @@
 using System.CommandLine;
+using EptFuzz.Harness.Cases;
 using EptFuzz.Harness.Running;
 using Spectre.Console;
 
@@ -17,6 +18,27 @@ internal static class Shared
     {
         Description = "Known-divergences file (default: known-divergences.txt in the corpus directory)",
     };
+
+    public static Option<double> CaseTime() => new("--case-time")
+    {
+        Description = "Seconds one case may run; a case whose planned cost exceeds it is refused before it runs (exit 2), one that runs past it is a timeout (exit 3)",
+        DefaultValueFactory = _ => CaseBudget.Default.Time.TotalSeconds,
+    };
+
+    public static Option<long> CaseMemory() => new("--case-memory")
+    {
+        Description = "MiB the page entries a case's maps may create are planned to take; a case over it is refused before it runs (exit 2)",
+        DefaultValueFactory = _ => CaseBudget.Default.MemoryBytes >> 20,
+    };
+
+    /// <summary>The per-case budget from <c>--case-time</c> and <c>--case-memory</c>, or a usage error.</summary>
+    public static CaseBudget? Budget(double seconds, long mebibytes, out string? error)
+    {
+        error = !(seconds > 0 && seconds <= 86400) ? $"--case-time: {seconds} is not a number of seconds in (0, 86400]"
+            : mebibytes is < 1 or > (1L << 30) ? $"--case-memory: {mebibytes} is not a number of MiB in [1, 2^30]"
+            : null;
+        return error is null ? new CaseBudget { Time = TimeSpan.FromSeconds(seconds), MemoryBytes = mebibytes << 20 } : null;
+    }
 
     public static int Usage(string message)
     {
