@@ -16,7 +16,9 @@
 //!
 //! A panic in the code under test prints its message on standard error (the harness puts the
 //! tail into the crash finding) and ends the process with status 101. Running out of arena
-//! pages inside [`Page::new`] is not a crash: the operation is answered `ResourceLimit`.
+//! pages inside [`Page::new`] is not a crash: the operation is answered `ResourceLimit` (the SDK
+//! unwinds out of the operation, so keep the default `panic = "unwind"`; with `panic = "abort"`
+//! use [`Page::try_new`]).
 
 mod addr;
 mod channel;
