@@ -130,11 +130,6 @@ macro_rules! ept_entry {
                 Permission::of_entry(self.0)
             }
 
-            /// An entry pointing at the table at `table`, granting `permission` (entry bits).
-            pub fn table(table: Pa, permission: u64) -> $name {
-                $name(table.into_u64() | permission)
-            }
-
             pub fn clear(&mut self) {
                 self.0 = 0;
             }

@@ -31,6 +31,13 @@ mod types;
 
 pub use addr::{Gpa, Gva, Kva, Pa};
 pub use page::Page;
+
+/// Whether `pa` lies in an arena page this target holds: one of its own table pages. Code that
+/// walks tables to change them can refuse to follow an entry that some other writer (a boot
+/// loader's large page, a raw edit) pointed elsewhere.
+pub fn is_table_page(pa: Pa) -> bool {
+    memory::holds(pa.into_u64())
+}
 pub use run::{fail, invept, run, EXIT_PANIC, PROTOCOL_VERSION};
 pub use target::Target;
 pub use types::{
