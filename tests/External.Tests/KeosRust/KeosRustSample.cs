@@ -12,7 +12,10 @@ internal static partial class KeosRustSample
 {
     private const string Marker = ".eptfuzz-root";
 
-    public static string Directory { get; } = Path.Combine(FindRoot(), "targets", "External", "samples", "keos-rust");
+    /// <summary>The repository's root (the directory with the marker file).</summary>
+    public static string Root { get; } = FindRoot();
+
+    public static string Directory { get; } = Path.Combine(Root, "targets", "External", "samples", "keos-rust");
 
     /// <summary>The bugs of BUGS.md's table, in its order, with whether eptfuzz can reach them.</summary>
     public static IReadOnlyList<(string Name, bool Reachable)> Bugs { get; } = ReadBugs();
