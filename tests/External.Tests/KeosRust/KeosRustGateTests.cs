@@ -21,7 +21,7 @@ public sealed class KeosRustGateTests(ITestOutputHelper output)
         {
             string sample = KeosRustSample.Build(Path.Combine(temp.FullName, "build"), bug: null);
             RunOptions options = KeosRustDetection.Options(sample, started);
-            var (files, errors) = CorpusReplay.FindCases([Path.Combine(KeosRustSample.Root, "corpus")]);
+            var (files, errors) = CorpusReplay.FindCases([Path.Combine(RepositoryRoot.Path, "corpus")]);
             Assert.Empty(errors);
             var results = files.Select(f => CorpusReplay.RunFile(f, options)).ToList();
             var generated = RandomSet.Generate(RandomSet.DefaultSeed, 200, new GeneratorProfile { Features = options.Features });

@@ -10,12 +10,7 @@ namespace EptFuzz.External.Tests.KeosRust;
 /// </summary>
 internal static partial class KeosRustSample
 {
-    private const string Marker = ".eptfuzz-root";
-
-    /// <summary>The repository's root (the directory with the marker file).</summary>
-    public static string Root { get; } = FindRoot();
-
-    public static string Directory { get; } = Path.Combine(Root, "targets", "External", "samples", "keos-rust");
+    public static string Directory { get; } = Path.Combine(RepositoryRoot.Path, "targets", "External", "samples", "keos-rust");
 
     /// <summary>The bugs of BUGS.md's table, in its order, with whether eptfuzz can reach them.</summary>
     public static IReadOnlyList<(string Name, bool Reachable)> Bugs { get; } = ReadBugs();
@@ -73,19 +68,6 @@ internal static partial class KeosRustSample
         }
 
         return bugs.Count > 0 ? bugs : throw new InvalidOperationException("BUGS.md lists no bug");
-    }
-
-    private static string FindRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, Marker)))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException($"no {Marker} above {AppContext.BaseDirectory}");
     }
 
     [GeneratedRegex("^\\| `(bug-[a-z0-9-]+)` \\|")]
