@@ -7,7 +7,7 @@ namespace EptFuzz.External.Tests.KeosRust;
 
 /// <summary>
 /// The fuzzer finds every reachable bug of keos-rust's catalog (BUGS.md) within
-/// <see cref="KeosRustDetection.Budget"/> executions against <c>model,exec:BUILD</c>, reduces it to
+/// <see cref="KeosRustDetection.Budget"/> executions against <c>model,impl,exec:BUILD</c>, reduces it to
 /// at most <see cref="MaxReducedSteps"/> steps that pass on the sample (so the finding is the bug's
 /// doing), and reports a panic or a stray write as a crash with its message; and the sample itself,
 /// fuzzed the same way over the whole budget, shows nothing. Every build is made by cargo, offline.

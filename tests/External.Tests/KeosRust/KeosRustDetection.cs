@@ -3,6 +3,7 @@ using EptFuzz.Contract;
 using EptFuzz.Harness.Cases;
 using EptFuzz.Harness.Fuzzing;
 using EptFuzz.Harness.Running;
+using EptFuzz.Impl.Target;
 using EptFuzz.Targets.External;
 using EptFuzz.Targets.Model;
 
@@ -13,8 +14,9 @@ internal sealed record KeosRustDetectionResult(string Name, FindingRecord? Findi
 
 /// <summary>
 /// Runs the fuzzer's own <see cref="Campaign"/> against a build of keos-rust as <c>eptfuzz fuzz
-/// --targets model,exec:BUILD</c> does: the target builds the tables, the model and the target's own
-/// lookup (keos-rust.walk) translate. Defaults everywhere but a fixed seed, a runs budget, one worker,
+/// --targets model,impl,exec:BUILD</c> does: the target builds the tables; the model, the in-tree
+/// virtual CPU (which caches translations, so a missing INVEPT shows) and the target's own lookup
+/// (keos-rust.walk) translate. Defaults everywhere but a fixed seed, a runs budget, one worker,
 /// a shorter reduction cap, and a stop once the first finding is reduced.
 /// </summary>
 internal static class KeosRustDetection
@@ -35,7 +37,7 @@ internal static class KeosRustDetection
             started.Add(external);
         }
 
-        var translators = new List<ITarget> { new ModelTarget() };
+        var translators = new List<ITarget> { new ModelTarget(), new ImplTarget() };
         if (external.Walker is { } walker)
         {
             translators.Add(walker);
@@ -61,7 +63,7 @@ internal static class KeosRustDetection
                 ReduceCap = ReduceCap,
                 Profile = new GeneratorProfile { Features = features },
                 StatusInterval = TimeSpan.FromMilliseconds(100),
-                CommandLine = $"keos-rust {name}: eptfuzz fuzz --targets model,exec:{executable} --seed 0x{Seed:x} --runs {Budget} --jobs 1",
+                CommandLine = $"keos-rust {name}: eptfuzz fuzz --targets model,impl,exec:{executable} --seed 0x{Seed:x} --runs {Budget} --jobs 1",
             };
             using var stop = new CancellationTokenSource();
             CampaignSummary summary = new Campaign(options).Run(stop.Token, stopAtFirst ? new StopAtFirstReducedFinding(stop, outDir) : null);

@@ -6,7 +6,7 @@ using Xunit.Abstractions;
 namespace EptFuzz.External.Tests.KeosRust;
 
 /// <summary>
-/// The release gate (<c>eptfuzz gate --targets model,exec:keos-rust</c>: the whole corpus plus the
+/// The release gate (<c>eptfuzz gate --targets model,impl,exec:keos-rust</c>: the whole corpus plus the
 /// fixed-seed random set) against the Rust sample: every case passes, or needs an operation the
 /// sample does not declare and is reported unsupported; nothing diverges.
 /// </summary>

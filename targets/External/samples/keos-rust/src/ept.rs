@@ -211,9 +211,10 @@ impl ExtendedPageTable {
         }
 
         // The processor may still hold the old translation: see the SDM, "Invalidation of
-        // Translations Derived from EPT".
+        // Translations Derived from EPT". Global, because translations cached under another EPTP
+        // that points at these tables (a VMM may switch EPTPs) are stale too.
         if !cfg!(feature = "bug-no-invept") {
-            invept(InveptType::SingleContext);
+            invept(InveptType::Global);
         }
         Ok(page)
     }
