@@ -67,7 +67,11 @@ impl Target for KeosTarget {
             name: "keos-rust".to_string(),
             operations: Operations::MAP | Operations::UNMAP | Operations::INVEPT,
             page_sizes: PageSizes::SIZE_4K,
-            walkers: Walkers::GUEST_PHYSICAL | Walkers::GUEST_LINEAR,
+            walkers: if cfg!(feature = "guest-linear-walker") {
+                Walkers::GUEST_PHYSICAL | Walkers::GUEST_LINEAR
+            } else {
+                Walkers::GUEST_PHYSICAL
+            },
         }
     }
 
