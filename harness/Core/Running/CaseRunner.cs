@@ -6,13 +6,17 @@ namespace EptFuzz.Harness.Running;
 
 /// <summary>
 /// Replays one case: the hypervisor builds the tables, every translator sees the same bytes, and
-/// every probe is compared (and checked against its expectation and the intent). The first
-/// divergence stops the case.
+/// every probe is compared (and checked against its expectation, the intent and the invariants).
+/// The first divergence stops the case. This is the one verdict path: replay, gate, fuzz and
+/// reduce all run cases here, so a case gets the same verdict from each, and a finding's own
+/// "replay:" line reproduces it.
 /// </summary>
 public static class CaseRunner
 {
     public static CaseResult Run(EptCase @case, RunOptions options)
     {
+        ArgumentNullException.ThrowIfNull(@case);
+        ArgumentNullException.ThrowIfNull(options);
         var clock = Stopwatch.StartNew();
         var execution = new CaseExecution(@case, options);
         CaseResult result;
@@ -28,9 +32,19 @@ public static class CaseRunner
                 File = @case.SourceName,
                 Status = CaseStatus.InfrastructureFailure,
                 Message = e.Message,
-                Detail = e.ToString(),
+                Diagnostics = e.ToString(),
                 Counters = execution.Counters,
             };
+        }
+        catch (TargetFaultException e)
+        {
+            // Code under test crashed, hung or broke the protocol on this input: a finding.
+            result = execution.Faulted(e);
+        }
+        catch (Exception e) when (e is not (OutOfMemoryException or InsufficientExecutionStackException))
+        {
+            // The hypervisor or a target threw: it crashed on this input, a finding with its stack.
+            result = execution.Crashed(e);
         }
         finally
         {
