@@ -15,6 +15,15 @@ public static class Program
         root.Subcommands.Add(ReduceCommandLine.Create());
         root.Subcommands.Add(MergeCommand.Create());
         root.Subcommands.Add(ReportCommand.Create());
+        root.Subcommands.Add(TargetCheckCommand.Create());
+        root.Subcommands.Add(SdkCommand.Create());
+        var targetTimeout = new Option<double>("--target-timeout")
+        {
+            Description = "Seconds an external (exec:) target may take to answer one command before it counts as hung",
+            DefaultValueFactory = _ => Composition.ExternalTimeout.TotalSeconds,
+            Recursive = true,
+        };
+        root.Options.Add(targetTimeout);
 
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
@@ -28,6 +37,25 @@ public static class Program
             return ExitCodes.BadInput;
         }
 
-        return parsed.Invoke();
+        if (parsed.GetValue(targetTimeout) is var seconds && !(seconds > 0 && seconds <= 3600))
+        {
+            Console.Error.WriteLine($"eptfuzz: --target-timeout: {seconds} is not a number of seconds in (0, 3600]");
+            return ExitCodes.BadInput;
+        }
+
+        Composition.ExternalTimeout = TimeSpan.FromSeconds(seconds);
+
+        // Our own handler, not System.CommandLine's: its default prints a stack trace and exits 1,
+        // which here means "a divergence". A target that cannot run at all (an emulator missing,
+        // an exec: path that does not start, a protocol version mismatch) is infrastructure.
+        try
+        {
+            return parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+        }
+        catch (Exception e) when (Failures.ExitCodeOf(e) is { } code)
+        {
+            Console.Error.WriteLine($"eptfuzz: {Failures.Describe(e)}");
+            return code;
+        }
     }
 }

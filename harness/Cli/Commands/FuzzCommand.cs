@@ -69,6 +69,11 @@ internal static class FuzzCommand
             return Shared.Usage(error);
         }
 
+        if (Composition.Preflight(probe) is { } unavailable)
+        {
+            return Shared.Infrastructure(unavailable);
+        }
+
         string? corpusDir = parse.GetValue(corpus) ?? (Directory.Exists("corpus") ? "corpus" : null);
         var (knownDivergences, knownErrors) = Composition.LoadKnown(parse.GetValue(known), corpusDir ?? "corpus");
         if (knownErrors.Count > 0)
@@ -89,7 +94,7 @@ internal static class FuzzCommand
             CorpusDir = corpusDir,
             Resume = parse.GetValue(resume),
             Shard = shardValue,
-            Profile = new GeneratorProfile { Cpu = profile, Steps = parse.GetValue(steps), ProbeWeight = parse.GetValue(probeWeight) },
+            Profile = new GeneratorProfile { Cpu = profile, Steps = parse.GetValue(steps), ProbeWeight = parse.GetValue(probeWeight), Features = probe.Features },
             ReduceCap = TimeSpan.FromSeconds(parse.GetValue(reduceTime)),
             EmitRegressionTests = parse.GetValue(emitTest),
             RulesModelled = probe.Any(t => t.Name == "model") ? Composition.ModelledRuleCount : null,
@@ -135,6 +140,11 @@ internal static class FuzzCommand
         {
             AnsiConsole.WriteLine($"finding {finding.Signature} x{finding.Count}: {Path.Combine(summary.OutDir, finding.ReducedPath)} ({finding.StepsBefore} -> {finding.StepsAfter} steps)");
             AnsiConsole.WriteLine($"  replay: ./eptfuzz replay {Path.Combine(summary.OutDir, finding.ReducedPath)} --targets {targetList} --trace");
+        }
+
+        if (summary.StoppedByInfrastructure)
+        {
+            Console.Error.WriteLine($"eptfuzz: {summary.StopReason}");
         }
 
         return summary.ExitCode;

@@ -75,7 +75,7 @@ public sealed partial class Campaign
                     origin = $"mutant (iteration seed 0x{seed:x16})";
                 }
 
-                RunOne(c, seed, mutant, origin);
+                RunOne(Running.CaseFeatures.Restrict(c, o.Profile.Features), seed, mutant, origin);
             }
         }
 
@@ -96,6 +96,11 @@ public sealed partial class Campaign
             Interlocked.Increment(ref campaign.executions);
             Interlocked.Add(ref campaign.probes, result.Counters.Probes);
             int fresh = local.EndCase();
+            if (result.Status != CaseStatus.InfrastructureFailure)
+            {
+                Interlocked.Exchange(ref campaign.consecutiveInfrastructure, 0);
+            }
+
             switch (result.Status)
             {
                 case CaseStatus.Diverged:
@@ -117,8 +122,7 @@ public sealed partial class Campaign
 
                     break;
                 case CaseStatus.InfrastructureFailure:
-                    Interlocked.Increment(ref campaign.infrastructure);
-                    campaign.files.Log(new CampaignEvent { Type = "infrastructure", Seconds = campaign.elapsedBase + campaign.session.Elapsed.TotalSeconds, Executions = Interlocked.Read(ref campaign.executions), Message = result.Message });
+                    campaign.OnInfrastructureFailure(result.Message);
                     break;
                 default:
                     if (fresh > 0 && campaign.coverage.Absorb(local.CaseFeatures) > 0)
@@ -176,6 +180,15 @@ public sealed partial class Campaign
             Interlocked.Increment(ref campaign.executions);
             Interlocked.Add(ref campaign.probes, result.Counters.Probes);
             local.EndCase();
+            if (result.Status == CaseStatus.InfrastructureFailure)
+            {
+                campaign.OnInfrastructureFailure(result.Message);
+            }
+            else
+            {
+                Interlocked.Exchange(ref campaign.consecutiveInfrastructure, 0);
+            }
+
             int fresh = result.Status == CaseStatus.Passed || result.Status == CaseStatus.KnownDivergence ? campaign.coverage.Absorb(local.CaseFeatures) : 0;
             return (fresh, result.Duration);
         }

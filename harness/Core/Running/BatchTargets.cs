@@ -28,8 +28,10 @@ internal sealed class BatchTargets(EptCase @case, IReadOnlyList<ITarget> targets
     /// <summary>Batch targets' answers once they finished (by target index).</summary>
     private readonly Dictionary<int, IReadOnlyDictionary<int, Observation>> answers = [];
 
-    /// <summary>A target answers only at the end of the case.</summary>
-    public bool Any { get; } = targets.Any(t => !t.Traits.HasFlag(TargetTraits.Immediate));
+    private bool? any;
+
+    /// <summary>A target answers only at the end of the case (asked first while the case runs: a target may fail to say).</summary>
+    public bool Any => any ??= targets.Any(t => !t.Traits.HasFlag(TargetTraits.Immediate));
 
     public bool Finished => answers.Count > 0;
 

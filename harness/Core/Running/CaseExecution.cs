@@ -464,7 +464,7 @@ internal sealed class CaseExecution : IDisposable
         var step = CurrentStep;
         string key = step is null ? "case" : StepKey(step);
         var signature = DivergenceSignature.Fault(key, e.Target, e.OutcomeText, e.Detail);
-        var diagnostics = e.Log is { Length: > 0 } log ? $"{e.Message}\n{e.Target} log:\n{log}" : e.Message;
+        var diagnostics = e.Log is { Length: > 0 } log ? $"{e.Message}\ntarget stderr (tail):\n{log}" : e.Message;
         return Stopped(step, signature, $"{key}: {e.Message}", diagnostics);
     }
 

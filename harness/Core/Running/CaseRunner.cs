@@ -18,37 +18,51 @@ public static class CaseRunner
         ArgumentNullException.ThrowIfNull(@case);
         ArgumentNullException.ThrowIfNull(options);
         var clock = Stopwatch.StartNew();
-        var execution = new CaseExecution(@case, options);
+        if (CaseFeatures.FirstUnsupported(@case, options.Features) is var (index, missing))
+        {
+            var step = @case.Steps[index];
+            return new CaseResult
+            {
+                File = @case.SourceName,
+                Status = CaseStatus.Unsupported,
+                Message = $"unsupported: step {index + 1} (line {step.Line}) needs {CaseFeatures.Describe(missing)}, which the target does not implement",
+                Line = step.Line,
+                Duration = clock.Elapsed,
+            };
+        }
+
+        CaseExecution? execution = null;
         CaseResult result;
         try
         {
+            execution = new CaseExecution(@case, options);
             result = execution.Run();
         }
         catch (TargetFailureException e)
         {
-            // Infrastructure, never a finding.
+            // Infrastructure, never a finding (also when a target cannot even say what it is).
             result = new CaseResult
             {
                 File = @case.SourceName,
                 Status = CaseStatus.InfrastructureFailure,
                 Message = e.Message,
                 Diagnostics = e.ToString(),
-                Counters = execution.Counters,
+                Counters = execution?.Counters ?? new CaseCounters(),
             };
         }
-        catch (TargetFaultException e)
+        catch (TargetFaultException e) when (execution is not null)
         {
             // Code under test crashed, hung or broke the protocol on this input: a finding.
             result = execution.Faulted(e);
         }
-        catch (Exception e) when (e is not (OutOfMemoryException or InsufficientExecutionStackException))
+        catch (Exception e) when (execution is not null && e is not (OutOfMemoryException or InsufficientExecutionStackException))
         {
             // The hypervisor or a target threw: it crashed on this input, a finding with its stack.
             result = execution.Crashed(e);
         }
         finally
         {
-            execution.Dispose();
+            execution?.Dispose();
         }
 
         return result with { Duration = clock.Elapsed };
