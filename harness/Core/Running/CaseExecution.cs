@@ -461,6 +461,12 @@ internal sealed class CaseExecution : IDisposable
     /// </summary>
     public CaseResult Faulted(TargetFaultException e)
     {
+        // A pipelined command (an external target's lookup) fails later than the step that asked.
+        if (e.StepIndex is int at && at >= 0 && at < @case.Steps.Length)
+        {
+            currentIndex = at;
+        }
+
         var step = CurrentStep;
         string key = step is null ? "case" : StepKey(step);
         var signature = DivergenceSignature.Fault(key, e.Target, e.OutcomeText, e.Detail);
