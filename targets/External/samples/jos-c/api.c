@@ -207,6 +207,10 @@ static enum eptfuzz_result range_apply(uint64_t gpa, uint64_t end, enum range_ac
                 return EPTFUZZ_RESOURCE_LIMIT;
             continue;
         }
+#ifdef BUG_PROTECT_LOOP
+        if (action == PROTECT && (*entry & (EPTE_RWX | EPTE_XU)) == permissions)
+            continue; /* nothing to change on this page */
+#endif
         if (action == UNMAP)
             *entry = 0;
         else
