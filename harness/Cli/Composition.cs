@@ -112,6 +112,29 @@ internal static class Composition
             : (new TargetSelection(targets, external.CreateHypervisor, external.Features, external), null);
     }
 
+    /// <summary>
+    /// Opens one session on each target before any case runs: a target that cannot run here (an
+    /// emulator missing, no nested VMX, a capability boot that fails twice) is said once, as an
+    /// infrastructure failure, instead of failing every case. Null when all can run.
+    /// </summary>
+    public static string? Preflight(IEnumerable<ITarget> targets)
+    {
+        foreach (var target in targets)
+        {
+            try
+            {
+                using var session = target.Open(CpuCapabilities.Default);
+                _ = target.Traits;
+            }
+            catch (TargetFailureException e)
+            {
+                return e.Message;
+            }
+        }
+
+        return null;
+    }
+
     /// <summary>Loads known divergences; a missing default file is fine, a malformed one is bad input.</summary>
     public static (KnownDivergences Known, IReadOnlyList<string> Errors) LoadKnown(string? path, string corpusDirectory)
     {

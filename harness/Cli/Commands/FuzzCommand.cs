@@ -69,6 +69,11 @@ internal static class FuzzCommand
             return Shared.Usage(error);
         }
 
+        if (Composition.Preflight(probe) is { } unavailable)
+        {
+            return Shared.Infrastructure(unavailable);
+        }
+
         string? corpusDir = parse.GetValue(corpus) ?? (Directory.Exists("corpus") ? "corpus" : null);
         var (knownDivergences, knownErrors) = Composition.LoadKnown(parse.GetValue(known), corpusDir ?? "corpus");
         if (knownErrors.Count > 0)
@@ -135,6 +140,11 @@ internal static class FuzzCommand
         {
             AnsiConsole.WriteLine($"finding {finding.Signature} x{finding.Count}: {Path.Combine(summary.OutDir, finding.ReducedPath)} ({finding.StepsBefore} -> {finding.StepsAfter} steps)");
             AnsiConsole.WriteLine($"  replay: ./eptfuzz replay {Path.Combine(summary.OutDir, finding.ReducedPath)} --targets {targetList} --trace");
+        }
+
+        if (summary.StoppedByInfrastructure)
+        {
+            Console.Error.WriteLine($"eptfuzz: {summary.StopReason}");
         }
 
         return summary.ExitCode;

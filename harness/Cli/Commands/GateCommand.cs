@@ -62,6 +62,11 @@ internal static class GateCommand
             return Shared.Usage(error);
         }
 
+        if (Composition.Preflight(targets) is { } unavailable)
+        {
+            return Shared.Infrastructure(unavailable);
+        }
+
         var (known, knownErrors) = Composition.LoadKnown(knownPath, corpus);
         if (knownErrors.Count > 0)
         {

@@ -32,6 +32,11 @@ internal static class ReplayCommand
             return Shared.Usage(error);
         }
 
+        if (Composition.Preflight(targets) is { } unavailable)
+        {
+            return Shared.Infrastructure(unavailable);
+        }
+
         var corpusDir = Directory.Exists(paths[0]) ? paths[0] : Path.GetDirectoryName(Path.GetFullPath(paths[0])) ?? ".";
         var (known, knownErrors) = Composition.LoadKnown(knownPath, knownPath is null ? "corpus" : corpusDir);
         if (knownErrors.Count > 0)

@@ -24,6 +24,13 @@ internal static class Shared
         return ExitCodes.BadInput;
     }
 
+    /// <summary>An infrastructure failure said in one line (exit 3): never a finding.</summary>
+    public static int Infrastructure(string message)
+    {
+        Console.Error.WriteLine($"eptfuzz: {message}");
+        return ExitCodes.Infrastructure;
+    }
+
     /// <summary>The short summary table for people; the details of every case that did not pass come first.</summary>
     public static void PrintSummary(IReadOnlyList<CaseResult> results, TimeSpan elapsed)
     {
