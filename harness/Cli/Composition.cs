@@ -12,6 +12,15 @@ internal static class Composition
 
     public static IReadOnlyList<string> TargetNames { get; } = ["model", "impl", "bochs", "kvm", "exec:PATH"];
 
+    /// <summary>
+    /// The corpus a command uses when none is named: ./corpus in a checkout, else the corpus that
+    /// travels with the installed tool (next to eptfuzz.dll), so 'eptfuzz gate' works anywhere.
+    /// </summary>
+    public static string DefaultCorpus =>
+        Directory.Exists("corpus") || !Directory.Exists(Path.Combine(AppContext.BaseDirectory, "corpus"))
+            ? "corpus"
+            : Path.Combine(AppContext.BaseDirectory, "corpus");
+
     /// <summary>The prefix of an external target: <c>exec:./build/my-ept</c> runs that executable over the target protocol.</summary>
     public const string ExecPrefix = "exec:";
 

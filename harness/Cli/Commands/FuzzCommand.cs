@@ -74,8 +74,8 @@ internal static class FuzzCommand
             return Shared.Infrastructure(unavailable);
         }
 
-        string? corpusDir = parse.GetValue(corpus) ?? (Directory.Exists("corpus") ? "corpus" : null);
-        var (knownDivergences, knownErrors) = Composition.LoadKnown(parse.GetValue(known), corpusDir ?? "corpus");
+        string? corpusDir = parse.GetValue(corpus) ?? (Directory.Exists(Composition.DefaultCorpus) ? Composition.DefaultCorpus : null);
+        var (knownDivergences, knownErrors) = Composition.LoadKnown(parse.GetValue(known), corpusDir ?? Composition.DefaultCorpus);
         if (knownErrors.Count > 0)
         {
             return Shared.Usage(string.Join(Environment.NewLine + "eptfuzz: ", knownErrors));
