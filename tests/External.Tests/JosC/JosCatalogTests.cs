@@ -29,7 +29,7 @@ public sealed class JosCatalogTests(ITestOutputHelper output)
         ["DOUBLE_FREE"] = "accounting",
     };
 
-    [NativeFact]
+    [SkippableNativeFact]
     public void Fuzzer_FindsEveryJosBug_WithinBudget_AndReducesItToTenSteps()
     {
         string sample = JosSample.Build("jos-c-test");
@@ -82,7 +82,7 @@ public sealed class JosCatalogTests(ITestOutputHelper output)
         Assert.True(failures.Count == 0, string.Join(Environment.NewLine, failures));
     }
 
-    [NativeFact]
+    [SkippableNativeFact]
     public void Sample_ShowsNothing_OverTheWholeBudget()
     {
         string sample = JosSample.Build("jos-c-test");

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.RegularExpressions;
 
 namespace EptFuzz.External.Tests.JosC;
@@ -10,9 +9,7 @@ namespace EptFuzz.External.Tests.JosC;
 /// </summary>
 internal static partial class JosSample
 {
-    private const string Marker = ".eptfuzz-root";
-
-    public static string Directory { get; } = Path.Combine(FindRoot(), "targets", "External", "samples", "jos-c");
+    public static string Directory { get; } = Path.Combine(RepositoryRoot.Path, "targets", "External", "samples", "jos-c");
 
     /// <summary>The bugs of BUGS.md's first table, in its order (the later table lists bugs not found yet).</summary>
     public static IReadOnlyList<string> Bugs { get; } = ReadBugs();
@@ -20,18 +17,10 @@ internal static partial class JosSample
     /// <summary>Builds a make target of the sample (jos-c-test, bug-NAME) and returns the executable's path.</summary>
     public static string Build(string target)
     {
-        var start = new ProcessStartInfo("make", ["-s", "-C", Directory, target])
+        var (exitCode, output) = Shell.Run("make", $"-s {target}", Directory);
+        if (exitCode != 0)
         {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        using var make = Process.Start(start) ?? throw new InvalidOperationException("make did not start");
-        var stdout = make.StandardOutput.ReadToEndAsync();
-        string stderr = make.StandardError.ReadToEnd();
-        make.WaitForExit();
-        if (make.ExitCode != 0)
-        {
-            throw new InvalidOperationException($"make {target} in {Directory} failed (exit {make.ExitCode}):\n{stdout.Result}{stderr}");
+            throw new InvalidOperationException($"make {target} in {Directory} failed (exit {exitCode}):\n{output}");
         }
 
         return Path.Combine(Directory, target);
@@ -53,19 +42,6 @@ internal static partial class JosSample
         }
 
         return bugs.Count > 0 ? bugs : throw new InvalidOperationException("BUGS.md lists no bug");
-    }
-
-    private static string FindRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, Marker)))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException($"no {Marker} above {AppContext.BaseDirectory}");
     }
 
     [GeneratedRegex("^\\| `([A-Z0-9_]+)` \\|")]
