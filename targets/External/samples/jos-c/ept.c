@@ -39,7 +39,10 @@ int epte_is_leaf(epte_t entry, int level)
 
 epte_t *epte_table(epte_t entry)
 {
-    return eptfuzz_phys_to_virt(entry & EPTE_ADDR);
+    epte_t *table = eptfuzz_phys_to_virt(entry & EPTE_ADDR);
+    /* Only pages this hypervisor took are its tables: a raw edit can point an entry at guest
+     * memory, which eptfuzz_phys_to_virt answers for too (read-only, for the lookup). */
+    return table != NULL && eptfuzz_page_held(table) ? table : NULL;
 }
 
 /* The host-physical address of the page a leaf at `level` maps: bits 51:12 of a PTE, 51:21 of
