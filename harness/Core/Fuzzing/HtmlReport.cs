@@ -48,7 +48,7 @@ public static class HtmlReport
         Row(sb, "probes", stats.Probes.ToString(CultureInfo.InvariantCulture));
         Row(sb, "rules hit / rules modelled", $"{stats.RulesHit}/{stats.RulesModelled}");
         Row(sb, "coverage features", stats.Features.ToString(CultureInfo.InvariantCulture));
-        Row(sb, "corpus", stats.CorpusSize.ToString(CultureInfo.InvariantCulture));
+        Row(sb, "corpus: working set / queue", $"{stats.CorpusSize.ToString(CultureInfo.InvariantCulture)} / {stats.QueueSize.ToString(CultureInfo.InvariantCulture)} (culled entries are in queue/culled)");
         Row(sb, "findings", $"{stats.Findings.Count} distinct, {stats.Duplicates} duplicates");
         Row(sb, "rejected / infrastructure failures / hangs / known divergences", $"{stats.Rejected} / {stats.InfrastructureFailures} / {stats.Hangs} / {stats.KnownDivergences}");
         sb.Append("</table>\n");
