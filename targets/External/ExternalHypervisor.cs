@@ -225,11 +225,15 @@ public sealed class ExternalHypervisor : IEptHypervisor, IDisposable
         host.HeldPages(held);
         if (host.Eptp != 0)
         {
-            roots.Add(new Hpa(host.Eptp & EptGeometry.AddressMask));
+            // EPTP form: the walk length in [5:3] tells the accounting walk a 5-level root from a 4-level one.
+            roots.Add(new Hpa(host.Eptp & (EptAddress.Mask | WalkLengthBits)));
         }
 
         return true;
     }
+
+    /// <summary>EPTP[5:3]: the page-walk length minus one.</summary>
+    private const ulong WalkLengthBits = 7UL << 3;
 
     public void Dispose()
     {
