@@ -23,10 +23,12 @@ public sealed class JosCatalogTests(ITestOutputHelper output)
     /// <summary>Bugs that must come out as a fault of the target (the signature's second field), not as a divergence.</summary>
     private static readonly Dictionary<string, string> FaultKinds = new(StringComparer.Ordinal)
     {
-        ["WALK_NULL"] = "crash",
+        ["LOOKUP_NULL"] = "crash",
         ["USE_AFTER_FREE"] = "crash",
         ["MEMMAP_LOOP"] = "hang",
         ["DOUBLE_FREE"] = "accounting",
+        ["LEAK_ON_FAILURE"] = "accounting",
+        ["FREE_LINKED"] = "accounting",
     };
 
     [SkippableNativeFact]

@@ -90,7 +90,7 @@ internal static class JosDetection
         var started = new List<ExternalTarget>();
         try
         {
-            return Campaign.SafeRun(c, Options(executable, started));
+            return CaseRunner.Run(c, Options(executable, started));
         }
         finally
         {
