@@ -193,8 +193,23 @@ internal sealed class ExternalHost : IDisposable
             if (pendingWalks.Count > 0)
             {
                 p.Send(pendingWalkBytes.AsSpan(0, pendingWalkLength));
-                p.Send(writer.Finish());
+                TargetFaultException? sendFailed = null;
+                try
+                {
+                    p.Send(writer.Finish());
+                }
+                catch (TargetFaultException e)
+                {
+                    // The target died on one of the lookups before it read this command: the
+                    // answers it wrote are still in the pipe, so reading them finds which one.
+                    sendFailed = e;
+                }
+
                 ReadWalkAnswers(p);
+                if (sendFailed is not null)
+                {
+                    throw sendFailed;
+                }
             }
             else
             {
