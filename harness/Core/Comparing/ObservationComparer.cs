@@ -57,19 +57,31 @@ public static class ObservationComparer
                 return (full.Permissions & rwx) != (lookup.Permissions & rwx) ? d | Difference.Permissions : d;
 
             case OutcomeKind.EptViolation:
-                // The last EPT entry of the final guest-physical address's own walk: the EPT entries
-                // after the last guest entry (before it they translate the guest's table pages). None
-                // when that walk read nothing (e.g. GPA[51:48] set under a 4-level walk).
+                // The last EPT entry of the final guest-physical address's own walk. Under guest
+                // paging the walk also lists the EPT entries of the guest's table pages and of their
+                // A/D writes: only entries translating the violating GPA count.
                 WalkEntry? last = null;
+                bool guest = false;
                 foreach (var entry in full.Walk)
                 {
-                    last = entry.Structure == WalkStructure.Ept ? entry : null;
+                    guest |= entry.Structure == WalkStructure.Guest;
+                    if (entry.Structure == WalkStructure.Ept && entry.Translating == full.Gpa.Value)
+                    {
+                        last = entry;
+                    }
                 }
 
-                if (last is not { } leaf || full.GuestLinearAddressValid && (full.Qualification & (1UL << 8)) == 0)
+                if (full.GuestLinearAddressValid && (full.Qualification & (1UL << 8)) == 0)
                 {
-                    // No walk, or the violation was on a guest paging-structure access: not the lookup's question.
+                    // The violation was on a guest paging-structure access: not the lookup's question.
                     return Difference.None;
+                }
+
+                if (last is not { } leaf)
+                {
+                    // Under guest paging: the final GPA's walk read nothing (beyond the walk's reach), so
+                    // nothing maps it. Without a walk at all (a target that reports none) nothing is known.
+                    return guest && lookup.Kind == OutcomeKind.Translated ? Difference.Kind : Difference.None;
                 }
 
                 bool mapped = (leaf.Value & 0b111) != 0;

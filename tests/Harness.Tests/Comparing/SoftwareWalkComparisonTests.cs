@@ -18,11 +18,13 @@ public sealed class SoftwareWalkComparisonTests
 
     private static readonly Observation NotMapped = new() { Kind = OutcomeKind.EptViolation };
 
-    private static WalkEntry Ept(ulong value, EptLevel level = EptLevel.Pte) => new(WalkStructure.Ept, level, new Hpa(0x1000), value, 0);
+    private const ulong FinalGpa = 0xf_ff00_7fe0_a000;
 
-    private static WalkEntry Guest(ulong value) => new(WalkStructure.Guest, EptLevel.Pte, new Hpa(0x2000), value, 0);
+    private static WalkEntry Ept(ulong value, EptLevel level = EptLevel.Pte, ulong translating = FinalGpa) => new(WalkStructure.Ept, level, new Hpa(0x1000), value, translating);
 
-    private static Observation Violation(params WalkEntry[] walk) => new() { Kind = OutcomeKind.EptViolation, Qualification = 0x181, Walk = walk };
+    private static WalkEntry Guest(ulong value) => new(WalkStructure.Guest, EptLevel.Pte, new Hpa(0x2000), value, 0xffff_bb00_5c00_0000);
+
+    private static Observation Violation(params WalkEntry[] walk) => new() { Kind = OutcomeKind.EptViolation, Qualification = 0x181, Gpa = new Gpa(FinalGpa), Walk = walk };
 
     [Fact]
     public void Translated_SameAddressSizeAndPermissions_Agree() =>
@@ -68,11 +70,19 @@ public sealed class SoftwareWalkComparisonTests
     [Fact]
     public void GuestLinear_OnlyTheFinalAddresssWalkCounts()
     {
-        // The EPT entry before the guest's PTE translated a guest table page; the final GPA's own walk
-        // read nothing (GPA[51:48] set under a 4-level walk): not a question for the lookup.
-        var full = Violation(Ept(0x5001), Guest(0xf_ff00_7fe0_a003));
+        // The EPT entries around the guest's PTE translate a guest table page and its A/D write; the
+        // final GPA's own walk read nothing (GPA[51:48] set under a 4-level walk): nothing maps it.
+        var full = Violation(Ept(0x5001, translating: 0x7000), Guest(0xf_ff00_7fe0_a003), Ept(0x5001, translating: 0x7000));
         Assert.Equal(Difference.None, ObservationComparer.Compare(full, Model, NotMapped, Lookup));
-        Assert.Equal(Difference.None, ObservationComparer.Compare(full, Model, Translated(0x5000), Lookup));
+        Assert.Equal(Difference.Kind, ObservationComparer.Compare(full, Model, Translated(0x5000), Lookup));
+    }
+
+    [Fact]
+    public void GuestLinear_TheFinalAddresssLeafDecides()
+    {
+        var full = Violation(Ept(0x5001, translating: 0x7000), Guest(0xf_ff00_7fe0_a003), Ept(0x3000_0007, EptLevel.Pml4e), Ept(0x9001));
+        Assert.Equal(Difference.None, ObservationComparer.Compare(full, Model, Translated(0x9000), Lookup));
+        Assert.Equal(Difference.Kind, ObservationComparer.Compare(full, Model, NotMapped, Lookup));
     }
 
     [Fact]
