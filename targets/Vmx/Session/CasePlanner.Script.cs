@@ -292,7 +292,7 @@ internal sealed partial class CasePlanner
         }
 
         if (throughCasePaging && cpu.ReportsGuestWalkViolationAsWriteOnly && (eptp & 0x40) != 0 &&
-            GuestWalkGpas(memory, eptp, mbec, paging, access.Address).Any(g => !g.Final && (FinalLeaf(memory, eptp, mbec, g.Gpa) is not var (leafEntry, _) || (leafEntry & 0x2) == 0)))
+            GuestTableAccessViolates(memory, eptp, mbec, paging, access.Address))
         {
             // With EPT A/D on, a guest paging-structure access is a write: an entry page the EPT does
             // not let the guest write (or does not map) violates, and the qualification differs.
