@@ -66,4 +66,11 @@ internal static class Composition
         Trace = trace,
         ReplayCommand = file => $"./eptfuzz replay {file} --targets {targetList} --trace",
     };
+
+    /// <summary>
+    /// The implementation's code coverage for <c>--coverage code</c>: the SharpFuzz-instrumented
+    /// implementation, one copy per worker. Null when this build carries no instrumented copy.
+    /// </summary>
+    public static Harness.Fuzzing.ICodeCoverageSource? CodeCoverage(string targetList, KnownDivergences known) =>
+        InstrumentedImpl.TryCreate(targetList, known);
 }
