@@ -202,7 +202,7 @@ public static class Mutator
             IdentityMapStep im => TweakIdentityMap(im, rng),
             MemoryStep mem => rng.Coin()
                 ? mem with { MemoryType = rng.Pick<MemoryType>([MemoryType.UC, MemoryType.WC, MemoryType.WT, MemoryType.WP, MemoryType.WB, (MemoryType)2]) }
-                : mem with { End = new Gpa(Math.Max(mem.Start.Value + (1UL << 12), Neighbour(mem.End.Value, rng))) },
+                : mem with { End = new Gpa(MovedEnd(mem, rng)) },
             GuestStep { Paging: true } gs => rng.Below(4) switch
             {
                 0 => gs with { Wp = !(gs.Wp ?? true) },
@@ -222,6 +222,14 @@ public static class Mutator
             Step s when s.Category == StepCategory.Operation && s is not (GuestStep or EptpStep or ControlsStep or MemoryStep or IdentityMapStep) => f.Operation(),
             var s => s,
         };
+    }
+
+    /// <summary>A memory range's end moved by a 4K or 2M page either way (never a huge jump: an identity map of it is built page by page).</summary>
+    private static ulong MovedEnd(MemoryStep mem, Prng rng)
+    {
+        ulong delta = rng.Coin() ? 1UL << 12 : 1UL << 21;
+        ulong end = mem.End.Value;
+        return rng.Coin() ? end + delta : end - delta > mem.Start.Value && end > delta ? end - delta : end + delta;
     }
 
     private static IdentityMapStep TweakIdentityMap(IdentityMapStep im, Prng rng) => rng.Below(4) switch
