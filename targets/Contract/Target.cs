@@ -25,6 +25,8 @@ public enum TargetTraits
     Mbec = 256,
     /// <summary>Reports the final guest-physical address of a translated access (a VMX oracle sees no exit, so cannot).</summary>
     TranslatedGpa = 512,
+    /// <summary>Reports the permissions a translated access's EPT walk granted (<see cref="Observation.Permissions"/>).</summary>
+    TranslatedPermissions = 1024,
 }
 
 public enum ProbeKind : byte

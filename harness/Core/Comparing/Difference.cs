@@ -18,6 +18,7 @@ public enum Difference
     EntryValue = 1 << 8,
     VmEntry = 1 << 9,
     AccessedDirty = 1 << 10,
+    Permissions = 1 << 11,
 }
 
 public static class DifferenceNames
@@ -35,6 +36,7 @@ public static class DifferenceNames
         (Difference.EntryValue, "value"),
         (Difference.VmEntry, "vmentry"),
         (Difference.AccessedDirty, "ad"),
+        (Difference.Permissions, "perm"),
     ];
 
     public static string Text(this Difference difference) =>
