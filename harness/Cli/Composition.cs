@@ -1,6 +1,7 @@
 using EptFuzz.Contract;
 using EptFuzz.Harness.Comparing;
 using EptFuzz.Harness.Running;
+using EptFuzz.Targets.External;
 
 namespace EptFuzz.Cli;
 
@@ -9,19 +10,77 @@ internal static class Composition
 {
     public const string DefaultTargets = "model,impl";
 
-    public static IReadOnlyList<string> TargetNames { get; } = ["model", "impl", "bochs", "kvm"];
+    public static IReadOnlyList<string> TargetNames { get; } = ["model", "impl", "bochs", "kvm", "exec:PATH"];
+
+    /// <summary>The prefix of an external target: <c>exec:./build/my-ept</c> runs that executable over the target protocol.</summary>
+    public const string ExecPrefix = "exec:";
+
+    // One ExternalTarget per executable for the whole run: its processes are per worker thread.
+    private static readonly Dictionary<string, ExternalTarget> s_external = [];
+
+    /// <summary>The per-command time limit of external targets (<c>--target-timeout</c>).</summary>
+    public static TimeSpan ExternalTimeout { get; set; } = ExternalTargetOptions.DefaultTimeout;
+
+    /// <summary>The external target for <paramref name="path"/>, started and asked HELLO once (an infrastructure failure when it cannot run).</summary>
+    public static ExternalTarget External(string path)
+    {
+        lock (s_external)
+        {
+            string full = Path.GetFullPath(path);
+            if (!s_external.TryGetValue(full, out var target))
+            {
+                if (!File.Exists(full))
+                {
+                    throw new TargetFailureException(ExecPrefix + path, $"no such file: {full}");
+                }
+
+                target = new ExternalTarget(new ExternalTargetOptions { Path = full, Timeout = ExternalTimeout });
+                target.Declare();
+                s_external[full] = target;
+            }
+
+            return target;
+        }
+    }
 
     /// <summary>How many rule ids the reference model implements ("rules hit / rules modelled").</summary>
     public static int ModelledRuleCount => EptFuzz.Reference.Rules.RuleCatalog.Modelled.Count;
 
     public static IEptHypervisor CreateHypervisor() => new EptFuzz.Impl.Hypervisor.EptHypervisor();
 
-    /// <summary>Targets by name, in the order given (the first is the baseline); errors name the bad entry.</summary>
-    public static (List<ITarget> Targets, string? Error) CreateTargets(string list)
+    /// <summary>
+    /// Targets by name, in the order given (the first is the baseline); errors name the bad entry.
+    /// An <c>exec:PATH</c> entry makes that executable the hypervisor that builds the tables (in place
+    /// of the in-tree implementation) and, where it declares a lookup, a translator named NAME.walk.
+    /// Throws <see cref="TargetFailureException"/> when an external target cannot be started.
+    /// </summary>
+    public static (TargetSelection Targets, string? Error) CreateTargets(string list)
     {
         var targets = new List<ITarget>();
+        ExternalTarget? external = null;
         foreach (var raw in list.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
         {
+            if (raw.StartsWith(ExecPrefix, StringComparison.Ordinal))
+            {
+                if (external is not null)
+                {
+                    return (TargetSelection.Empty, $"--targets: '{raw}': one external target per run (it is the hypervisor that builds the tables)");
+                }
+
+                if (raw.Length == ExecPrefix.Length)
+                {
+                    return (TargetSelection.Empty, "--targets: 'exec:' needs the path of the target executable, e.g. exec:./build/my-ept");
+                }
+
+                external = External(raw[ExecPrefix.Length..]);
+                if (external.Walker is { } walker)
+                {
+                    targets.Add(walker);
+                }
+
+                continue;
+            }
+
             ITarget? target = raw switch
             {
                 "model" => new EptFuzz.Targets.Model.ModelTarget(),
@@ -32,18 +91,25 @@ internal static class Composition
             };
             if (target is null)
             {
-                return ([], $"--targets: unknown target '{raw}'; known targets: {string.Join(", ", TargetNames)}");
+                return (TargetSelection.Empty, $"--targets: unknown target '{raw}'; known targets: {string.Join(", ", TargetNames)}");
             }
 
             if (targets.Any(t => t.Name == target.Name))
             {
-                return ([], $"--targets: '{raw}' is named twice");
+                return (TargetSelection.Empty, $"--targets: '{raw}' is named twice");
             }
 
             targets.Add(target);
         }
 
-        return targets.Count == 0 ? ([], "--targets: name at least one target") : (targets, null);
+        if (targets.Count == 0)
+        {
+            return (TargetSelection.Empty, "--targets: name at least one translator (model, impl, bochs, kvm) besides an exec: target");
+        }
+
+        return external is null
+            ? (new TargetSelection(targets, CreateHypervisor, HypervisorFeatures.All, null), null)
+            : (new TargetSelection(targets, external.CreateHypervisor, external.Features, external), null);
     }
 
     /// <summary>Loads known divergences; a missing default file is fine, a malformed one is bad input.</summary>
@@ -58,9 +124,10 @@ internal static class Composition
         return KnownDivergences.Parse(File.ReadAllText(file), file);
     }
 
-    public static RunOptions Options(List<ITarget> targets, KnownDivergences known, TextWriter? trace, string targetList) => new()
+    public static RunOptions Options(TargetSelection targets, KnownDivergences known, TextWriter? trace, string targetList) => new()
     {
-        Hypervisor = CreateHypervisor,
+        Hypervisor = targets.Hypervisor,
+        Features = targets.Features,
         Targets = targets,
         Known = known,
         Trace = trace,
@@ -73,4 +140,25 @@ internal static class Composition
     /// </summary>
     public static Harness.Fuzzing.ICodeCoverageSource? CodeCoverage(string targetList, KnownDivergences known) =>
         InstrumentedImpl.TryCreate(targetList, known);
+}
+
+/// <summary>The translators of a run (baseline first) and the hypervisor that builds the tables for them.</summary>
+internal sealed class TargetSelection(List<ITarget> translators, Func<IEptHypervisor> hypervisor, HypervisorFeatures features, ExternalTarget? external) : IReadOnlyList<ITarget>
+{
+    public static TargetSelection Empty { get; } = new([], Composition.CreateHypervisor, HypervisorFeatures.All, null);
+
+    public Func<IEptHypervisor> Hypervisor { get; } = hypervisor;
+
+    public HypervisorFeatures Features { get; } = features;
+
+    /// <summary>The external target when one builds the tables, else null.</summary>
+    public ExternalTarget? External { get; } = external;
+
+    public int Count => translators.Count;
+
+    public ITarget this[int index] => translators[index];
+
+    public IEnumerator<ITarget> GetEnumerator() => translators.GetEnumerator();
+
+    System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
 }

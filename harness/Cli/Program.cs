@@ -15,6 +15,15 @@ public static class Program
         root.Subcommands.Add(ReduceCommandLine.Create());
         root.Subcommands.Add(MergeCommand.Create());
         root.Subcommands.Add(ReportCommand.Create());
+        root.Subcommands.Add(TargetCheckCommand.Create());
+        root.Subcommands.Add(SdkCommand.Create());
+        var targetTimeout = new Option<double>("--target-timeout")
+        {
+            Description = "Seconds an external (exec:) target may take to answer one command before it counts as hung",
+            DefaultValueFactory = _ => Composition.ExternalTimeout.TotalSeconds,
+            Recursive = true,
+        };
+        root.Options.Add(targetTimeout);
 
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
@@ -28,6 +37,24 @@ public static class Program
             return ExitCodes.BadInput;
         }
 
-        return parsed.Invoke();
+        if (parsed.GetValue(targetTimeout) is var seconds && !(seconds > 0 && seconds <= 3600))
+        {
+            Console.Error.WriteLine($"eptfuzz: --target-timeout: {seconds} is not a number of seconds in (0, 3600]");
+            return ExitCodes.BadInput;
+        }
+
+        Composition.ExternalTimeout = TimeSpan.FromSeconds(seconds);
+        try
+        {
+            return parsed.Invoke();
+        }
+        catch (EptFuzz.Contract.TargetFailureException e)
+        {
+            // A target that cannot run at all (an exec: path that does not start, a protocol version
+            // mismatch): infrastructure, never a finding.
+            Console.Error.WriteLine($"eptfuzz: {e.Message}");
+            return ExitCodes.Infrastructure;
+        }
+
     }
 }

@@ -25,8 +25,15 @@ public enum TargetTraits
     Mbec = 256,
     /// <summary>Reports the final guest-physical address of a translated access (a VMX oracle sees no exit, so cannot).</summary>
     TranslatedGpa = 512,
+    /// <summary>
+    /// A software lookup (a KeOS-style <c>walk</c>, a JOS-style lookup): says where an address is
+    /// mapped, not whether the access is allowed. Compared on the address and page size of
+    /// translated accesses, and "not mapped" against violations whose walk ended at a not-present
+    /// entry; never against misconfigurations, page faults or expectations.
+    /// </summary>
+    SoftwareWalk = 1024,
     /// <summary>Reports the permissions a translated access's EPT walk granted (<see cref="Observation.Permissions"/>).</summary>
-    TranslatedPermissions = 1024,
+    TranslatedPermissions = 2048,
 }
 
 public enum ProbeKind : byte

@@ -19,6 +19,7 @@ public sealed class DependencyRules
         { "harness/Core/EptFuzz.Harness.csproj", "EptFuzz.Harness", ["EptFuzz.Contract"] },
         { "targets/Model/EptFuzz.Targets.Model.csproj", "EptFuzz.Targets.Model", ["EptFuzz.Contract", "EptFuzz.Reference"] },
         { "targets/Vmx/EptFuzz.Targets.Vmx.csproj", "EptFuzz.Targets.Vmx", ["EptFuzz.Contract", "Iced"] },
+        { "targets/External/EptFuzz.Targets.External.csproj", "EptFuzz.Targets.External", ["EptFuzz.Contract"] },
     };
 
     [Theory]

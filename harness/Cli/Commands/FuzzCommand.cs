@@ -99,7 +99,7 @@ internal static class FuzzCommand
             CorpusDir = corpusDir,
             Resume = parse.GetValue(resume),
             Shard = shardValue,
-            Profile = new GeneratorProfile { Cpu = profile, Steps = parse.GetValue(steps), ProbeWeight = parse.GetValue(probeWeight) },
+            Profile = new GeneratorProfile { Cpu = profile, Steps = parse.GetValue(steps), ProbeWeight = parse.GetValue(probeWeight), Features = probe.Features },
             ReduceCap = TimeSpan.FromSeconds(parse.GetValue(reduceTime)),
             EmitRegressionTests = parse.GetValue(emitTest),
             RulesModelled = probe.Any(t => t.Name == "model") ? Composition.ModelledRuleCount : null,

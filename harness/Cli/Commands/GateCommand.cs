@@ -79,7 +79,7 @@ internal static class GateCommand
 
         // The fixed-seed random set: the same cases on every machine. A generated case that does
         // not pass is written to --random-dir first, so the report points at a file that replays.
-        foreach (var generated in RandomSet.Generate(seed, randomCount))
+        foreach (var generated in RandomSet.Generate(seed, randomCount, new GeneratorProfile { Features = targets.Features }))
         {
             var path = Path.Combine(randomDir, Path.GetFileName(generated.SourceName));
             var result = CaseRunner.Run(generated with { SourceName = path }, options);
@@ -91,7 +91,7 @@ internal static class GateCommand
             results.Add(result);
         }
 
-        var report = new GateReport("eptfuzz", typeof(GateCommand).Assembly.GetName().Version?.ToString() ?? "0", targets.Select(t => t.Name).ToList(), results, clock.Elapsed);
+        var report = new GateReport("eptfuzz", typeof(GateCommand).Assembly.GetName().Version?.ToString() ?? "0", [.. targets.Select(t => t.Name), .. targets.External is { } x ? [x.Declare().Name] : Array.Empty<string>()], results, clock.Elapsed);
         foreach (var (path, text) in new[] { (junit, (Func<GateReport, string>)JUnitWriter.Write), (tap, TapWriter.Write), (sarif, SarifWriter.Write), (json, JsonReportWriter.Write) })
         {
             if (path is not null)

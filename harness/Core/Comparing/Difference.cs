@@ -18,6 +18,7 @@ public enum Difference
     EntryValue = 1 << 8,
     VmEntry = 1 << 9,
     AccessedDirty = 1 << 10,
+    /// <summary>The permissions of a translation (AND over the walk).</summary>
     Permissions = 1 << 11,
 }
 
@@ -28,6 +29,7 @@ public static class DifferenceNames
         (Difference.Kind, "kind"),
         (Difference.Hpa, "hpa"),
         (Difference.PageSize, "size"),
+        (Difference.Permissions, "perm"),
         (Difference.MemoryType, "mt"),
         (Difference.Gpa, "gpa"),
         (Difference.Qualification, "qual"),

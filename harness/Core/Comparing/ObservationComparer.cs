@@ -34,8 +34,60 @@ public static class ObservationComparer
         return mask;
     }
 
+    /// <summary>
+    /// A translator's full answer against a software lookup's "where is it mapped": a translated
+    /// access must be mapped at the same address and page size; a violation whose walk ended at an
+    /// entry with bits 2:0 clear must be "not mapped", any other violation "mapped". Nothing else
+    /// (misconfigurations, page faults, a violation without a walk) says where an address is mapped.
+    /// </summary>
+    private static Difference CompareMapping(Observation full, Observation lookup)
+    {
+        switch (full.Kind)
+        {
+            case OutcomeKind.Translated:
+                if (lookup.Kind != OutcomeKind.Translated)
+                {
+                    return Difference.Kind;
+                }
+
+                var d = full.Hpa != lookup.Hpa ? Difference.Hpa : Difference.None;
+                d |= full.PageSize != 0 && lookup.PageSize != 0 && full.PageSize != lookup.PageSize ? Difference.PageSize : Difference.None;
+                // Read, write and execute as the walk grants them (the AND over its entries, PROTOCOL.md WALK).
+                const EptPermissions rwx = EptPermissions.ReadAccess | EptPermissions.WriteAccess | EptPermissions.ExecuteAccess;
+                return (full.Permissions & rwx) != (lookup.Permissions & rwx) ? d | Difference.Permissions : d;
+
+            case OutcomeKind.EptViolation:
+                WalkEntry? last = null;
+                foreach (var entry in full.Walk)
+                {
+                    if (entry.Structure == WalkStructure.Ept)
+                    {
+                        last = entry;
+                    }
+                }
+
+                if (last is not { } leaf || full.GuestLinearAddressValid && (full.Qualification & (1UL << 8)) == 0)
+                {
+                    // No walk, or the violation was on a guest paging-structure access: not the lookup's question.
+                    return Difference.None;
+                }
+
+                bool mapped = (leaf.Value & 0b111) != 0;
+                return mapped == (lookup.Kind == OutcomeKind.Translated) ? Difference.None : Difference.Kind;
+
+            default:
+                return Difference.None;
+        }
+    }
+
     public static Difference Compare(Observation a, TargetTraits ta, Observation b, TargetTraits tb)
     {
+        bool softA = ta.HasFlag(TargetTraits.SoftwareWalk), softB = tb.HasFlag(TargetTraits.SoftwareWalk);
+        if (softA != softB)
+        {
+            return softA ? CompareMapping(b, a) : CompareMapping(a, b);
+        }
+
         if (a.Kind != b.Kind)
         {
             return Difference.Kind;

@@ -99,7 +99,7 @@ public sealed partial class Campaign
                     origin = $"mutant (iteration seed 0x{seed:x16})";
                 }
 
-                RunOne(c, seed, mutant, origin);
+                RunOne(Running.CaseFeatures.Restrict(c, o.Profile.Features), seed, mutant, origin);
             }
         }
 

@@ -506,7 +506,7 @@ public sealed partial class Campaign
             }
 
             // Seeds may carry expectations; mutants of them are differential probes.
-            EptCase seed = new(parsed.Case.Steps.Select(s => s with { Expectation = null }), sourceName: path);
+            EptCase seed = Running.CaseFeatures.Restrict(new(parsed.Case.Steps.Select(s => s with { Expectation = null }), sourceName: path), options.Profile.Features);
             (int fresh, TimeSpan duration) = worker.RunForCoverage(seed);
             if (fresh > 0)
             {

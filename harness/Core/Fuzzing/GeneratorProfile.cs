@@ -38,6 +38,12 @@ public sealed record GeneratorProfile
     /// </summary>
     public int ProbeWeight { get; init; } = DefaultProbeWeight;
 
+    /// <summary>
+    /// What the hypervisor under test implements (an external target's declaration): steps it lacks
+    /// are never generated (<see cref="Running.CaseFeatures.Restrict"/>). All for the in-tree one.
+    /// </summary>
+    public Contract.HypervisorFeatures Features { get; init; } = Contract.HypervisorFeatures.All;
+
     public static GeneratorProfile Default { get; } = new();
 
     /// <summary>Parses a <c>--cpu-profile</c> value; null and a message when it is not one.</summary>

@@ -23,7 +23,7 @@ public static class RandomSet
         for (int i = 0; i < count; i++)
         {
             ulong caseSeed = Prng.Derive(seed, (ulong)i);
-            cases[i] = CaseGenerator.Generate(caseSeed, p) with { SourceName = $"random/{seed:x}-{i:d5}-{caseSeed:x16}.ept" };
+            cases[i] = Running.CaseFeatures.Restrict(CaseGenerator.Generate(caseSeed, p), p.Features) with { SourceName = $"random/{seed:x}-{i:d5}-{caseSeed:x16}.ept" };
         }
 
         return cases;

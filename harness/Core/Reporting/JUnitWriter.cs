@@ -31,7 +31,7 @@ public static class JUnitWriter
             new XAttribute("tests", results.Count),
             new XAttribute("failures", results.Count(r => r.Status is CaseStatus.Diverged or CaseStatus.ExpectationFailed)),
             new XAttribute("errors", results.Count(r => r.Status is CaseStatus.BadInput or CaseStatus.InfrastructureFailure)),
-            new XAttribute("skipped", 0),
+            new XAttribute("skipped", results.Count(r => r.Status == CaseStatus.Unsupported)),
             new XAttribute("time", Seconds(TimeSpan.FromTicks(results.Sum(r => r.Duration.Ticks)))),
             results.Select(Case));
 
@@ -56,6 +56,9 @@ public static class JUnitWriter
             case CaseStatus.BadInput:
             case CaseStatus.InfrastructureFailure:
                 element.Add(new XElement("error", new XAttribute("message", r.Message), new XAttribute("type", r.Status.ToString()), r.Detail));
+                break;
+            case CaseStatus.Unsupported:
+                element.Add(new XElement("skipped", new XAttribute("message", r.Message)));
                 break;
             case CaseStatus.KnownDivergence:
                 element.Add(new XElement("system-out", $"known divergence {r.Signature}: {r.KnownReason}{Environment.NewLine}{r.Detail}"));

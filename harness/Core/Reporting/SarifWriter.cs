@@ -17,7 +17,8 @@ public static class SarifWriter
             Rule("expectation", "A step's expectation did not hold"),
             Rule("bad-input", "The case file is malformed"),
             Rule("infrastructure", "A target could not run"),
-            Rule("known-divergence", "A documented, triaged divergence"));
+            Rule("known-divergence", "A documented, triaged divergence"),
+            Rule("unsupported", "The case needs an operation the target does not implement"));
         var results = new JsonArray();
         foreach (var r in report.Results.Where(r => r.Status != CaseStatus.Passed))
         {
@@ -27,6 +28,7 @@ public static class SarifWriter
                 CaseStatus.ExpectationFailed => ("expectation", "error"),
                 CaseStatus.BadInput => ("bad-input", "error"),
                 CaseStatus.InfrastructureFailure => ("infrastructure", "error"),
+                CaseStatus.Unsupported => ("unsupported", "note"),
                 _ => ("known-divergence", "note"),
             };
             var region = new JsonObject { ["startLine"] = Math.Max(1, r.Line) };

@@ -20,6 +20,10 @@ public static class TapWriter
             {
                 sb.Append(" (known divergence)");
             }
+            else if (r.Status == CaseStatus.Unsupported)
+            {
+                sb.Append(" # SKIP ").Append(r.Message.ReplaceLineEndings(" "));
+            }
 
             sb.Append('\n');
             if (r.Status != CaseStatus.Passed)

@@ -128,6 +128,11 @@ internal sealed class CaseExecution : IDisposable
 
     private VmxControls Controls => hypervisor.Controls;
 
+    /// <summary>The step being run (null before the first), for a fault raised by the code under test.</summary>
+    public Step? CurrentStep => currentIndex < @case.Steps.Length && @case.Steps.Length > 0 ? @case.Steps[currentIndex] : null;
+
+    public int CurrentIndex => currentIndex;
+
     public void Dispose()
     {
         // The scratch goes back once: a second call must not clear it under the next case.
@@ -642,6 +647,11 @@ internal sealed class CaseExecution : IDisposable
         }
         catch (TargetFailureException)
         {
+            throw;
+        }
+        catch (TargetFaultException)
+        {
+            // A fault of code under test has its own signature (CaseRunner).
             throw;
         }
         catch (Exception e) when (e is not OutOfMemoryException)

@@ -5,6 +5,11 @@ public enum CaseStatus
 {
     /// <summary>Every compared observation agreed and every expectation held.</summary>
     Passed,
+    /// <summary>
+    /// The case needs something the hypervisor under test does not implement (an external target
+    /// declares what it implements): not run, never a pass, never a failure. The message says what.
+    /// </summary>
+    Unsupported,
     /// <summary>A divergence whose signature is listed in known-divergences.txt.</summary>
     KnownDivergence,
     /// <summary>Targets disagreed (a finding).</summary>

@@ -18,6 +18,9 @@ public sealed record RunOptions
     /// <summary>Creates a fresh hypervisor (the implementation that builds the tables) per case.</summary>
     public required Func<IEptHypervisor> Hypervisor { get; init; }
 
+    /// <summary>What that hypervisor implements: a case that needs more is <see cref="CaseStatus.Unsupported"/>.</summary>
+    public HypervisorFeatures Features { get; init; } = HypervisorFeatures.All;
+
     /// <summary>The translators, baseline first: every other one is compared against it.</summary>
     public required IReadOnlyList<ITarget> Targets { get; init; }
 

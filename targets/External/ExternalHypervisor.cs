@@ -1,0 +1,247 @@
+using EptFuzz.Contract;
+using EptFuzz.Targets.External.Hosting;
+using EptFuzz.Targets.External.Protocol;
+
+namespace EptFuzz.Targets.External;
+
+/// <summary>
+/// One case on an external target: the EPT API answered by the target process over the protocol,
+/// on the host that the worker thread keeps across cases. Raw steps (<c>edit</c>, <c>poke</c>) are
+/// the harness's, written straight into the arena, as a boot loader or a debugger would.
+/// </summary>
+public sealed class ExternalHypervisor : IEptHypervisor, IDisposable
+{
+    private readonly ExternalHost host;
+    private readonly List<HypervisorEffect> effects = [];
+    private readonly HostView memory;
+    private bool configured;
+
+    internal ExternalHypervisor(ExternalHost host)
+    {
+        this.host = host;
+        memory = new HostView(host);
+    }
+
+    public string Name => host.Name;
+
+    public ulong Eptp { get; private set; }
+
+    public VmxControls Controls { get; private set; }
+
+    public GuestPaging GuestPaging => GuestPaging.Off;
+
+    public IHostMemoryImage Memory => memory;
+
+    public ApiResult Configure(CpuCapabilities cpu)
+    {
+        ArgumentNullException.ThrowIfNull(cpu);
+        if (configured)
+        {
+            throw new InvalidOperationException("Configure is called once");
+        }
+
+        configured = true;
+        var result = host.Reset(cpu);
+        if (result != ApiResult.Ok)
+        {
+            return result;
+        }
+
+        // As the case format says: until the case sets one, the EPTP is WB, 4 levels, no A/D.
+        return SetEptp(new EptpRequest());
+    }
+
+    public ApiResult SetEptp(EptpRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.Raw is ulong raw)
+        {
+            // All 64 bits as given: the translators walk that root; the target keeps building its own.
+            Eptp = raw;
+            return ApiResult.Ok;
+        }
+
+        host.Writer.Begin(Command.SetEptp).U8((byte)request.MemoryType).U8((byte)request.WalkLength).U8(request.AccessedDirty ? (byte)1 : (byte)0);
+        var result = host.Execute(effects, out ulong eptp);
+        host.SetEptpAnswer(eptp, result == ApiResult.Ok ? request.WalkLength : host.WalkLength);
+        Eptp = eptp;
+        return result;
+    }
+
+    public ApiResult SetControls(VmxControls controls)
+    {
+        host.Writer.Begin(Command.SetControls).U8(controls.Mbec ? (byte)1 : (byte)0);
+        var result = host.Execute(effects, out _);
+        if (result == ApiResult.Ok)
+        {
+            Controls = controls;
+        }
+
+        return result;
+    }
+
+    public ApiResult Map(Gpa gpa, Hpa hpa, ulong size, EptPermissions permissions, MemoryType memoryType, bool ignorePat)
+    {
+        host.Writer.Begin(Command.Map).U64(gpa.Value).U64(hpa.Value).U64(size).U8((byte)permissions).U8((byte)memoryType).U8(ignorePat ? (byte)1 : (byte)0);
+        return host.Execute(effects, out _);
+    }
+
+    public ApiResult Unmap(Gpa gpa, ulong size)
+    {
+        host.Writer.Begin(Command.Unmap).U64(gpa.Value).U64(size);
+        return host.Execute(effects, out _);
+    }
+
+    public ApiResult Protect(Gpa gpa, ulong size, EptPermissions permissions)
+    {
+        host.Writer.Begin(Command.Protect).U64(gpa.Value).U64(size).U8((byte)permissions);
+        return host.Execute(effects, out _);
+    }
+
+    public ApiResult Retype(Gpa gpa, ulong size, MemoryType memoryType, bool ignorePat)
+    {
+        host.Writer.Begin(Command.Retype).U64(gpa.Value).U64(size).U8((byte)memoryType).U8(ignorePat ? (byte)1 : (byte)0);
+        return host.Execute(effects, out _);
+    }
+
+    public ApiResult Split(Gpa gpa)
+    {
+        host.Writer.Begin(Command.Split).U64(gpa.Value);
+        return host.Execute(effects, out _);
+    }
+
+    public ApiResult Merge(Gpa gpa, ulong size)
+    {
+        host.Writer.Begin(Command.Merge).U64(gpa.Value).U64(size);
+        return host.Execute(effects, out _);
+    }
+
+    public ApiResult AddMemoryRange(Gpa start, Gpa end, MemoryType memoryType)
+    {
+        host.Writer.Begin(Command.Memory).U64(start.Value).U64(end.Value).U8((byte)memoryType);
+        return host.Execute(effects, out _);
+    }
+
+    public ApiResult IdentityMap(ulong offset, Gpa offsetFrom)
+    {
+        host.Writer.Begin(Command.IdentityMap).U64(offset).U64(offsetFrom.Value);
+        return host.Execute(effects, out _);
+    }
+
+    public ApiResult Invept(InveptType type)
+    {
+        host.Writer.Begin(Command.Invept).U8((byte)type);
+        return host.Execute(effects, out _);
+    }
+
+    /// <summary>The case format's raw edit, done by the harness on the target's tables in the arena.</summary>
+    public ApiResult Edit(Gpa gpa, EptLevel level, ulong set, ulong clear, Hpa? leafHpa)
+    {
+        if (leafHpa is Hpa target && (target.Value & 0xFFF) != 0)
+        {
+            return ApiResult.Unaligned;
+        }
+
+        if (gpa.Value >= 1UL << 52 || (leafHpa is Hpa high && high.Value >= 1UL << 52))
+        {
+            return ApiResult.OutOfRange;
+        }
+
+        var top = (EptLevel)host.WalkLength;
+        if (level > top || host.Eptp == 0)
+        {
+            return ApiResult.NotExist;
+        }
+
+        // The reach of an entry probe (SEMANTICS.md): stop at a not-present entry or at a page above the level.
+        ulong table = host.Eptp & EptGeometry.AddressMask;
+        for (var current = top; current > level; current--)
+        {
+            ulong value = host.Read(EptGeometry.EntryAddress(table, gpa.Value, current));
+            if (!EptGeometry.IsPresent(value, Controls.Mbec) || (current is EptLevel.Pde or EptLevel.Pdpte && (value & EptGeometry.LargePage) != 0))
+            {
+                return ApiResult.NotExist;
+            }
+
+            table = value & EptGeometry.AddressMask;
+        }
+
+        ulong entry = EptGeometry.EntryAddress(table, gpa.Value, level);
+        ulong edited = host.Read(entry);
+        if (leafHpa is Hpa page)
+        {
+            edited = (edited & ~EptGeometry.AddressMask) | page.Value | EptGeometry.LargePage;
+        }
+
+        edited = (edited & ~clear) | set;
+        RawWrite(entry, edited);
+        return ApiResult.Ok;
+    }
+
+    public ApiResult Poke(Hpa hpa, ulong value)
+    {
+        if ((hpa.Value & 7) != 0)
+        {
+            return ApiResult.Unaligned;
+        }
+
+        if (hpa.Value >= host.HpaLimit)
+        {
+            return ApiResult.OutOfRange;
+        }
+
+        RawWrite(hpa.Value, value);
+        return ApiResult.Ok;
+    }
+
+    private void RawWrite(ulong hpa, ulong value)
+    {
+        host.Write(hpa, value);
+        effects.Add(HypervisorEffect.Of(new MemoryWrite(new Hpa(hpa), value)));
+    }
+
+    // Guest page tables are not built for external targets in protocol version 1: a case that
+    // has guest steps is reported unsupported before it runs (HypervisorFeatures.GuestPaging).
+    public ApiResult SetGuestPaging(GuestPaging paging, Gpa tablesStart, Gpa tablesEnd) => ApiResult.Unsupported;
+
+    public ApiResult GMap(Gva gva, Gpa gpa, ulong size, bool writable, bool user, bool executable) => ApiResult.Unsupported;
+
+    public ApiResult GEdit(Gva gva, EptLevel level, ulong set, ulong clear) => ApiResult.Unsupported;
+
+    public int DrainEffects(List<HypervisorEffect> into)
+    {
+        ArgumentNullException.ThrowIfNull(into);
+        into.AddRange(effects);
+        int n = effects.Count;
+        effects.Clear();
+        return n;
+    }
+
+    public bool ReportTablePages(List<Hpa> held, List<Hpa> roots)
+    {
+        ArgumentNullException.ThrowIfNull(held);
+        ArgumentNullException.ThrowIfNull(roots);
+        host.HeldPages(held);
+        if (host.Eptp != 0)
+        {
+            roots.Add(new Hpa(host.Eptp & EptGeometry.AddressMask));
+        }
+
+        return true;
+    }
+
+    public void Dispose()
+    {
+        // The host (process and arena) outlives the case; the next case's RESET clears it.
+    }
+
+    /// <summary>Host memory as the target left it: the arena, and the harness's memory outside it.</summary>
+    private sealed class HostView(ExternalHost host) : IHostMemoryImage
+    {
+        public IEnumerable<Hpa> Pages => host.Pages;
+
+        public ulong Read(Hpa address) => host.Read(address.Value);
+
+        public void Write(Hpa address, ulong value) => host.Write(address.Value, value);
+    }
+}

@@ -1,0 +1,507 @@
+using EptFuzz.Contract;
+using EptFuzz.Targets.External.Protocol;
+
+namespace EptFuzz.Targets.External.Hosting;
+
+/// <summary>
+/// One target process and its arena, for one worker thread, across cases: started on first use,
+/// restarted after a fault. It turns the case's operations into commands and the target's arena
+/// changes into the writes every other translator replays (by comparing the pages the target
+/// holds with what the translators were last told: the harness sees every write, the adapter
+/// copies nothing).
+/// </summary>
+internal sealed class ExternalHost : IDisposable
+{
+    private readonly ExternalTargetOptions options;
+    private readonly FrameWriter writer = new();
+    private TargetProcess? process;
+    private Arena? arena;
+
+    // The case in progress.
+    private ulong arenaHpa;
+    private uint usablePages;
+    private int maxPhyAddr = 46;
+    private readonly HashSet<uint> held = [];
+    /// <summary>Pages with an ALLOC or FREE since the last answer: compared even if no longer held.</summary>
+    private readonly HashSet<uint> touched = [];
+    /// <summary>What the translators hold for each arena page that ever differed from zero in this case.</summary>
+    private readonly Dictionary<uint, ulong[]> told = [];
+    /// <summary>Arena pages the harness wrote that the target does not hold: zeroed before the next case.</summary>
+    private readonly HashSet<uint> harnessWritten = [];
+    /// <summary>Host memory outside the arena, as the harness wrote it (pokes, A/D bits of pages outside).</summary>
+    private readonly Dictionary<ulong, ulong[]> outside = [];
+    private bool disposed;
+
+    public ExternalHost(ExternalTargetOptions options)
+    {
+        this.options = options;
+    }
+
+    public TargetDeclaration? Declaration { get; private set; }
+
+    public string Name => Declaration?.Name ?? $"exec:{options.Path}";
+
+    /// <summary>The root of the target's tables (EPTP[51:12]) as its last SET_EPTP answered.</summary>
+    public ulong Eptp { get; private set; }
+
+    public int WalkLength { get; private set; } = 4;
+
+    /// <summary>Starts the process and says HELLO if it is not running (first use, or after a fault).</summary>
+    public TargetDeclaration EnsureRunning()
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        if (process is not null && Declaration is not null)
+        {
+            return Declaration;
+        }
+
+        arena ??= new Arena(options.ArenaPages);
+        process = TargetProcess.Start(options.Path, options.Timeout);
+        try
+        {
+            writer.Begin(Command.Hello).U32(ProtocolVersion.Current).U32((uint)arena.Pages).Text(arena.FilePath);
+            process.Send(writer.Finish());
+            var body = process.Receive();
+            var reader = new FrameReader(body);
+            var code = (Answer)reader.U8();
+            if (code == Answer.Error)
+            {
+                throw new TargetFailureException(process.Label, $"refused to start: {reader.Text()}");
+            }
+
+            if (code != Answer.Hello)
+            {
+                throw new TargetFailureException(process.Label, $"answered HELLO with answer code 0x{(byte)code:x2}, not a HELLO reply (0x81): is it built with an eptfuzz SDK?");
+            }
+
+            uint version = reader.U32();
+            var operations = (TargetOperations)reader.U32();
+            var sizes = (TargetPageSizes)reader.U8();
+            var walkers = (TargetWalkers)reader.U8();
+            string name = reader.Text();
+            reader.End("HELLO reply");
+            if (version != ProtocolVersion.Current)
+            {
+                throw new TargetFailureException(process.Label, $"speaks target protocol version {version}; this eptfuzz speaks version {ProtocolVersion.Current} (rebuild the adapter with the SDK from 'eptfuzz sdk')");
+            }
+
+            if (!TargetDeclaration.IsValidName(name))
+            {
+                throw new TargetFailureException(process.Label, $"declared the name '{name}': a target name is 1-40 letters, digits, '-' or '_', and not one of {string.Join(", ", TargetDeclaration.ReservedNames)}");
+            }
+
+            arena.Unlink();
+            Declaration = new TargetDeclaration(name, version, operations, sizes, walkers);
+            process.Label = name;
+            return Declaration;
+        }
+        catch (TargetFaultException e)
+        {
+            // Dying before HELLO is answered is not a finding about any case: the target cannot run.
+            Stop();
+            throw new TargetFailureException($"exec:{options.Path}", $"did not answer HELLO: {e.Message}\n{e.Log}", e);
+        }
+        catch (ProtocolViolation e)
+        {
+            Stop();
+            throw new TargetFailureException($"exec:{options.Path}", $"answered HELLO wrongly: {e.Message}", e);
+        }
+        catch
+        {
+            Stop();
+            throw;
+        }
+    }
+
+    /// <summary>Starts a case: the target forgets everything; the arena pages the harness wrote are zeroed.</summary>
+    public ApiResult Reset(CpuCapabilities cpu)
+    {
+        EnsureRunning();
+        foreach (uint page in harnessWritten)
+        {
+            arena!.Clear(page);
+        }
+
+        harnessWritten.Clear();
+        held.Clear();
+        touched.Clear();
+        told.Clear();
+        outside.Clear();
+        Eptp = 0;
+        WalkLength = 4;
+        maxPhyAddr = cpu.MaxPhyAddr;
+        // As the in-tree pool: at most the upper half of the physical address space.
+        ulong maxPages = cpu.MaxPhyAddr >= 13 ? 1UL << (cpu.MaxPhyAddr - 13) : 1;
+        usablePages = (uint)Math.Min((ulong)arena!.Pages, maxPages);
+        arenaHpa = (1UL << cpu.MaxPhyAddr) - ((ulong)usablePages << 12);
+        ushort flags = (ushort)(
+            (cpu.ExecuteOnly ? 1 << 0 : 0) | (cpu.Page2M ? 1 << 1 : 0) | (cpu.Page1G ? 1 << 2 : 0)
+            | (cpu.AccessedDirty ? 1 << 3 : 0) | (cpu.Mbec ? 1 << 4 : 0) | (cpu.Walk5 ? 1 << 5 : 0)
+            | (cpu.AdvancedExitInfo ? 1 << 6 : 0) | (cpu.EptpUc ? 1 << 7 : 0) | (cpu.EptpWb ? 1 << 8 : 0));
+        writer.Begin(Command.Reset).U64(arenaHpa).U32(usablePages).U8((byte)cpu.MaxPhyAddr).U16(flags);
+        return Execute(null, out _);
+    }
+
+    /// <summary>Sends an operation command already written into <see cref="Writer"/>; appends what it changed.</summary>
+    public ApiResult Execute(List<HypervisorEffect>? effects, out ulong extra)
+    {
+        var p = process ?? throw new InvalidOperationException("the target is not running");
+        try
+        {
+            p.Send(writer.Finish());
+            while (true)
+            {
+                var body = p.Receive();
+                var reader = new FrameReader(body);
+                var code = (Answer)reader.U8();
+                switch (code)
+                {
+                    case Answer.Reply:
+                        {
+                            byte result = reader.U8();
+                            if (result > (byte)ApiResult.ResourceLimit)
+                            {
+                                throw new ProtocolViolation("unknown-result", $"result code {result} (0 to 8 allowed)");
+                            }
+
+                            ReadEvents(ref reader, effects);
+                            extra = reader.Remaining >= 8 ? reader.U64() : 0;
+                            reader.End("operation reply");
+                            Compare(effects);
+                            return (ApiResult)result;
+                        }
+
+                    case Answer.Notify:
+                        ReadEvents(ref reader, effects);
+                        reader.End("NOTIFY");
+                        Compare(effects);
+                        p.Send(writer.Begin(Command.Ack).Finish());
+                        continue;
+                    case Answer.Fault:
+                        {
+                            byte kind = reader.U8();
+                            string message = reader.Text();
+                            p.Kill();
+                            var (faultKind, detail) = kind switch
+                            {
+                                1 => (TargetFaultKind.Accounting, "double-free"),
+                                2 => (TargetFaultKind.Accounting, "free-not-taken"),
+                                3 => (TargetFaultKind.Crash, "fail"),
+                                _ => throw new ProtocolViolation("unknown-fault", $"FAULT kind {kind} (1 to 3 allowed): {message}"),
+                            };
+                            throw new TargetFaultException(Name, faultKind, detail, $"reported: {message}", p.StderrTail);
+                        }
+
+                    case Answer.Error:
+                        {
+                            string message = reader.Text();
+                            p.Kill();
+                            throw new TargetFaultException(Name, TargetFaultKind.Crash, "error", $"gave up: {message}", p.StderrTail);
+                        }
+
+                    default:
+                        throw new ProtocolViolation("unexpected-answer", $"answer code 0x{(byte)code:x2} where an operation reply (0x80) or NOTIFY (0x83) belongs");
+                }
+            }
+        }
+        catch (ProtocolViolation e)
+        {
+            string log = p.StderrTail;
+            Stop();
+            throw new TargetFaultException(Name, TargetFaultKind.Protocol, e.Rule, $"broke the protocol: {e.Message}", log);
+        }
+        catch (TargetFaultException)
+        {
+            Stop();
+            throw;
+        }
+    }
+
+    /// <summary>Asks the target's own lookup where <paramref name="address"/> is mapped.</summary>
+    public (bool Mapped, ulong Hpa, ulong PageSize, byte Permissions) Walk(bool linear, ulong address)
+    {
+        var p = process ?? throw new InvalidOperationException("the target is not running");
+        try
+        {
+            writer.Begin(Command.Walk).U8(linear ? (byte)1 : (byte)0).U64(address);
+            p.Send(writer.Finish());
+            var reader = new FrameReader(p.Receive());
+            var code = (Answer)reader.U8();
+            if (code != Answer.Walk)
+            {
+                throw new ProtocolViolation("unexpected-answer", $"answer code 0x{(byte)code:x2} to WALK, not a WALK reply (0x82)");
+            }
+
+            byte status = reader.U8();
+            ulong hpa = reader.U64();
+            ulong size = reader.U64();
+            byte permissions = reader.U8();
+            reader.End("WALK reply");
+            if (status > 1)
+            {
+                throw new ProtocolViolation("walk-status", $"WALK status {status} (0 translated or 1 not mapped)");
+            }
+
+            if (status == 0 && size is not (1UL << 12) and not (1UL << 21) and not (1UL << 30))
+            {
+                throw new ProtocolViolation("walk-page-size", $"WALK page size {size} (4096, 2 MiB or 1 GiB)");
+            }
+
+            return (status == 0, hpa, size, permissions);
+        }
+        catch (ProtocolViolation e)
+        {
+            string log = p.StderrTail;
+            Stop();
+            throw new TargetFaultException(Name, TargetFaultKind.Protocol, e.Rule, $"broke the protocol: {e.Message}", log);
+        }
+        catch (TargetFaultException)
+        {
+            Stop();
+            throw;
+        }
+    }
+
+    /// <summary>The command writer: an operation is written here, then <see cref="Execute"/>d.</summary>
+    public FrameWriter Writer => writer;
+
+    public void SetEptpAnswer(ulong eptp, int walkLength)
+    {
+        Eptp = eptp;
+        WalkLength = walkLength;
+    }
+
+    public ulong ArenaHpa => arenaHpa;
+
+    public ulong HpaLimit => 1UL << maxPhyAddr;
+
+    /// <summary>The arena pages the target holds as host-physical addresses, for table accounting.</summary>
+    public void HeldPages(List<Hpa> into)
+    {
+        foreach (uint page in held)
+        {
+            into.Add(new Hpa(arenaHpa + ((ulong)page << 12)));
+        }
+    }
+
+    private void ReadEvents(ref FrameReader reader, List<HypervisorEffect>? effects)
+    {
+        uint count = reader.U32();
+        if (count > TargetProcess.MaxBody / 5)
+        {
+            throw new ProtocolViolation("event-count", $"{count} events in one answer");
+        }
+
+        for (uint i = 0; i < count; i++)
+        {
+            var kind = (EventKind)reader.U8();
+            uint value = reader.U32();
+            switch (kind)
+            {
+                case EventKind.Alloc:
+                    if (value >= usablePages)
+                    {
+                        throw new ProtocolViolation("alloc-out-of-range", $"ALLOC of arena page {value}; the case allows {usablePages}");
+                    }
+
+                    if (!held.Add(value))
+                    {
+                        throw new ProtocolViolation("alloc-held", $"ALLOC of arena page {value}, which it already holds");
+                    }
+
+                    touched.Add(value);
+                    break;
+                case EventKind.Free:
+                    if (!held.Remove(value))
+                    {
+                        throw new ProtocolViolation("free-not-held", $"FREE of arena page {value}, which it does not hold (the SDK reports double frees as FAULT)");
+                    }
+
+                    touched.Add(value);
+                    break;
+                case EventKind.Invept:
+                    if (value is not 1 and not 2)
+                    {
+                        throw new ProtocolViolation("invept-type", $"INVEPT event of type {value} (1 or 2)");
+                    }
+
+                    // The writes before the invalidation reach the translators before it.
+                    Compare(effects);
+                    effects?.Add(HypervisorEffect.Of((InveptType)value));
+                    break;
+                default:
+                    throw new ProtocolViolation("unknown-event", $"event kind {(byte)kind} (1 to 3 allowed)");
+            }
+        }
+    }
+
+    /// <summary>Every word of a held or just-released page that differs from what the translators were told becomes a write.</summary>
+    private void Compare(List<HypervisorEffect>? effects)
+    {
+        foreach (uint page in held)
+        {
+            ComparePage(page, effects);
+        }
+
+        foreach (uint page in touched)
+        {
+            if (!held.Contains(page))
+            {
+                ComparePage(page, effects);
+            }
+        }
+
+        touched.Clear();
+    }
+
+    private void ComparePage(uint page, List<HypervisorEffect>? effects)
+    {
+        var live = arena!.Page(page);
+        if (!told.TryGetValue(page, out var known))
+        {
+            if (!live.ContainsAnyExcept(0UL))
+            {
+                return;
+            }
+
+            known = new ulong[Arena.WordsPerPage];
+            told[page] = known;
+        }
+        else if (live.SequenceEqual(known))
+        {
+            return;
+        }
+
+        ulong address = arenaHpa + ((ulong)page << 12);
+        int changed = 0;
+        for (int i = 0; i < known.Length; i++)
+        {
+            changed += live[i] != known[i] ? 1 : 0;
+        }
+
+        if (changed > 16)
+        {
+            live.CopyTo(known);
+            effects?.Add(HypervisorEffect.OfPage(new Hpa(address), (ulong[])known.Clone()));
+            return;
+        }
+
+        for (int i = 0; i < known.Length; i++)
+        {
+            if (live[i] != known[i])
+            {
+                known[i] = live[i];
+                effects?.Add(HypervisorEffect.Of(new MemoryWrite(new Hpa(address + ((ulong)i << 3)), live[i])));
+            }
+        }
+    }
+
+    /// <summary>True when <paramref name="hpa"/> lies in the case's arena window; then <paramref name="page"/> and <paramref name="word"/> locate it.</summary>
+    private bool InArena(ulong hpa, out uint page, out int word)
+    {
+        ulong offset = hpa - arenaHpa;
+        if (hpa >= arenaHpa && offset < ((ulong)usablePages << 12))
+        {
+            page = (uint)(offset >> 12);
+            word = (int)((offset & 0xFFF) >> 3);
+            return true;
+        }
+
+        page = 0;
+        word = 0;
+        return false;
+    }
+
+    public ulong Read(ulong hpa)
+    {
+        if (InArena(hpa, out uint page, out int word))
+        {
+            return arena!.Page(page)[word];
+        }
+
+        return outside.TryGetValue(hpa >> 12, out var words) ? words[(hpa & 0xFFF) >> 3] : 0;
+    }
+
+    /// <summary>
+    /// A write by the harness (a raw step, or an A/D bit the translators already set): into the
+    /// arena, where the target sees it at once, or into the harness's memory outside it (and to the
+    /// target with WRITE when its own lookup may read it). The translators are told separately.
+    /// </summary>
+    public void Write(ulong hpa, ulong value)
+    {
+        if (InArena(hpa, out uint page, out int word))
+        {
+            arena!.Page(page)[word] = value;
+            if (!told.TryGetValue(page, out var known))
+            {
+                known = new ulong[Arena.WordsPerPage];
+                told[page] = known;
+            }
+
+            known[word] = value;
+            if (!held.Contains(page))
+            {
+                harnessWritten.Add(page);
+            }
+
+            return;
+        }
+
+        if (!outside.TryGetValue(hpa >> 12, out var words))
+        {
+            words = new ulong[Arena.WordsPerPage];
+            outside[hpa >> 12] = words;
+        }
+
+        words[(hpa & 0xFFF) >> 3] = value;
+        if (Declaration is { } d && d.Walkers.HasFlag(TargetWalkers.GuestLinear) && process is not null)
+        {
+            writer.Begin(Command.Write).U64(hpa).U64(value);
+            var result = Execute(null, out _);
+            if (result != ApiResult.Ok)
+            {
+                throw new TargetFaultException(Name, TargetFaultKind.Protocol, "write-result", $"answered WRITE with {result}; it must answer ok", process?.StderrTail);
+            }
+        }
+    }
+
+    /// <summary>Pages that hold something, for a translator that copies host memory (the VMX oracle).</summary>
+    public IEnumerable<Hpa> Pages
+    {
+        get
+        {
+            foreach (var page in told.Keys)
+            {
+                yield return new Hpa(arenaHpa + ((ulong)page << 12));
+            }
+
+            foreach (var page in outside.Keys)
+            {
+                yield return new Hpa(page << 12);
+            }
+        }
+    }
+
+    /// <summary>Kills the process; the next case starts a fresh one.</summary>
+    public void Stop()
+    {
+        var p = process;
+        process = null;
+        p?.Kill();
+        p?.Dispose();
+        // A new process gets a new arena: the old file was unlinked once its target mapped it.
+        arena?.Dispose();
+        arena = null;
+    }
+
+    public void Dispose()
+    {
+        if (disposed)
+        {
+            return;
+        }
+
+        disposed = true;
+        Stop();
+    }
+}

@@ -1,0 +1,344 @@
+//! Host memory as the target sees it: the shared arena (table pages, seen by the harness) and a
+//! private copy of everything else (PROTOCOL.md, "The arena"). Also the page allocator over the
+//! arena and the events it reports.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::os::unix::io::AsRawFd;
+
+use crate::channel;
+use crate::sys;
+
+pub const PAGE_SIZE: u64 = 4096;
+
+/// Event kinds (PROTOCOL.md, "Events").
+pub const EVENT_ALLOC: u8 = 1;
+pub const EVENT_FREE: u8 = 2;
+pub const EVENT_INVEPT: u8 = 3;
+
+/// FAULT kinds the allocator reports itself.
+pub const FAULT_RELEASED_TWICE: u8 = 1;
+pub const FAULT_NEVER_TAKEN: u8 = 2;
+
+// What the allocator knows about an arena page in the current case.
+const NEVER_TAKEN: u8 = 0;
+const HELD: u8 = 1;
+const RELEASED: u8 = 2;
+
+/// A page of host memory outside the arena, aligned like a page so that a pointer into it gives
+/// its page by masking (as [`physical_of`] does).
+#[repr(C, align(4096))]
+struct ForeignPage([u64; 512]);
+
+/// A foreign page as the target sees it, and as the harness last wrote it.
+struct Foreign {
+    live: Box<ForeignPage>,
+    written: Box<ForeignPage>,
+}
+
+struct State {
+    /// The arena mapping (null before HELLO) and its size in pages.
+    base: *mut u8,
+    arena_pages: u32,
+    /// Host-physical address of arena page 0, from RESET.
+    arena_hpa: u64,
+    /// Pages the target may take in this case: the first `usable` of the arena.
+    usable: u32,
+    page_state: Vec<u8>,
+    /// No page below this index is free.
+    lowest_free: u32,
+    /// Host memory outside the arena, by page address; all zero where nothing was written.
+    foreign: HashMap<u64, Foreign>,
+    foreign_by_pointer: HashMap<usize, u64>,
+    /// Foreign pages whose pointer the target was given, in the order it got them.
+    exposed: Vec<u64>,
+    /// Events since the last answer, in order.
+    events: Vec<(u8, u32)>,
+    /// During RESET, tables the target drops are forgotten, not released.
+    forgetting: bool,
+    /// The arena is private (unit tests): there is no harness to notify.
+    private: bool,
+    /// An allocation failed since the last `take_ran_out`.
+    ran_out: bool,
+}
+
+thread_local! {
+    static STATE: RefCell<State> = RefCell::new(State {
+        base: std::ptr::null_mut(),
+        arena_pages: 0,
+        arena_hpa: 0,
+        usable: 0,
+        page_state: Vec::new(),
+        lowest_free: 0,
+        foreign: HashMap::new(),
+        foreign_by_pointer: HashMap::new(),
+        exposed: Vec::new(),
+        events: Vec::new(),
+        forgetting: false,
+        private: false,
+        ran_out: false,
+    });
+}
+
+/// Maps the arena file (HELLO). The mapping lives as long as the process.
+pub fn attach(path: &str, pages: u32) -> Result<(), String> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| format!("cannot open the arena {}: {}", path, e))?;
+    let bytes = pages as usize * PAGE_SIZE as usize;
+    let actual = file.metadata().map_err(|e| format!("cannot stat the arena {}: {}", path, e))?.len();
+    if actual < bytes as u64 {
+        return Err(format!("the arena {} has {} bytes, HELLO says {} pages", path, actual, pages));
+    }
+    let base = sys::map_shared(file.as_raw_fd(), bytes).map_err(|e| format!("cannot map the arena {}: {}", path, e))?;
+    // The mapping keeps the file's pages; the descriptor is no longer needed.
+    drop(file);
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        s.base = base;
+        s.arena_pages = pages;
+        s.page_state = vec![NEVER_TAKEN; pages as usize];
+    });
+    Ok(())
+}
+
+/// Gives this process an arena of its own, in private memory (for unit tests without a harness).
+pub fn attach_private(pages: u32) {
+    let bytes = pages as usize * PAGE_SIZE as usize;
+    let layout = std::alloc::Layout::from_size_align(bytes.max(1), PAGE_SIZE as usize).expect("arena layout");
+    // SAFETY: a non-zero size; the memory is never freed (an arena lives as long as the process).
+    let base = unsafe { std::alloc::alloc_zeroed(layout) };
+    if base.is_null() {
+        std::alloc::handle_alloc_error(layout);
+    }
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        s.base = base;
+        s.arena_pages = pages;
+        s.page_state = vec![NEVER_TAKEN; pages as usize];
+        s.private = true;
+    });
+}
+
+pub fn is_private() -> bool {
+    STATE.with(|s| s.borrow().private)
+}
+
+/// Starts a case (RESET): every page handed out is zeroed and forgotten without events, host
+/// memory outside the arena is forgotten, and drops of old tables are ignored until
+/// [`end_reset`].
+pub fn begin_reset(arena_hpa: u64, usable: u32) -> Result<(), String> {
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.base.is_null() {
+            return Err("RESET before HELLO".to_string());
+        }
+        if usable > s.arena_pages {
+            return Err(format!("RESET allows {} pages, the arena has {}", usable, s.arena_pages));
+        }
+        if arena_hpa & (PAGE_SIZE - 1) != 0 {
+            return Err(format!("RESET arena_hpa {:#x} is not page-aligned", arena_hpa));
+        }
+        let base = s.base;
+        for (i, state) in s.page_state.iter_mut().enumerate() {
+            if *state != NEVER_TAKEN {
+                // SAFETY: i < arena_pages, inside the mapping.
+                unsafe { std::ptr::write_bytes(base.add(i * PAGE_SIZE as usize), 0, PAGE_SIZE as usize) };
+                *state = NEVER_TAKEN;
+            }
+        }
+        s.arena_hpa = arena_hpa;
+        s.usable = usable;
+        s.lowest_free = 0;
+        s.foreign.clear();
+        s.foreign_by_pointer.clear();
+        s.exposed.clear();
+        s.events.clear();
+        s.forgetting = true;
+        Ok(())
+    })
+}
+
+pub fn arena_pages() -> u32 {
+    STATE.with(|s| s.borrow().arena_pages)
+}
+
+pub fn end_reset() {
+    STATE.with(|s| s.borrow_mut().forgetting = false);
+}
+
+/// Takes the lowest free usable arena page, zeroed, and reports it (ALLOC). None when all are taken.
+pub fn allocate() -> Option<u64> {
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.base.is_null() {
+            panic!("eptfuzz-target: a page was asked for before the harness's HELLO");
+        }
+        let mut i = s.lowest_free;
+        while i < s.usable && s.page_state[i as usize] == HELD {
+            i += 1;
+        }
+        if i >= s.usable {
+            s.lowest_free = i;
+            s.ran_out = true;
+            return None;
+        }
+        s.page_state[i as usize] = HELD;
+        s.lowest_free = i + 1;
+        // SAFETY: i < usable <= arena_pages.
+        unsafe { std::ptr::write_bytes(s.base.add(i as usize * PAGE_SIZE as usize), 0, PAGE_SIZE as usize) };
+        s.events.push((EVENT_ALLOC, i));
+        Some(s.arena_hpa + i as u64 * PAGE_SIZE)
+    })
+}
+
+/// Gives an arena page back (FREE). A page given back twice, or one never taken, is a FAULT.
+pub fn release(pa: u64) {
+    let fault = STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.forgetting {
+            return None;
+        }
+        let index = match arena_index(&s, pa) {
+            Some(i) if pa & (PAGE_SIZE - 1) == 0 => i,
+            _ => {
+                return Some((FAULT_NEVER_TAKEN, format!("released {:#x}, which is not an arena page", pa)));
+            }
+        };
+        match s.page_state[index as usize] {
+            HELD => {
+                s.page_state[index as usize] = RELEASED;
+                if index < s.lowest_free {
+                    s.lowest_free = index;
+                }
+                s.events.push((EVENT_FREE, index));
+                None
+            }
+            RELEASED => Some((FAULT_RELEASED_TWICE, format!("released page {:#x} (arena page {}) twice", pa, index))),
+            _ => Some((FAULT_NEVER_TAKEN, format!("released page {:#x} (arena page {}), which was never taken", pa, index))),
+        }
+    });
+    if let Some((kind, message)) = fault {
+        channel::fault(kind, &message);
+    }
+}
+
+/// Whether an allocation failed since the last call.
+pub fn take_ran_out() -> bool {
+    STATE.with(|s| std::mem::replace(&mut s.borrow_mut().ran_out, false))
+}
+
+pub fn push_event(kind: u8, value: u32) {
+    STATE.with(|s| s.borrow_mut().events.push((kind, value)));
+}
+
+/// The events since the last answer; the list is emptied.
+pub fn take_events(into: &mut Vec<(u8, u32)>) {
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        into.clear();
+        into.append(&mut s.events);
+    });
+}
+
+fn arena_index(s: &State, pa: u64) -> Option<u32> {
+    if pa >= s.arena_hpa && pa - s.arena_hpa < s.arena_pages as u64 * PAGE_SIZE {
+        Some(((pa - s.arena_hpa) / PAGE_SIZE) as u32)
+    } else {
+        None
+    }
+}
+
+/// Where host-physical `pa` lives in this process: the arena, or the private copy.
+pub fn pointer_of(pa: u64) -> *mut u8 {
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        if !s.base.is_null() && arena_index(&s, pa).is_some() {
+            // SAFETY: inside the mapping (checked just above).
+            return unsafe { s.base.add((pa - s.arena_hpa) as usize) };
+        }
+        let page = pa & !(PAGE_SIZE - 1);
+        let offset = (pa - page) as usize;
+        let (pointer, fresh) = foreign_page(&mut s, page);
+        if fresh || !s.exposed.contains(&page) {
+            s.exposed.push(page);
+        }
+        // SAFETY: offset < 4096, inside the page.
+        unsafe { pointer.add(offset) }
+    })
+}
+
+/// The page of host memory at `page` outside the arena, made (all zero) on first use; true when new.
+fn foreign_page(s: &mut State, page: u64) -> (*mut u8, bool) {
+    if let Some(p) = s.foreign.get_mut(&page) {
+        return (p.live.0.as_mut_ptr() as *mut u8, false);
+    }
+    let mut live = Box::new(ForeignPage([0u64; 512]));
+    // A boxed page does not move when the map grows: the pointer stays valid until RESET.
+    let pointer = live.0.as_mut_ptr() as *mut u8;
+    s.foreign.insert(page, Foreign { live, written: Box::new(ForeignPage([0u64; 512])) });
+    s.foreign_by_pointer.insert(pointer as usize, page);
+    (pointer, true)
+}
+
+/// The first word of host memory outside the arena that the target changed (it may write only
+/// its table pages, PROTOCOL.md "The arena"), as a message; None when it changed none.
+pub fn foreign_write() -> Option<String> {
+    STATE.with(|s| {
+        let s = s.borrow();
+        for page in &s.exposed {
+            let f = &s.foreign[page];
+            for i in 0..512 {
+                if f.live.0[i] != f.written.0[i] {
+                    return Some(format!(
+                        "wrote host memory outside its table pages: HPA {:#x} holds {:#x}, the harness wrote {:#x}",
+                        page + i as u64 * 8,
+                        f.live.0[i],
+                        f.written.0[i]
+                    ));
+                }
+            }
+        }
+        None
+    })
+}
+
+/// The host-physical address behind a pointer that [`pointer_of`] gave.
+pub fn physical_of(pointer: usize) -> u64 {
+    STATE.with(|s| {
+        let s = s.borrow();
+        let base = s.base as usize;
+        let arena_bytes = s.arena_pages as usize * PAGE_SIZE as usize;
+        if !s.base.is_null() && pointer >= base && pointer - base < arena_bytes {
+            return s.arena_hpa + (pointer - base) as u64;
+        }
+        let page = pointer & !(PAGE_SIZE as usize - 1);
+        match s.foreign_by_pointer.get(&page) {
+            Some(pa) => pa + (pointer - page) as u64,
+            None => panic!("eptfuzz-target: {:#x} is not a pointer that Pa::into_kva gave", pointer),
+        }
+    })
+}
+
+/// The harness's `WRITE`: a word of host memory outside the arena.
+pub fn write_foreign(hpa: u64, value: u64) -> Result<(), String> {
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        if hpa & 7 != 0 {
+            return Err(format!("WRITE to {:#x}, which is not 8-byte aligned", hpa));
+        }
+        if arena_index(&s, hpa).is_some() {
+            return Err(format!("WRITE to {:#x}, which is inside the arena", hpa));
+        }
+        let page = hpa & !(PAGE_SIZE - 1);
+        let word = ((hpa - page) / 8) as usize;
+        foreign_page(&mut s, page);
+        let f = s.foreign.get_mut(&page).expect("made just above");
+        f.live.0[word] = value;
+        f.written.0[word] = value;
+        Ok(())
+    })
+}
