@@ -138,8 +138,8 @@ internal static class Composition
     /// The implementation's code coverage for <c>--coverage code</c>: the SharpFuzz-instrumented
     /// implementation, one copy per worker. Null when this build carries no instrumented copy.
     /// </summary>
-    public static Harness.Fuzzing.ICodeCoverageSource? CodeCoverage(string targetList, KnownDivergences known) =>
-        InstrumentedImpl.TryCreate(targetList, known);
+    public static Harness.Fuzzing.ICodeCoverageSource? CodeCoverage(string targetList, KnownDivergences known, out string? why) =>
+        InstrumentedImpl.TryCreate(targetList, known, out why);
 }
 
 /// <summary>The translators of a run (baseline first) and the hypervisor that builds the tables for them.</summary>

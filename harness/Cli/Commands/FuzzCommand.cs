@@ -86,6 +86,16 @@ internal static class FuzzCommand
             return Shared.Usage(string.Join(Environment.NewLine + "eptfuzz: ", knownErrors));
         }
 
+        ICodeCoverageSource? code = null;
+        if ((feedback & CoverageKinds.Code) != 0)
+        {
+            code = Composition.CodeCoverage(targetList, knownDivergences, out string? why);
+            if (code is null)
+            {
+                return Shared.Usage($"--coverage {CoverageKindsText.Format(feedback)}: {why}");
+            }
+        }
+
         long? runBudget = parse.GetValue(runs);
         double? seconds = parse.GetValue(time) ?? (runBudget is null ? 60 : null);
         var options = new CampaignOptions
@@ -104,7 +114,7 @@ internal static class FuzzCommand
             EmitRegressionTests = parse.GetValue(emitTest),
             RulesModelled = probe.Any(t => t.Name == "model") ? Composition.ModelledRuleCount : null,
             Coverage = feedback,
-            CodeCoverage = (feedback & CoverageKinds.Code) != 0 ? Composition.CodeCoverage(targetList, knownDivergences) : null,
+            CodeCoverage = code,
             CommandLine = "eptfuzz " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)),
         };
         if (options.Validate() is { } invalid)

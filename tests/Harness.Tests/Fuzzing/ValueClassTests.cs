@@ -68,3 +68,79 @@ public sealed class ValueClassTests
         Assert.DoesNotContain("protect.range=crosses", hit);
     }
 }
+
+/// <summary>The feedback spaces: code edges bucketed as AFL does, and --coverage choosing what guides.</summary>
+public sealed class FeedbackKindsTests
+{
+    [Theory]
+    [InlineData(1, 0)]
+    [InlineData(2, 1)]
+    [InlineData(3, 2)]
+    [InlineData(4, 3)]
+    [InlineData(7, 3)]
+    [InlineData(8, 4)]
+    [InlineData(15, 4)]
+    [InlineData(16, 5)]
+    [InlineData(31, 5)]
+    [InlineData(32, 6)]
+    [InlineData(127, 6)]
+    [InlineData(128, 7)]
+    [InlineData(255, 7)]
+    public void HitCounts_AreBucketedAsAflDoes(int count, int bucket) => Assert.Equal(bucket, CoverageMap.Bucket((byte)count));
+
+    [Fact]
+    public void CodeEdges_GuideOnlyWhenChosen_AndANewBucketIsNew()
+    {
+        var trace = new byte[CoverageMap.CodeEdges];
+        trace[17] = 1;
+        trace[40_000] = 200;
+        var rulesOnly = new CoverageMap(kinds: CoverageKinds.Rules);
+        rulesOnly.BeginCase();
+        rulesOnly.AddCodeEdges(trace);
+        Assert.Equal(0, rulesOnly.EndCase());
+        Assert.Equal(2, rulesOnly.CodeEdgesHit());
+
+        var code = new CoverageMap(kinds: CoverageKinds.Code);
+        code.BeginCase();
+        code.AddCodeEdges(trace);
+        Assert.Equal(2, code.EndCase());
+        code.BeginCase();
+        code.AddCodeEdges(trace);
+        Assert.Equal(0, code.EndCase());
+        trace[17] = 2; // the same edge, a new hit-count bucket
+        code.BeginCase();
+        code.AddCodeEdges(trace);
+        Assert.Equal(1, code.EndCase());
+        Assert.Equal([17, 40_000], code.CodeEdgeIndices());
+    }
+
+    [Fact]
+    public void ValueClasses_GuideOnlyWhenChosen_ButAreCountedEitherWay()
+    {
+        var parsed = CaseParser.Parse("eptcase 1\ncpu\neptp\nmap gpa=0 hpa=0 size=4K perm=r\n", "t.ept");
+        Assert.True(parsed.Succeeded, parsed.ErrorText());
+        var rulesOnly = new CoverageMap(kinds: CoverageKinds.Rules);
+        rulesOnly.BeginCase(parsed.Case);
+        Assert.Equal(0, rulesOnly.EndCase());
+        Assert.True(rulesOnly.ClassesHit > 5);
+        var classes = new CoverageMap(kinds: CoverageKinds.Classes);
+        classes.BeginCase(parsed.Case);
+        Assert.Equal(0, classes.ClassesHit);
+        Assert.True(classes.EndCase() > 5);
+        Assert.Equal(1, classes.ClassCount(ValueClasses.Names.ToList().IndexOf("map.perm=r")));
+    }
+
+    [Theory]
+    [InlineData("rules", CoverageKinds.Rules)]
+    [InlineData("code", CoverageKinds.Code)]
+    [InlineData("both", CoverageKinds.All)]
+    [InlineData("rules,classes", CoverageKinds.Rules | CoverageKinds.Classes)]
+    public void CoverageFlag_Parses(string text, CoverageKinds expected)
+    {
+        Assert.True(CoverageKindsText.TryParse(text, out CoverageKinds k, out _));
+        Assert.Equal(expected, k);
+    }
+
+    [Fact]
+    public void CoverageFlag_RefusesUnknownWords() => Assert.False(CoverageKindsText.TryParse("branches", out _, out string error) || !error.Contains("branches", StringComparison.Ordinal));
+}
