@@ -88,12 +88,6 @@ internal sealed class InstrumentedImpl : ICodeCoverageSource
         return () => ctor.Invoke(arguments);
     }
 
-    /// <summary>
-    /// SharpFuzz's edge indices are (location ^ previous location >> 1), not invertible to a
-    /// method, so methods are not named here; the report says so.
-    /// </summary>
-    public IEnumerable<string> MethodsNeverReached(IReadOnlyList<int> edgesHit) => [];
-
     /// <summary>Resolves the instrumented implementation and SharpFuzz's runtime from the instrumented directory; everything else (the contract) from the default context.</summary>
     private sealed class WorkerContext(string directory, int worker) : AssemblyLoadContext($"eptfuzz-instrumented-{worker}", isCollectible: false)
     {

@@ -458,10 +458,6 @@ public sealed partial class Campaign
 
             stats.ClassCounts = counts;
             stats.CodeEdges = s.CodeEdges;
-            if (options.CodeCoverage is { } code && s.CodeEdges > 0)
-            {
-                stats.MethodsNeverReached = [.. code.MethodsNeverReached(coverage.CodeEdgeIndices())];
-            }
             lock (findingGate)
             {
                 stats.Findings = [.. findings.Values.Where(f => f.Hash.Length > 0).OrderBy(f => f.FoundAtExecution)];

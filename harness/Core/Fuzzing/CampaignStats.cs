@@ -100,9 +100,6 @@ public sealed class CampaignStats
     /// <summary>Code edges reached (distinct trace-map indices); 0 without the instrumented build.</summary>
     public int CodeEdges { get; set; }
 
-    /// <summary>Implementation methods no execution reached (instrumented build only).</summary>
-    public List<string> MethodsNeverReached { get; set; } = [];
-
     /// <summary>The names of the targets, baseline first.</summary>
     public List<string> Targets { get; set; } = [];
 

@@ -13,9 +13,6 @@ public interface ICodeCoverageSource
 {
     /// <summary>Run options whose hypervisor and implementation target trace into <paramref name="worker"/>'s own map, and that map.</summary>
     (RunOptions Options, ICodeTracer Tracer) ForWorker(int worker);
-
-    /// <summary>The implementation's methods none of whose edges is in <paramref name="edgesHit"/>.</summary>
-    IEnumerable<string> MethodsNeverReached(IReadOnlyList<int> edgesHit);
 }
 
 /// <summary>One worker's trace map.</summary>
