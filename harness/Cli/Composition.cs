@@ -12,6 +12,15 @@ internal static class Composition
 
     public static IReadOnlyList<string> TargetNames { get; } = ["model", "impl", "bochs", "kvm", "exec:PATH"];
 
+    /// <summary>
+    /// The corpus a command uses when none is named: ./corpus in a checkout, else the corpus that
+    /// travels with the installed tool (next to eptfuzz.dll), so 'eptfuzz gate' works anywhere.
+    /// </summary>
+    public static string DefaultCorpus =>
+        Directory.Exists("corpus") || !Directory.Exists(Path.Combine(AppContext.BaseDirectory, "corpus"))
+            ? "corpus"
+            : Path.Combine(AppContext.BaseDirectory, "corpus");
+
     /// <summary>The prefix of an external target: <c>exec:./build/my-ept</c> runs that executable over the target protocol.</summary>
     public const string ExecPrefix = "exec:";
 
@@ -110,6 +119,29 @@ internal static class Composition
         return external is null
             ? (new TargetSelection(targets, CreateHypervisor, HypervisorFeatures.All, null), null)
             : (new TargetSelection(targets, external.CreateHypervisor, external.Features, external), null);
+    }
+
+    /// <summary>
+    /// Opens one session on each target before any case runs: a target that cannot run here (an
+    /// emulator missing, no nested VMX, a capability boot that fails twice) is said once, as an
+    /// infrastructure failure, instead of failing every case. Null when all can run.
+    /// </summary>
+    public static string? Preflight(IEnumerable<ITarget> targets)
+    {
+        foreach (var target in targets)
+        {
+            try
+            {
+                using var session = target.Open(CpuCapabilities.Default);
+                _ = target.Traits;
+            }
+            catch (TargetFailureException e)
+            {
+                return e.Message;
+            }
+        }
+
+        return null;
     }
 
     /// <summary>Loads known divergences; a missing default file is fine, a malformed one is bad input.</summary>

@@ -44,17 +44,18 @@ public static class Program
         }
 
         Composition.ExternalTimeout = TimeSpan.FromSeconds(seconds);
+
+        // Our own handler, not System.CommandLine's: its default prints a stack trace and exits 1,
+        // which here means "a divergence". A target that cannot run at all (an emulator missing,
+        // an exec: path that does not start, a protocol version mismatch) is infrastructure.
         try
         {
-            return parsed.Invoke();
+            return parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
         }
-        catch (EptFuzz.Contract.TargetFailureException e)
+        catch (Exception e) when (Failures.ExitCodeOf(e) is { } code)
         {
-            // A target that cannot run at all (an exec: path that does not start, a protocol version
-            // mismatch): infrastructure, never a finding.
-            Console.Error.WriteLine($"eptfuzz: {e.Message}");
-            return ExitCodes.Infrastructure;
+            Console.Error.WriteLine($"eptfuzz: {Failures.Describe(e)}");
+            return code;
         }
-
     }
 }

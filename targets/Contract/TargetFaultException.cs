@@ -42,6 +42,12 @@ public sealed class TargetFaultException : Exception
     /// <summary>What the target printed before it failed (the tail of its stderr), or null.</summary>
     public string? Log { get; }
 
+    /// <summary>
+    /// The case step whose command failed, when the target answers some commands later than the
+    /// step that asked (a pipelined lookup); null means the step being run.
+    /// </summary>
+    public int? StepIndex { get; init; }
+
     /// <summary>The outcome word in a signature: crash, hang, protocol, accounting.</summary>
     public string OutcomeText => Kind switch
     {

@@ -41,14 +41,15 @@ public sealed class ExternalHypervisor : IEptHypervisor, IDisposable
         }
 
         configured = true;
-        var result = host.Reset(cpu);
-        if (result != ApiResult.Ok)
+        // As the case format says: until the case sets one, the EPTP is WB, 4 levels, no A/D.
+        var (reset, setEptp, eptp) = host.Reset(cpu, new EptpRequest(), effects);
+        if (reset != ApiResult.Ok)
         {
-            return result;
+            return reset;
         }
 
-        // As the case format says: until the case sets one, the EPTP is WB, 4 levels, no A/D.
-        return SetEptp(new EptpRequest());
+        Eptp = eptp;
+        return setEptp;
     }
 
     public ApiResult SetEptp(EptpRequest request)

@@ -71,12 +71,16 @@ public sealed class ExternalTarget : IDisposable
     }
 }
 
-/// <summary>The target's own lookup (WALK) as a translator: compared on where an address is mapped.</summary>
+/// <summary>
+/// The target's own lookup (WALK) as a translator: compared on where an address is mapped. Its
+/// questions travel with the next command instead of costing a round trip each, so it answers at
+/// the end of the case (a batch translator), on the state each probe saw.
+/// </summary>
 internal sealed class ExternalWalkTarget(ExternalTarget owner) : ITarget
 {
     public string Name => $"{owner.Declare().Name}.walk";
 
-    public TargetTraits Traits => TargetTraits.Immediate | TargetTraits.SoftwareWalk;
+    public TargetTraits Traits => TargetTraits.SoftwareWalk;
 
     public IReadOnlyList<string> RuleNames => [];
 
@@ -110,44 +114,39 @@ internal sealed class ExternalWalkTarget(ExternalTarget owner) : ITarget
             // A software lookup caches nothing.
         }
 
+        /// <summary>Queues the question; an access it cannot answer gets no answer (counted unsupported).</summary>
         public Observation? Submit(in Probe probe)
         {
-            if (probe.Kind != ProbeKind.Access)
+            bool answerable = probe.Kind == ProbeKind.Access
+                && walkers.HasFlag(probe.Access.Linear ? TargetWalkers.GuestLinear : TargetWalkers.GuestPhysical)
+                // After a raw EPTP the translators walk a root that is not the target's; its lookup walks its own.
+                && (eptp == 0 || (eptp & EptGeometry.AddressMask) == (host.Eptp & EptGeometry.AddressMask));
+            if (answerable)
             {
-                return Observation.Unsupported("a software lookup answers accesses only");
+                host.QueueWalk(probe.Step, probe.Access.Linear, probe.Access.Address);
             }
 
-            if (probe.Access.Linear && !walkers.HasFlag(TargetWalkers.GuestLinear))
-            {
-                return Observation.Unsupported("the target declares no guest-linear lookup");
-            }
-
-            if (!probe.Access.Linear && !walkers.HasFlag(TargetWalkers.GuestPhysical))
-            {
-                return Observation.Unsupported("the target declares no guest-physical lookup");
-            }
-
-            if (eptp != 0 && (eptp & EptGeometry.AddressMask) != (host.Eptp & EptGeometry.AddressMask))
-            {
-                return Observation.Unsupported("the case loaded an EPTP whose root is not the target's; its lookup walks its own");
-            }
-
-            var (mapped, hpa, size, permissions) = host.Walk(probe.Access.Linear, probe.Access.Address);
-            if (!mapped)
-            {
-                return new Observation { Kind = OutcomeKind.EptViolation, Gpa = new Gpa(probe.Access.Address) };
-            }
-
-            return new Observation
-            {
-                Kind = OutcomeKind.Translated,
-                Hpa = new Hpa(hpa),
-                PageSize = size switch { 1UL << 30 => PageSize.Size1G, 1UL << 21 => PageSize.Size2M, _ => PageSize.Size4K },
-                Permissions = (EptPermissions)(permissions & 0xF),
-            };
+            return null;
         }
 
-        public IReadOnlyDictionary<int, Observation> Finish() => new Dictionary<int, Observation>();
+        public IReadOnlyDictionary<int, Observation> Finish()
+        {
+            var answers = new Dictionary<int, Observation>();
+            foreach (var (step, answer) in host.TakeWalkAnswers())
+            {
+                answers[step] = answer.Mapped
+                    ? new Observation
+                    {
+                        Kind = OutcomeKind.Translated,
+                        Hpa = new Hpa(answer.Hpa),
+                        PageSize = answer.PageSize switch { 1UL << 30 => PageSize.Size1G, 1UL << 21 => PageSize.Size2M, _ => PageSize.Size4K },
+                        Permissions = (EptPermissions)(answer.Permissions & 0xF),
+                    }
+                    : new Observation { Kind = OutcomeKind.EptViolation };
+            }
+
+            return answers;
+        }
 
         public void Dispose()
         {

@@ -70,7 +70,19 @@ public abstract class VmxTarget : ITarget
 
     private EmulatedCpu ProbeProcessor()
     {
-        var report = OracleBoot.Run(emulator, DiskImage.Build(new ScriptBuilder()));
+        OracleReport report;
+        try
+        {
+            report = OracleBoot.Run(emulator, DiskImage.Build(new ScriptBuilder()));
+        }
+        catch (TargetFailureException e) when (emulator.Unavailable() is null)
+        {
+            // Said as what it is: the target cannot run at all, not one case that failed.
+            string prefix = emulator.Name + ": ";
+            string detail = e.Message.StartsWith(prefix, StringComparison.Ordinal) ? e.Message[prefix.Length..] : e.Message;
+            throw new TargetFailureException(emulator.Name, $"the capability boot failed, so no case can run: {detail}", e);
+        }
+
         var cpu = EmulatedCpu.FromReport(Describe(), report, out string? reason)
             ?? throw new TargetFailureException(emulator.Name, $"unavailable: {reason}");
         return cpu with { IgnoresLargeLeafBit12 = IsBochs, IgnoresEptWriteForGuestAccessedDirty = IsBochs };

@@ -79,8 +79,13 @@ internal static class FuzzCommand
             return Shared.Usage(error);
         }
 
-        string? corpusDir = parse.GetValue(corpus) ?? (Directory.Exists("corpus") ? "corpus" : null);
-        var (knownDivergences, knownErrors) = Composition.LoadKnown(parse.GetValue(known), corpusDir ?? "corpus");
+        if (Composition.Preflight(probe) is { } unavailable)
+        {
+            return Shared.Infrastructure(unavailable);
+        }
+
+        string? corpusDir = parse.GetValue(corpus) ?? (Directory.Exists(Composition.DefaultCorpus) ? Composition.DefaultCorpus : null);
+        var (knownDivergences, knownErrors) = Composition.LoadKnown(parse.GetValue(known), corpusDir ?? Composition.DefaultCorpus);
         if (knownErrors.Count > 0)
         {
             return Shared.Usage(string.Join(Environment.NewLine + "eptfuzz: ", knownErrors));
@@ -157,6 +162,11 @@ internal static class FuzzCommand
         {
             AnsiConsole.WriteLine($"finding {finding.Signature} x{finding.Count}: {Path.Combine(summary.OutDir, finding.ReducedPath)} ({finding.StepsBefore} -> {finding.StepsAfter} steps)");
             AnsiConsole.WriteLine($"  replay: ./eptfuzz replay {Path.Combine(summary.OutDir, finding.ReducedPath)} --targets {targetList} --trace");
+        }
+
+        if (summary.StoppedByInfrastructure)
+        {
+            Console.Error.WriteLine($"eptfuzz: {summary.StopReason}");
         }
 
         return summary.ExitCode;

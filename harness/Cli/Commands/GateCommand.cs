@@ -16,7 +16,7 @@ internal static class GateCommand
 {
     public static Command Create()
     {
-        var corpus = new Option<string>("--corpus") { Description = "Corpus directory", DefaultValueFactory = _ => "corpus" };
+        var corpus = new Option<string>("--corpus") { Description = "Corpus directory", DefaultValueFactory = _ => Composition.DefaultCorpus };
         var targets = Shared.Targets();
         var known = Shared.Known();
         var junit = new Option<string?>("--junit") { Description = "Write a JUnit XML report here" };
@@ -26,9 +26,11 @@ internal static class GateCommand
         var random = new Option<int>("--random") { Description = "Also replay this many fixed-seed generated cases", DefaultValueFactory = _ => 200 };
         var seed = new Option<string>("--seed") { Description = "Seed of the random set (decimal or 0x hex)", DefaultValueFactory = _ => $"0x{RandomSet.DefaultSeed:x}" };
         var randomDir = new Option<string>("--random-dir") { Description = "Where generated cases that fail are written, to replay them", DefaultValueFactory = _ => "gate-random" };
+        var caseTime = Shared.CaseTime();
+        var caseMemory = Shared.CaseMemory();
         var command = new Command("gate", "Replay the corpus (and a fixed-seed random set) as a release gate and write JUnit/TAP/SARIF/JSON reports")
         {
-            corpus, targets, known, junit, tap, sarif, json, random, seed, randomDir,
+            corpus, targets, known, junit, tap, sarif, json, random, seed, randomDir, caseTime, caseMemory,
         };
         command.SetAction(parse =>
         {
@@ -42,14 +44,19 @@ internal static class GateCommand
                 return Shared.Usage("--random must not be negative");
             }
 
+            if (Shared.Budget(parse.GetValue(caseTime), parse.GetValue(caseMemory), out string? budgetError) is not { } budget)
+            {
+                return Shared.Usage(budgetError!);
+            }
+
             return Run(
                 parse.GetValue(corpus)!, parse.GetValue(targets)!, parse.GetValue(known),
-                parse.GetValue(junit), parse.GetValue(tap), parse.GetValue(sarif), parse.GetValue(json), count, seedValue, parse.GetValue(randomDir)!);
+                parse.GetValue(junit), parse.GetValue(tap), parse.GetValue(sarif), parse.GetValue(json), count, seedValue, parse.GetValue(randomDir)!, budget);
         });
         return command;
     }
 
-    private static int Run(string corpus, string targetList, string? knownPath, string? junit, string? tap, string? sarif, string? json, int randomCount, ulong seed, string randomDir)
+    private static int Run(string corpus, string targetList, string? knownPath, string? junit, string? tap, string? sarif, string? json, int randomCount, ulong seed, string randomDir, CaseBudget budget)
     {
         if (!Directory.Exists(corpus))
         {
@@ -60,6 +67,11 @@ internal static class GateCommand
         if (error is not null)
         {
             return Shared.Usage(error);
+        }
+
+        if (Composition.Preflight(targets) is { } unavailable)
+        {
+            return Shared.Infrastructure(unavailable);
         }
 
         var (known, knownErrors) = Composition.LoadKnown(knownPath, corpus);
@@ -74,7 +86,12 @@ internal static class GateCommand
         var results = new List<CaseResult>(files.Count);
         foreach (var file in files)
         {
-            results.Add(CorpusReplay.RunFile(file, options));
+            results.Add(BudgetedRun.RunFile(file, options, budget, out bool abandoned));
+            if (abandoned)
+            {
+                // The timed-out case still holds its targets: the next case gets fresh ones.
+                options = Composition.Options(Composition.CreateTargets(targetList).Targets, known, null, targetList);
+            }
         }
 
         // The fixed-seed random set: the same cases on every machine. A generated case that does
@@ -82,7 +99,12 @@ internal static class GateCommand
         foreach (var generated in RandomSet.Generate(seed, randomCount, new GeneratorProfile { Features = targets.Features }))
         {
             var path = Path.Combine(randomDir, Path.GetFileName(generated.SourceName));
-            var result = CaseRunner.Run(generated with { SourceName = path }, options);
+            var result = BudgetedRun.Run(generated with { SourceName = path }, options, budget, out bool abandoned);
+            if (abandoned)
+            {
+                options = Composition.Options(Composition.CreateTargets(targetList).Targets, known, null, targetList);
+            }
+
             if (result.Status != CaseStatus.Passed)
             {
                 FindingFile.WriteAtomic(path, CasePrinter.Print(generated));

@@ -11,7 +11,8 @@ internal static class MergeCommand
     {
         var inputs = new Argument<string[]>("campaigns") { Description = "Campaign directories (one per shard or machine)", Arity = ArgumentArity.OneOrMore };
         var into = new Option<string>("--into") { Description = "The merged campaign directory", DefaultValueFactory = _ => "fuzz-merged" };
-        var command = new Command("merge", "Merge the corpora and findings of several campaigns") { inputs, into };
+        var allowMixed = new Option<bool>("--allow-mixed-profiles") { Description = "Merge campaigns of different --cpu-profile/--steps/--probe-weight, recording each input's profile (refused by default)" };
+        var command = new Command("merge", "Merge the corpora and findings of several campaigns (the result cannot be resumed; fuzz --corpus DIR/queue starts from it)") { inputs, into, allowMixed };
         command.SetAction(parse =>
         {
             var dirs = parse.GetValue(inputs)!;
@@ -24,7 +25,7 @@ internal static class MergeCommand
             MergeSummary summary;
             try
             {
-                summary = CampaignMerge.Merge(dirs, parse.GetValue(into)!);
+                summary = CampaignMerge.Merge(dirs, parse.GetValue(into)!, parse.GetValue(allowMixed));
             }
             catch (CampaignUsageException e)
             {

@@ -25,7 +25,7 @@ internal static class ReduceCommandLine
                 return Shared.Usage(error);
             }
 
-            var (knownDivergences, knownErrors) = Composition.LoadKnown(parse.GetValue(known), "corpus");
+            var (knownDivergences, knownErrors) = Composition.LoadKnown(parse.GetValue(known), Composition.DefaultCorpus);
             if (knownErrors.Count > 0)
             {
                 return Shared.Usage(string.Join(Environment.NewLine + "eptfuzz: ", knownErrors));

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
+using EptFuzz.Harness.Cases;
 using EptFuzz.Harness.Running;
 
 namespace EptFuzz.Cli.Commands;
@@ -13,12 +14,16 @@ internal static class ReplayCommand
         var targets = Shared.Targets();
         var trace = new Option<bool>("--trace") { Description = "Print every step with each translator's observation" };
         var known = Shared.Known();
-        var command = new Command("replay", "Replay cases on the selected translators and compare them step by step") { paths, targets, trace, known };
-        command.SetAction(parse => Run(parse.GetValue(paths)!, parse.GetValue(targets)!, parse.GetValue(trace), parse.GetValue(known)));
+        var caseTime = Shared.CaseTime();
+        var caseMemory = Shared.CaseMemory();
+        var command = new Command("replay", "Replay cases on the selected translators and compare them step by step") { paths, targets, trace, known, caseTime, caseMemory };
+        command.SetAction(parse => Shared.Budget(parse.GetValue(caseTime), parse.GetValue(caseMemory), out string? error) is { } budget
+            ? Run(parse.GetValue(paths)!, parse.GetValue(targets)!, parse.GetValue(trace), parse.GetValue(known), budget)
+            : Shared.Usage(error!));
         return command;
     }
 
-    private static int Run(string[] paths, string targetList, bool trace, string? knownPath)
+    private static int Run(string[] paths, string targetList, bool trace, string? knownPath, CaseBudget budget)
     {
         var (files, missing) = CorpusReplay.FindCases(paths);
         if (missing.Count > 0)
@@ -32,8 +37,13 @@ internal static class ReplayCommand
             return Shared.Usage(error);
         }
 
+        if (Composition.Preflight(targets) is { } unavailable)
+        {
+            return Shared.Infrastructure(unavailable);
+        }
+
         var corpusDir = Directory.Exists(paths[0]) ? paths[0] : Path.GetDirectoryName(Path.GetFullPath(paths[0])) ?? ".";
-        var (known, knownErrors) = Composition.LoadKnown(knownPath, knownPath is null ? "corpus" : corpusDir);
+        var (known, knownErrors) = Composition.LoadKnown(knownPath, knownPath is null ? Composition.DefaultCorpus : corpusDir);
         if (knownErrors.Count > 0)
         {
             return Shared.Usage(string.Join(Environment.NewLine + "eptfuzz: ", knownErrors));
@@ -49,11 +59,21 @@ internal static class ReplayCommand
                 Console.Out.WriteLine($"== {file}");
             }
 
-            var result = CorpusReplay.RunFile(file, options);
+            var result = BudgetedRun.RunFile(file, options, budget, out bool abandoned);
+            if (abandoned)
+            {
+                // The timed-out case still holds its targets: the next case gets fresh ones.
+                options = Composition.Options(Composition.CreateTargets(targetList).Targets, known, trace ? Console.Out : null, targetList);
+            }
+
             if (result.Status == CaseStatus.BadInput)
             {
                 // Located errors go to stderr as FILE:LINE:COLUMN: message, one per line.
                 Console.Error.WriteLine(result.Detail.Length > 0 ? result.Detail : result.Message);
+            }
+            else if (result.Status == CaseStatus.Timeout)
+            {
+                Console.Error.WriteLine($"{file}: {result.Message}");
             }
 
             results.Add(result);

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using EptFuzz.Harness.Cases;
 using EptFuzz.Harness.Running;
 using Spectre.Console;
 
@@ -18,16 +19,49 @@ internal static class Shared
         Description = "Known-divergences file (default: known-divergences.txt in the corpus directory)",
     };
 
+    public static Option<double> CaseTime() => new("--case-time")
+    {
+        Description = "Seconds one case may run; a case whose planned cost exceeds it is refused before it runs (exit 2), one that runs past it is a timeout (exit 3)",
+        DefaultValueFactory = _ => CaseBudget.Default.Time.TotalSeconds,
+    };
+
+    public static Option<long> CaseMemory() => new("--case-memory")
+    {
+        Description = "MiB the page entries a case's maps may create are planned to take; a case over it is refused before it runs (exit 2)",
+        DefaultValueFactory = _ => CaseBudget.Default.MemoryBytes >> 20,
+    };
+
+    /// <summary>The per-case budget from <c>--case-time</c> and <c>--case-memory</c>, or a usage error.</summary>
+    public static CaseBudget? Budget(double seconds, long mebibytes, out string? error)
+    {
+        error = !(seconds > 0 && seconds <= 86400) ? $"--case-time: {seconds} is not a number of seconds in (0, 86400]"
+            : mebibytes is < 1 or > (1L << 30) ? $"--case-memory: {mebibytes} is not a number of MiB in [1, 2^30]"
+            : null;
+        return error is null ? new CaseBudget { Time = TimeSpan.FromSeconds(seconds), MemoryBytes = mebibytes << 20 } : null;
+    }
+
     public static int Usage(string message)
     {
         Console.Error.WriteLine($"eptfuzz: {message}");
         return ExitCodes.BadInput;
     }
 
+    /// <summary>An infrastructure failure said in one line (exit 3): never a finding.</summary>
+    public static int Infrastructure(string message)
+    {
+        Console.Error.WriteLine($"eptfuzz: {message}");
+        return ExitCodes.Infrastructure;
+    }
+
     /// <summary>The short summary table for people; the details of every case that did not pass come first.</summary>
     public static void PrintSummary(IReadOnlyList<CaseResult> results, TimeSpan elapsed)
     {
-        foreach (var r in results.Where(r => r.Status != CaseStatus.Passed))
+        foreach (var r in results.Where(r => r.Status == CaseStatus.Unsupported))
+        {
+            AnsiConsole.MarkupLine($"[grey]unsupported {Markup.Escape(r.File)}: {Markup.Escape(r.Message)}[/]");
+        }
+
+        foreach (var r in results.Where(r => r.Status is not (CaseStatus.Passed or CaseStatus.Unsupported)))
         {
             var colour = r.Status == CaseStatus.KnownDivergence ? "yellow" : "red";
             AnsiConsole.MarkupLine($"[{colour}]{Markup.Escape(r.Status.ToString())}[/] {Markup.Escape(r.File)}");

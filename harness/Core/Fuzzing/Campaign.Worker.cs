@@ -120,6 +120,11 @@ public sealed partial class Campaign
             Interlocked.Increment(ref campaign.executions);
             Interlocked.Add(ref campaign.probes, result.Counters.Probes);
             int fresh = End();
+            if (result.Status != CaseStatus.InfrastructureFailure)
+            {
+                Interlocked.Exchange(ref campaign.consecutiveInfrastructure, 0);
+            }
+
             switch (result.Status)
             {
                 case CaseStatus.Diverged:
@@ -141,8 +146,7 @@ public sealed partial class Campaign
 
                     break;
                 case CaseStatus.InfrastructureFailure:
-                    Interlocked.Increment(ref campaign.infrastructure);
-                    campaign.files.Log(new CampaignEvent { Type = "infrastructure", Seconds = campaign.elapsedBase + campaign.session.Elapsed.TotalSeconds, Executions = Interlocked.Read(ref campaign.executions), Message = result.Message });
+                    campaign.OnInfrastructureFailure(result.Message);
                     break;
                 default:
                     if (fresh > 0 && campaign.coverage.Absorb(local.CaseFeatures) > 0)
@@ -200,6 +204,15 @@ public sealed partial class Campaign
             Interlocked.Increment(ref campaign.executions);
             Interlocked.Add(ref campaign.probes, result.Counters.Probes);
             End();
+            if (result.Status == CaseStatus.InfrastructureFailure)
+            {
+                campaign.OnInfrastructureFailure(result.Message);
+            }
+            else
+            {
+                Interlocked.Exchange(ref campaign.consecutiveInfrastructure, 0);
+            }
+
             int fresh = result.Status == CaseStatus.Passed || result.Status == CaseStatus.KnownDivergence ? campaign.coverage.Absorb(local.CaseFeatures) : 0;
             return (fresh, result.Duration);
         }
@@ -249,7 +262,9 @@ public sealed partial class Campaign
 
     /// <summary>
     /// Runs a case; an exception escaping the runner (the hypervisor under test threw) is a
-    /// finding, reported with its stack, never swallowed.
+    /// finding, reported with its stack, never swallowed. A target that cannot run (an emulator
+    /// that is missing, crashes or hangs, wherever it is noticed) is an infrastructure failure,
+    /// never a finding.
     /// </summary>
     public static CaseResult SafeRun(EptCase c, RunOptions options)
     {
@@ -257,6 +272,16 @@ public sealed partial class Campaign
         try
         {
             return CaseRunner.Run(c, options);
+        }
+        catch (EptFuzz.Contract.TargetFailureException e)
+        {
+            return new CaseResult
+            {
+                File = c.SourceName,
+                Status = CaseStatus.InfrastructureFailure,
+                Message = e.Message,
+                Detail = e.ToString(),
+            };
         }
         catch (Exception e) when (e is not (OutOfMemoryException or InsufficientExecutionStackException))
         {

@@ -52,6 +52,10 @@ public sealed partial class Campaign
     /// <summary>Cancelled to stop the workers (limits, cancellation, a failed worker); also ends a reduction early.</summary>
     private readonly CancellationTokenSource stop = new();
     private Exception? workerFailure;
+    /// <summary>Infrastructure failures in a row (reset by any case that ran): past the limit the target cannot run, and the campaign stops.</summary>
+    private long consecutiveInfrastructure;
+    /// <summary>Why the campaign stopped early for its infrastructure (a target that cannot run, the file system failing); null otherwise.</summary>
+    private string? infrastructureStop;
 
     public Campaign(CampaignOptions options)
     {
@@ -73,8 +77,24 @@ public sealed partial class Campaign
             throw new CampaignUsageException(error);
         }
 
-        PrepareDirectory();
+        // --max-total-time is wall time from here to the end: loading the queue and the corpus,
+        // recovering findings and replaying slots all spend it (the stop token ends them too).
         session.Start();
+        if (options.MaxTotalTime is { } max)
+        {
+            if (max <= TimeSpan.Zero)
+            {
+                stop.Cancel();
+            }
+            else
+            {
+                stop.CancelAfter(max);
+            }
+        }
+
+        using CancellationTokenRegistration linked = cancellation.Register(stop.Cancel);
+        using CampaignLock held = CampaignLock.Acquire(options.OutDir);
+        PrepareDirectory();
         try
         {
             return RunWorkers(cancellation, progress);
@@ -92,6 +112,11 @@ public sealed partial class Campaign
         if (options.Resume)
         {
             stats = CampaignStats.Load(options.OutDir, out string error) ?? throw new CampaignUsageException($"--resume: {error}");
+            if (stats.Shard == CampaignMerge.MergedShard)
+            {
+                throw new CampaignUsageException($"--resume: {options.OutDir} was made by 'eptfuzz merge' and cannot be resumed (its cases come from several seeds and shards); start a new campaign from its queue: eptfuzz fuzz --corpus {Path.Combine(options.OutDir, "queue")} --out NEW_DIR");
+            }
+
             string seed = CampaignStats.SeedText(options.Seed);
             if (stats.Seed != seed || stats.Shard != options.Shard.ToString())
             {
@@ -126,6 +151,23 @@ public sealed partial class Campaign
                 StepsPerCase = options.Profile.Steps,
                 ProbeWeight = options.Profile.ProbeWeight,
             };
+        }
+
+        if (options.Resume)
+        {
+            // This campaign holds the directory's lock: any temporary here is a dead writer's.
+            if (files.DeleteStaleTemporaries() is var stale and > 0)
+            {
+                warnings.Add($"deleted {stale} temporary file(s) that an interrupted write left");
+            }
+
+            // stats.json is rewritten every few seconds, events are appended as they happen: after a
+            // kill an event can count executions that stats.json had not. Those ran; count them.
+            foreach (CampaignEvent e in CampaignEvent.ReadAll(options.OutDir))
+            {
+                stats.Executions = Math.Max(stats.Executions, e.Executions);
+                stats.Probes = Math.Max(stats.Probes, e.Probes ?? 0);
+            }
         }
 
         files.Create();
@@ -172,25 +214,35 @@ public sealed partial class Campaign
         coverage = new CoverageMap(ruleNames, options.RulesModelled, options.Coverage);
         this.workers = workers;
         stats.Targets = targetNames;
-        files.Log(new CampaignEvent { Type = options.Resume ? "resume" : "start", Seconds = elapsedBase, Executions = executions, Message = options.CommandLine });
-
-        // Rebuild what a resumed campaign knew, then finish what a kill interrupted.
-        LoadQueue(workers[0]);
-        if (options.Resume)
+        try
         {
-            RecoverFindings(workers[0]);
-            ReplaySlots(workers[0]);
+            // A campaign directory holds a stats.json from its first moment: a disk that fills
+            // while the corpus loads leaves one that --resume and report can read.
+            SaveStats();
+            files.Log(new CampaignEvent { Type = options.Resume ? "resume" : "start", Seconds = elapsedBase, Executions = executions, Message = options.CommandLine });
+
+            // Rebuild what a resumed campaign knew, then finish what a kill interrupted.
+            LoadQueue(workers[0]);
+            if (options.Resume)
+            {
+                RecoverFindings(workers[0]);
+                ReplaySlots(workers[0]);
+            }
+
+            if (options.CorpusDir is { } dir && !Stopping)
+            {
+                LoadCorpus(workers[0], dir);
+            }
+
+            SaveStats();
+            if (!Stopping)
+            {
+                RunThreads(workers, cancellation, progress);
+            }
         }
-
-        if (options.CorpusDir is { } dir)
+        catch (IOException e)
         {
-            LoadCorpus(workers[0], dir);
-        }
-
-        SaveStats();
-        if (!Stopping)
-        {
-            RunThreads(workers, cancellation, progress);
+            StopForInfrastructure(IoStopReason(e));
         }
 
         foreach (var w in workers.Where(w => !w.Abandoned))
@@ -211,11 +263,22 @@ public sealed partial class Campaign
             stats.History.Add(HistoryPoint.Of(final));
         }
 
-        string reason = cancellation.IsCancellationRequested ? "cancelled"
+        string reason = infrastructureStop is { } why ? why
+            : cancellation.IsCancellationRequested ? "cancelled"
             : options.Runs is { } n && Interlocked.Read(ref claimed) >= n ? "runs"
             : "time";
-        SaveStats();
-        files.Log(new CampaignEvent { Type = "stop", Seconds = final.Elapsed.TotalSeconds, Executions = final.Executions, Probes = final.Probes, Message = reason, Findings = final.Findings });
+        try
+        {
+            SaveStats();
+            files.Log(new CampaignEvent { Type = "stop", Seconds = final.Elapsed.TotalSeconds, Executions = final.Executions, Probes = final.Probes, Message = reason, Findings = final.Findings });
+        }
+        catch (IOException e) when (infrastructureStop is not null)
+        {
+            // The file system already failed (the reason says so): stats.json keeps its last
+            // complete version, which --resume reads.
+            warnings.Add($"the final stats.json and stop event could not be written: {e.Message}");
+        }
+
         progress?.Report(final);
         lock (findingGate)
         {
@@ -225,10 +288,32 @@ public sealed partial class Campaign
                 Findings = [.. findings.Values.OrderBy(f => f.FoundAtExecution)],
                 OutDir = options.OutDir,
                 StopReason = reason,
+                StoppedByInfrastructure = infrastructureStop is not null,
                 Warnings = [.. warnings],
             };
         }
     }
+
+    /// <summary>Counts a case that a target could not run; after too many in a row the target cannot run at all, and the campaign stops.</summary>
+    private void OnInfrastructureFailure(string message)
+    {
+        Interlocked.Increment(ref infrastructure);
+        long inRow = Interlocked.Increment(ref consecutiveInfrastructure);
+        files.Log(new CampaignEvent { Type = "infrastructure", Seconds = elapsedBase + session.Elapsed.TotalSeconds, Executions = Interlocked.Read(ref executions), Message = message });
+        if (inRow >= options.MaxConsecutiveInfrastructureFailures)
+        {
+            StopForInfrastructure(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"infrastructure: {inRow} cases in a row could not run; the last: {message}"));
+        }
+    }
+
+    private void StopForInfrastructure(string reason)
+    {
+        Interlocked.CompareExchange(ref infrastructureStop, reason, null);
+        stop.Cancel();
+    }
+
+    private static string IoStopReason(IOException e) =>
+        $"infrastructure: the file system failed ({e.Message}); the campaign stopped, and every file written before is complete";
 
     private static void DescribeTargets(RunOptions o, out IReadOnlyList<string> ruleNames, out List<string> names)
     {
@@ -251,6 +336,11 @@ public sealed partial class Campaign
                 try
                 {
                     worker.Loop();
+                }
+                catch (IOException e)
+                {
+                    // The file system failed (a full disk): stop cleanly, keeping what was written.
+                    StopForInfrastructure(IoStopReason(e));
                 }
                 catch (Exception e)
                 {
@@ -473,6 +563,11 @@ public sealed partial class Campaign
     {
         foreach (string path in files.QueueEntries())
         {
+            if (Stopping)
+            {
+                return;
+            }
+
             ParseResult parsed = CaseParser.Parse(File.ReadAllBytes(path), path);
             if (!parsed.Succeeded)
             {
@@ -493,6 +588,11 @@ public sealed partial class Campaign
     {
         foreach (string path in Directory.EnumerateFiles(dir, "*.ept", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
         {
+            if (Stopping)
+            {
+                return;
+            }
+
             ParseResult parsed = CaseParser.Parse(File.ReadAllBytes(path), path);
             if (!parsed.Succeeded)
             {
@@ -684,6 +784,12 @@ public sealed partial class Campaign
     /// <summary>The cases that were running when the campaign was killed: run them once more.</summary>
     private void ReplaySlots(Worker worker)
     {
+        if (Stopping)
+        {
+            // Out of time already: the slots stay for the next --resume (no worker overwrites them).
+            return;
+        }
+
         var inFlight = new List<EptCase>();
         foreach (string slot in Directory.EnumerateFiles(files.Queue, ".current-*.ept").Order(StringComparer.Ordinal))
         {

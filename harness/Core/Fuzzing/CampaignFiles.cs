@@ -10,6 +10,8 @@ internal sealed class CampaignFiles : IDisposable
 {
     private readonly object eventGate = new();
     private StreamWriter? events;
+    /// <summary>True once an event could not be written (a full disk).</summary>
+    private bool broken;
 
     public CampaignFiles(string outDir)
     {
@@ -34,7 +36,26 @@ internal sealed class CampaignFiles : IDisposable
         Directory.CreateDirectory(Queue);
         Directory.CreateDirectory(Findings);
         Directory.CreateDirectory(Hangs);
-        events = new StreamWriter(new FileStream(EventsPath, FileMode.Append, FileAccess.Write, FileShare.Read), new UTF8Encoding(false)) { AutoFlush = true };
+        // Unbuffered (each line one write) so that a failed write is not retried at close.
+        var stream = new FileStream(EventsPath, FileMode.Append, FileAccess.Write, FileShare.Read, bufferSize: 1);
+        if (stream.Length > 0 && LastByte(EventsPath) != (byte)'\n')
+        {
+            // A kill or a full disk tore the last line: end it, so that the next event is a line of its own.
+            stream.WriteByte((byte)'\n');
+        }
+
+        events = new StreamWriter(stream, new UTF8Encoding(false)) { AutoFlush = true };
+    }
+
+    /// <summary>Deletes the temporaries of writes that a kill or a full disk interrupted (the campaign's lock is held); returns how many.</summary>
+    public int DeleteStaleTemporaries() =>
+        new[] { Root, Queue, Findings, Hangs, Rejected }.Sum(FindingFile.DeleteStaleTemporaries);
+
+    private static int LastByte(string path)
+    {
+        using var reader = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        reader.Seek(-1, SeekOrigin.End);
+        return reader.ReadByte();
     }
 
     public string ReducedPath(string hash) => Path.Combine(Findings, hash + ".ept");
@@ -53,7 +74,16 @@ internal sealed class CampaignFiles : IDisposable
         string line = JsonSerializer.Serialize(e, CampaignStats.JsonLine);
         lock (eventGate)
         {
-            events?.WriteLine(line);
+            try
+            {
+                events?.WriteLine(line);
+            }
+            catch (IOException)
+            {
+                // Said by the caller (the campaign stops for it); closing must not fail again on it.
+                broken = true;
+                throw;
+            }
         }
     }
 
@@ -61,7 +91,15 @@ internal sealed class CampaignFiles : IDisposable
     {
         lock (eventGate)
         {
-            events?.Dispose();
+            try
+            {
+                events?.Dispose();
+            }
+            catch (IOException) when (broken)
+            {
+                // The write that failed was already reported; the lines before it are complete.
+            }
+
             events = null;
         }
     }

@@ -27,8 +27,16 @@ public sealed record MergeSummary
 /// </summary>
 public static class CampaignMerge
 {
+    /// <summary>The shard name a merged campaign records; such a campaign cannot be resumed.</summary>
+    public const string MergedShard = "merged";
+
     /// <summary>Merges <paramref name="inputs"/> into <paramref name="outDir"/>, which must not hold a campaign yet.</summary>
-    public static MergeSummary Merge(IReadOnlyList<string> inputs, string outDir)
+    /// <param name="allowMixedProfiles">
+    /// Merge campaigns whose generator profiles differ (<c>--cpu-profile</c>, <c>--steps</c>,
+    /// <c>--probe-weight</c>, generator version); the merged stats.json lists every input's. Without
+    /// it such a mix is refused: its counters and coverage would be labelled with one profile.
+    /// </param>
+    public static MergeSummary Merge(IReadOnlyList<string> inputs, string outDir, bool allowMixedProfiles = false)
     {
         ArgumentNullException.ThrowIfNull(inputs);
         ArgumentNullException.ThrowIfNull(outDir);
@@ -49,6 +57,19 @@ public static class CampaignMerge
             all.Add((dir, stats));
         }
 
+        List<string> profiles = [.. all.Select(a => $"{a.Dir}: {ProfileOf(a.Stats)}")];
+        bool mixed = all.Select(a => ProfileOf(a.Stats)).Distinct(StringComparer.Ordinal).Count() > 1;
+        if (mixed && !allowMixedProfiles)
+        {
+            throw new CampaignUsageException($"merge: the campaigns were made with different generator profiles ({string.Join("; ", profiles)}); merge each profile apart, or pass --allow-mixed-profiles to merge them and record every input's profile");
+        }
+
+        using CampaignLock held = CampaignLock.Acquire(outDir);
+        if (CampaignStats.Exists(outDir))
+        {
+            throw new CampaignUsageException($"merge: {outDir} already holds a campaign (stats.json); merge into a new directory");
+        }
+
         var files = new CampaignFiles(outDir);
         files.Create();
         try
@@ -59,11 +80,12 @@ public static class CampaignMerge
             var merged = new CampaignStats
             {
                 Seed = all.Select(a => a.Stats.Seed).Distinct(StringComparer.Ordinal).Count() == 1 ? all[0].Stats.Seed : "mixed",
-                Shard = "merged",
+                Shard = MergedShard,
                 GeneratorVersion = all[0].Stats.GeneratorVersion,
-                CpuProfile = all[0].Stats.CpuProfile,
+                CpuProfile = mixed ? "mixed" : all[0].Stats.CpuProfile,
                 StepsPerCase = all[0].Stats.StepsPerCase,
                 ProbeWeight = all[0].Stats.ProbeWeight,
+                InputProfiles = mixed ? profiles : [],
                 Executions = all.Sum(a => a.Stats.Executions),
                 Probes = all.Sum(a => a.Stats.Probes),
                 Rejected = all.Sum(a => a.Stats.Rejected),
@@ -92,6 +114,9 @@ public static class CampaignMerge
             files.Dispose();
         }
     }
+
+    private static string ProfileOf(CampaignStats s) =>
+        string.Create(System.Globalization.CultureInfo.InvariantCulture, $"generator {s.GeneratorVersion} --cpu-profile {s.CpuProfile} --steps {s.StepsPerCase} --probe-weight {s.ProbeWeight}");
 
     private static (int Entries, int Duplicates) MergeQueues(List<(string Dir, CampaignStats Stats)> all, CampaignFiles into, List<string> warnings)
     {

@@ -53,6 +53,9 @@ public sealed record CampaignOptions
     /// <summary>Percent of iterations that generate a fresh case instead of mutating a kept one.</summary>
     public int FreshPercent { get; init; } = 25;
 
+    /// <summary>Cases in a row that a target could not run (infrastructure failures) before the campaign stops with exit status 3.</summary>
+    public int MaxConsecutiveInfrastructureFailures { get; init; } = 10;
+
     /// <summary>Write each case to queue/.current-W.ept before it runs (see README: cheap, crash-safe slot).</summary>
     public bool WriteCurrentCase { get; init; } = true;
 
@@ -125,6 +128,11 @@ public sealed record CampaignOptions
         if (FreshPercent is < 0 or > 100)
         {
             return "the fresh-case percentage must be 0 to 100";
+        }
+
+        if (MaxConsecutiveInfrastructureFailures < 1)
+        {
+            return "the limit of infrastructure failures in a row must be at least 1";
         }
 
         if (StatusInterval <= TimeSpan.Zero)
@@ -247,9 +255,15 @@ public sealed record CampaignSummary
     /// <summary>runs, time, cancelled.</summary>
     public required string StopReason { get; init; }
 
+    /// <summary>The campaign stopped early because a target could not run or the file system failed (<see cref="StopReason"/> says which).</summary>
+    public bool StoppedByInfrastructure { get; init; }
+
     /// <summary>Corpus files that could not be used, with their located errors.</summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
 
-    /// <summary>Exit code: 1 when the campaign has findings, 3 when a target failed, else 0.</summary>
-    public int ExitCode => Findings.Count > 0 ? ExitCodes.Divergence : Final.InfrastructureFailures > 0 ? ExitCodes.Infrastructure : ExitCodes.Ok;
+    /// <summary>Exit code: 3 when the campaign was stopped by its infrastructure, else 1 when it has findings, 3 when a target failed, else 0.</summary>
+    public int ExitCode => StoppedByInfrastructure ? ExitCodes.Infrastructure
+        : Findings.Count > 0 ? ExitCodes.Divergence
+        : Final.InfrastructureFailures > 0 ? ExitCodes.Infrastructure
+        : ExitCodes.Ok;
 }

@@ -24,17 +24,23 @@ public sealed class CampaignStats
 {
     public const string FileName = "stats.json";
 
+    /// <remarks>
+    /// Nullable annotations are respected: a damaged file's <c>"findings": null</c> is refused
+    /// while reading (bad input, named by its path), not found later as a crash.
+    /// </remarks>
     internal static readonly JsonSerializerOptions Json = new()
     {
         WriteIndented = true,
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
         DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+        RespectNullableAnnotations = true,
     };
 
     internal static readonly JsonSerializerOptions JsonLine = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        RespectNullableAnnotations = true,
     };
 
     public int FormatVersion { get; set; } = 1;
@@ -52,6 +58,12 @@ public sealed class CampaignStats
 
     /// <summary><c>--probe-weight</c>; a stats.json from before the option has none and means the default.</summary>
     public int ProbeWeight { get; set; } = GeneratorProfile.DefaultProbeWeight;
+
+    /// <summary>
+    /// A merge of campaigns with different generator profiles (<c>merge --allow-mixed-profiles</c>):
+    /// each input's directory and profile. Empty otherwise; then the profile fields above hold.
+    /// </summary>
+    public List<string> InputProfiles { get; set; } = [];
 
     /// <summary>The next case index of this shard (cases before it were claimed by a worker).</summary>
     public ulong NextCaseIndex { get; set; }
@@ -129,6 +141,12 @@ public sealed class CampaignStats
             {
                 error = $"{path}: empty";
             }
+            else if (stats.Findings.Contains(null!) || stats.History.Contains(null!) || stats.Targets.Contains(null!) || stats.RulesHitNames.Contains(null!) || stats.InputProfiles.Contains(null!))
+            {
+                // Nullable annotations do not reach a list's elements.
+                error = $"{path}: not a campaign's stats.json (a list holds null)";
+                return null;
+            }
 
             return stats;
         }
@@ -182,9 +200,17 @@ public sealed record CampaignEvent
 
     public int? Findings { get; init; }
 
-    /// <summary>Reads events.jsonl, skipping a torn last line (a kill can cut one).</summary>
-    public static IReadOnlyList<CampaignEvent> ReadAll(string outDir)
+    /// <summary>
+    /// Reads events.jsonl, skipping torn lines: a kill or a full disk can cut the last line, and a
+    /// resumed campaign writes its events after it (older versions even glued the next event to it).
+    /// </summary>
+    public static IReadOnlyList<CampaignEvent> ReadAll(string outDir) => ReadAll(outDir, out _);
+
+    /// <inheritdoc cref="ReadAll(string)"/>
+    /// <param name="torn">How many lines were skipped as torn.</param>
+    public static IReadOnlyList<CampaignEvent> ReadAll(string outDir, out int torn)
     {
+        torn = 0;
         string path = System.IO.Path.Combine(outDir, "events.jsonl");
         var events = new List<CampaignEvent>();
         if (!File.Exists(path))
@@ -207,9 +233,9 @@ public sealed record CampaignEvent
                     events.Add(e);
                 }
             }
-            catch (JsonException) when (i == lines.Length - 1)
+            catch (JsonException)
             {
-                // Only the last line can be torn by a kill; anything else is corruption and throws.
+                torn++;
             }
         }
 

@@ -94,16 +94,48 @@ public static class FindingFile
         ArgumentNullException.ThrowIfNull(path);
         string directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
         Directory.CreateDirectory(directory);
-        string temp = Path.Combine(directory, $".{Path.GetFileName(path)}.{Environment.ProcessId}.{Environment.CurrentManagedThreadId}.tmp");
-        using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None, 4096, FileOptions.None))
-        using (var writer = new StreamWriter(stream, new System.Text.UTF8Encoding(false)))
+        string temp = TempPath(directory, path);
+        try
         {
-            writer.Write(text);
-            writer.Flush();
-            stream.Flush(flushToDisk: durable);
+            using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None, 4096, FileOptions.None))
+            using (var writer = new StreamWriter(stream, new System.Text.UTF8Encoding(false)))
+            {
+                writer.Write(text);
+                writer.Flush();
+                stream.Flush(flushToDisk: durable);
+            }
+
+            File.Move(temp, path, overwrite: true);
+        }
+        catch (IOException)
+        {
+            // A full disk: the old file (if any) is intact; do not leave the half-written temporary.
+            File.Delete(temp);
+            throw;
+        }
+    }
+
+    /// <summary>The temporary a write goes through: hidden, named after the file, the process and the thread.</summary>
+    private static string TempPath(string directory, string path) =>
+        Path.Combine(directory, $".{Path.GetFileName(path)}.{Environment.ProcessId}.{Environment.CurrentManagedThreadId}.tmp");
+
+    /// <summary>Deletes the temporaries that a killed writer left in <paramref name="directory"/> (only while no other writer can run there); returns how many.</summary>
+    public static int DeleteStaleTemporaries(string directory)
+    {
+        ArgumentNullException.ThrowIfNull(directory);
+        if (!Directory.Exists(directory))
+        {
+            return 0;
         }
 
-        File.Move(temp, path, overwrite: true);
+        int n = 0;
+        foreach (string temp in Directory.EnumerateFiles(directory, ".*.tmp"))
+        {
+            File.Delete(temp);
+            n++;
+        }
+
+        return n;
     }
 
     /// <summary>

@@ -37,6 +37,11 @@ public static class HtmlReport
         Row(sb, "seed", stats.Seed);
         Row(sb, "shard", stats.Shard);
         Row(sb, "generator", $"version {stats.GeneratorVersion}, cpu profile {stats.CpuProfile}, {stats.StepsPerCase} steps per case, probe weight {stats.ProbeWeight}");
+        if (stats.InputProfiles.Count > 0)
+        {
+            Row(sb, "merged from mixed profiles", string.Join("; ", stats.InputProfiles));
+        }
+
         Row(sb, "targets", string.Join(", ", stats.Targets));
         Row(sb, "time", TimeSpan.FromSeconds(stats.ElapsedSeconds).ToString(@"d\.hh\:mm\:ss", CultureInfo.InvariantCulture));
         Row(sb, "executions", stats.Executions.ToString(CultureInfo.InvariantCulture));
@@ -121,13 +126,26 @@ public static class HtmlReport
         }
 
         string detailPath = Path.Combine(outDir, "findings", f.Hash + ".json");
-        if (File.Exists(detailPath) && JsonSerializer.Deserialize<FindingDetail>(File.ReadAllText(detailPath), CampaignStats.Json) is { } detail)
+        if (File.Exists(detailPath) && ReadDetail(detailPath) is { } detail)
         {
             sb.Append("<p>").Append(E(detail.Message)).Append("</p>\n");
             Walks(sb, detail.Detail);
         }
 
         sb.Append("</div>\n");
+    }
+
+    /// <summary>A finding's detail file; a damaged one is bad input named by its path (exit 2), never a crash.</summary>
+    private static FindingDetail? ReadDetail(string path)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<FindingDetail>(File.ReadAllText(path), CampaignStats.Json);
+        }
+        catch (JsonException e)
+        {
+            throw new CampaignUsageException($"report: {path}: not a finding's detail file ({e.Message}); delete it to report the finding without its walks");
+        }
     }
 
     /// <summary>

@@ -18,7 +18,7 @@ public static class JUnitWriter
             new XAttribute("name", report.Tool),
             new XAttribute("tests", report.Results.Count),
             new XAttribute("failures", report.Results.Count(r => r.Status is CaseStatus.Diverged or CaseStatus.ExpectationFailed)),
-            new XAttribute("errors", report.Results.Count(r => r.Status is CaseStatus.BadInput or CaseStatus.InfrastructureFailure)),
+            new XAttribute("errors", report.Results.Count(r => r.Status is CaseStatus.BadInput or CaseStatus.InfrastructureFailure or CaseStatus.Timeout)),
             new XAttribute("time", Seconds(report.Duration)),
             Suite($"{report.Tool} gate ({string.Join(",", report.Targets)})", counted),
             Suite($"{report.Tool} known divergences", known));
@@ -30,7 +30,7 @@ public static class JUnitWriter
             new XAttribute("name", name),
             new XAttribute("tests", results.Count),
             new XAttribute("failures", results.Count(r => r.Status is CaseStatus.Diverged or CaseStatus.ExpectationFailed)),
-            new XAttribute("errors", results.Count(r => r.Status is CaseStatus.BadInput or CaseStatus.InfrastructureFailure)),
+            new XAttribute("errors", results.Count(r => r.Status is CaseStatus.BadInput or CaseStatus.InfrastructureFailure or CaseStatus.Timeout)),
             new XAttribute("skipped", results.Count(r => r.Status == CaseStatus.Unsupported)),
             new XAttribute("time", Seconds(TimeSpan.FromTicks(results.Sum(r => r.Duration.Ticks)))),
             results.Select(Case));
@@ -55,6 +55,7 @@ public static class JUnitWriter
                 break;
             case CaseStatus.BadInput:
             case CaseStatus.InfrastructureFailure:
+            case CaseStatus.Timeout:
                 element.Add(new XElement("error", new XAttribute("message", r.Message), new XAttribute("type", r.Status.ToString()), r.Detail));
                 break;
             case CaseStatus.Unsupported:

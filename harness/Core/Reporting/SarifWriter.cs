@@ -17,6 +17,7 @@ public static class SarifWriter
             Rule("expectation", "A step's expectation did not hold"),
             Rule("bad-input", "The case file is malformed"),
             Rule("infrastructure", "A target could not run"),
+            Rule("timeout", "The case ran past its time budget"),
             Rule("known-divergence", "A documented, triaged divergence"),
             Rule("unsupported", "The case needs an operation the target does not implement"));
         var results = new JsonArray();
@@ -28,6 +29,7 @@ public static class SarifWriter
                 CaseStatus.ExpectationFailed => ("expectation", "error"),
                 CaseStatus.BadInput => ("bad-input", "error"),
                 CaseStatus.InfrastructureFailure => ("infrastructure", "error"),
+                CaseStatus.Timeout => ("timeout", "error"),
                 CaseStatus.Unsupported => ("unsupported", "note"),
                 _ => ("known-divergence", "note"),
             };

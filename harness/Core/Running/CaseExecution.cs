@@ -856,7 +856,9 @@ internal sealed class CaseExecution : IDisposable
 
         int alone = groups.First(g => g.Count == 1)[0];
         string others = string.Join(" and ", groups.First(g => g.Count > 1).Select(t => targets[t].Name));
-        string role = !targets[alone].Traits.HasFlag(TargetTraits.Immediate)
+        string role = targets[alone].Traits.HasFlag(TargetTraits.SoftwareWalk)
+            ? "a bug in the target's own lookup, as it alone differs"
+            : !targets[alone].Traits.HasFlag(TargetTraits.Immediate)
             ? "a model bug or an emulator deviation (see ept-rules.md §18), as the oracle alone differs"
             : targets[alone].RuleNames.Count > 0 ? "a model bug, as the model alone differs" : "an implementation bug, as it alone differs";
         return $"{targets[alone].Name} differs from {others}: {role}";

@@ -20,6 +20,11 @@ public enum CaseStatus
     BadInput,
     /// <summary>A target could not run (emulator missing, crashed, timed out): never a finding (exit 3).</summary>
     InfrastructureFailure,
+    /// <summary>
+    /// The case ran past its time budget (<c>--case-time</c>) and was abandoned: not a divergence,
+    /// since no answer was compared; exit 3 like an infrastructure failure, reported as its own verdict.
+    /// </summary>
+    Timeout,
 }
 
 /// <summary>Counters of one case run.</summary>
@@ -52,7 +57,7 @@ public sealed record CaseResult
     public CaseCounters Counters { get; init; } = new();
     public TimeSpan Duration { get; init; }
 
-    public bool IsFailure => Status is CaseStatus.Diverged or CaseStatus.ExpectationFailed or CaseStatus.BadInput or CaseStatus.InfrastructureFailure;
+    public bool IsFailure => Status is CaseStatus.Diverged or CaseStatus.ExpectationFailed or CaseStatus.BadInput or CaseStatus.InfrastructureFailure or CaseStatus.Timeout;
 }
 
 /// <summary>Process exit codes, everywhere (README.md documents them).</summary>
@@ -72,7 +77,7 @@ public static class ExitCodes
             return BadInput;
         }
 
-        if (statuses.Contains(CaseStatus.InfrastructureFailure))
+        if (statuses.Contains(CaseStatus.InfrastructureFailure) || statuses.Contains(CaseStatus.Timeout))
         {
             return Infrastructure;
         }

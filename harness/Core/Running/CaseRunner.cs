@@ -36,7 +36,8 @@ public static class CaseRunner
         catch (TargetFaultException e)
         {
             // The code under test crashed, hung or broke the protocol at this step: a finding.
-            var step = execution.CurrentStep;
+            var step = e.StepIndex is int at && at < @case.Steps.Length ? @case.Steps[at] : execution.CurrentStep;
+            int stepIndex = e.StepIndex ?? execution.CurrentIndex;
             string stepKey = step is null ? "case" : CaseExecution.StepKey(step);
             var signature = new Comparing.DivergenceSignature(stepKey, e.Target, e.OutcomeText, "-", "-", e.Detail).ToString();
             var known = options.Known.ReasonFor(signature);
@@ -44,7 +45,7 @@ public static class CaseRunner
             {
                 File = @case.SourceName,
                 Status = known is null ? CaseStatus.Diverged : CaseStatus.KnownDivergence,
-                Message = step is null ? e.Message : $"step {execution.CurrentIndex + 1} (line {step.Line}): {e.Message}",
+                Message = step is null ? e.Message : $"step {stepIndex + 1} (line {step.Line}): {e.Message}",
                 Line = step?.Line ?? 0,
                 Signature = signature,
                 KnownReason = known,

@@ -32,6 +32,16 @@ internal sealed class ExternalHost : IDisposable
     private readonly Dictionary<ulong, ulong[]> outside = [];
     private bool disposed;
 
+    /// <summary>WALK commands written but not yet sent: they travel with the next command (one round trip for both).</summary>
+    private readonly FrameWriter walkWriter = new();
+    private byte[] pendingWalkBytes = new byte[1024];
+    private int pendingWalkLength;
+    private readonly List<(int Step, bool Linear, ulong Address)> pendingWalks = [];
+    private readonly Dictionary<int, WalkAnswer> walkAnswers = [];
+
+    /// <summary>At most this many lookups wait for the next command: their answers must fit the target's output pipe while we still write.</summary>
+    private const int MaxPendingWalks = 512;
+
     public ExternalHost(ExternalTargetOptions options)
     {
         this.options = options;
@@ -113,8 +123,11 @@ internal sealed class ExternalHost : IDisposable
         }
     }
 
-    /// <summary>Starts a case: the target forgets everything; the arena pages the harness wrote are zeroed.</summary>
-    public ApiResult Reset(CpuCapabilities cpu)
+    /// <summary>
+    /// Starts a case: the target forgets everything, then loads the default EPTP; the arena pages the
+    /// harness wrote are zeroed. The EPTP's result and value count only when RESET answered ok.
+    /// </summary>
+    public (ApiResult Reset, ApiResult SetEptp, ulong Eptp) Reset(CpuCapabilities cpu, EptpRequest defaultEptp, List<HypervisorEffect> effects)
     {
         EnsureRunning();
         foreach (uint page in harnessWritten)
@@ -123,6 +136,9 @@ internal sealed class ExternalHost : IDisposable
         }
 
         harnessWritten.Clear();
+        pendingWalks.Clear();
+        pendingWalkLength = 0;
+        walkAnswers.Clear();
         held.Clear();
         touched.Clear();
         told.Clear();
@@ -138,8 +154,34 @@ internal sealed class ExternalHost : IDisposable
             (cpu.ExecuteOnly ? 1 << 0 : 0) | (cpu.Page2M ? 1 << 1 : 0) | (cpu.Page1G ? 1 << 2 : 0)
             | (cpu.AccessedDirty ? 1 << 3 : 0) | (cpu.Mbec ? 1 << 4 : 0) | (cpu.Walk5 ? 1 << 5 : 0)
             | (cpu.AdvancedExitInfo ? 1 << 6 : 0) | (cpu.EptpUc ? 1 << 7 : 0) | (cpu.EptpWb ? 1 << 8 : 0));
-        writer.Begin(Command.Reset).U64(arenaHpa).U32(usablePages).U8((byte)cpu.MaxPhyAddr).U16(flags);
-        return Execute(null, out _);
+        var reset = writer.Begin(Command.Reset).U64(arenaHpa).U32(usablePages).U8((byte)cpu.MaxPhyAddr).U16(flags).Finish().ToArray();
+        // The case format's default EPTP travels with RESET: one round trip for both.
+        writer.Begin(Command.SetEptp).U8((byte)defaultEptp.MemoryType).U8((byte)defaultEptp.WalkLength).U8(defaultEptp.AccessedDirty ? (byte)1 : (byte)0);
+        var p = process!;
+        try
+        {
+            p.Send(reset);
+            p.Send(writer.Finish());
+            var result = ReadOperationReply(p, null, out _);
+            var eptpResult = ReadOperationReply(p, effects, out ulong eptp);
+            if (result == ApiResult.Ok)
+            {
+                SetEptpAnswer(eptp, eptpResult == ApiResult.Ok ? defaultEptp.WalkLength : WalkLength);
+            }
+
+            return (result, eptpResult, eptp);
+        }
+        catch (ProtocolViolation e)
+        {
+            string log = p.StderrTail;
+            Stop();
+            throw new TargetFaultException(Name, TargetFaultKind.Protocol, e.Rule, $"broke the protocol: {e.Message}", log);
+        }
+        catch (TargetFaultException)
+        {
+            Stop();
+            throw;
+        }
     }
 
     /// <summary>Sends an operation command already written into <see cref="Writer"/>; appends what it changed.</summary>
@@ -148,61 +190,18 @@ internal sealed class ExternalHost : IDisposable
         var p = process ?? throw new InvalidOperationException("the target is not running");
         try
         {
-            p.Send(writer.Finish());
-            while (true)
+            if (pendingWalks.Count > 0)
             {
-                var body = p.Receive();
-                var reader = new FrameReader(body);
-                var code = (Answer)reader.U8();
-                switch (code)
-                {
-                    case Answer.Reply:
-                        {
-                            byte result = reader.U8();
-                            if (result > (byte)ApiResult.ResourceLimit)
-                            {
-                                throw new ProtocolViolation("unknown-result", $"result code {result} (0 to 8 allowed)");
-                            }
-
-                            ReadEvents(ref reader, effects);
-                            extra = reader.Remaining >= 8 ? reader.U64() : 0;
-                            reader.End("operation reply");
-                            Compare(effects);
-                            return (ApiResult)result;
-                        }
-
-                    case Answer.Notify:
-                        ReadEvents(ref reader, effects);
-                        reader.End("NOTIFY");
-                        Compare(effects);
-                        p.Send(writer.Begin(Command.Ack).Finish());
-                        continue;
-                    case Answer.Fault:
-                        {
-                            byte kind = reader.U8();
-                            string message = reader.Text();
-                            p.Kill();
-                            var (faultKind, detail) = kind switch
-                            {
-                                1 => (TargetFaultKind.Accounting, "double-free"),
-                                2 => (TargetFaultKind.Accounting, "free-not-taken"),
-                                3 => (TargetFaultKind.Crash, "fail"),
-                                _ => throw new ProtocolViolation("unknown-fault", $"FAULT kind {kind} (1 to 3 allowed): {message}"),
-                            };
-                            throw new TargetFaultException(Name, faultKind, detail, $"reported: {message}", p.StderrTail);
-                        }
-
-                    case Answer.Error:
-                        {
-                            string message = reader.Text();
-                            p.Kill();
-                            throw new TargetFaultException(Name, TargetFaultKind.Crash, "error", $"gave up: {message}", p.StderrTail);
-                        }
-
-                    default:
-                        throw new ProtocolViolation("unexpected-answer", $"answer code 0x{(byte)code:x2} where an operation reply (0x80) or NOTIFY (0x83) belongs");
-                }
+                p.Send(pendingWalkBytes.AsSpan(0, pendingWalkLength));
+                p.Send(writer.Finish());
+                ReadWalkAnswers(p);
             }
+            else
+            {
+                p.Send(writer.Finish());
+            }
+
+            return ReadOperationReply(p, effects, out extra);
         }
         catch (ProtocolViolation e)
         {
@@ -217,49 +216,165 @@ internal sealed class ExternalHost : IDisposable
         }
     }
 
-    /// <summary>Asks the target's own lookup where <paramref name="address"/> is mapped.</summary>
-    public (bool Mapped, ulong Hpa, ulong PageSize, byte Permissions) Walk(bool linear, ulong address)
+    /// <summary>Reads answers up to the REPLY of the command sent last-but-pending, handling NOTIFY on the way.</summary>
+    private ApiResult ReadOperationReply(TargetProcess p, List<HypervisorEffect>? effects, out ulong extra)
     {
+        while (true)
+        {
+            var body = p.Receive();
+            var reader = new FrameReader(body);
+            var code = (Answer)reader.U8();
+            switch (code)
+            {
+                case Answer.Reply:
+                    {
+                        byte result = reader.U8();
+                        if (result > (byte)ApiResult.ResourceLimit)
+                        {
+                            throw new ProtocolViolation("unknown-result", $"result code {result} (0 to 8 allowed)");
+                        }
+
+                        ReadEvents(ref reader, effects);
+                        extra = reader.Remaining >= 8 ? reader.U64() : 0;
+                        reader.End("operation reply");
+                        Compare(effects);
+                        return (ApiResult)result;
+                    }
+
+                case Answer.Notify:
+                    ReadEvents(ref reader, effects);
+                    reader.End("NOTIFY");
+                    Compare(effects);
+                    p.Send(writer.Begin(Command.Ack).Finish());
+                    continue;
+                case Answer.Fault:
+                    {
+                        byte kind = reader.U8();
+                        string message = reader.Text();
+                        p.Kill();
+                        var (faultKind, detail) = kind switch
+                        {
+                            1 => (TargetFaultKind.Accounting, "double-free"),
+                            2 => (TargetFaultKind.Accounting, "free-not-taken"),
+                            3 => (TargetFaultKind.Crash, "fail"),
+                            _ => throw new ProtocolViolation("unknown-fault", $"FAULT kind {kind} (1 to 3 allowed): {message}"),
+                        };
+                        throw new TargetFaultException(Name, faultKind, detail, $"reported: {message}", p.StderrTail);
+                    }
+
+                case Answer.Error:
+                    {
+                        string message = reader.Text();
+                        p.Kill();
+                        throw new TargetFaultException(Name, TargetFaultKind.Crash, "error", $"gave up: {message}", p.StderrTail);
+                    }
+
+                default:
+                    throw new ProtocolViolation("unexpected-answer", $"answer code 0x{(byte)code:x2} where an operation reply (0x80) or NOTIFY (0x83) belongs");
+            }
+        }
+    }
+
+    /// <summary>
+    /// Queues a question to the target's own lookup, answered for <paramref name="step"/>: it is sent
+    /// with the next command, or by <see cref="FlushWalks"/>, and the target answers it on the state
+    /// the case has at this point (commands run in order).
+    /// </summary>
+    public void QueueWalk(int step, bool linear, ulong address)
+    {
+        var frame = walkWriter.Begin(Command.Walk).U8(linear ? (byte)1 : (byte)0).U64(address).Finish();
+        if (pendingWalkLength + frame.Length > pendingWalkBytes.Length)
+        {
+            Array.Resize(ref pendingWalkBytes, Math.Max(pendingWalkBytes.Length * 2, pendingWalkLength + frame.Length));
+        }
+
+        frame.CopyTo(pendingWalkBytes.AsSpan(pendingWalkLength));
+        pendingWalkLength += frame.Length;
+        pendingWalks.Add((step, linear, address));
+        if (pendingWalks.Count >= MaxPendingWalks)
+        {
+            FlushWalks();
+        }
+    }
+
+    /// <summary>Sends the queued lookups now and collects their answers.</summary>
+    public void FlushWalks()
+    {
+        if (pendingWalks.Count == 0)
+        {
+            return;
+        }
+
         var p = process ?? throw new InvalidOperationException("the target is not running");
         try
         {
-            writer.Begin(Command.Walk).U8(linear ? (byte)1 : (byte)0).U64(address);
-            p.Send(writer.Finish());
-            var reader = new FrameReader(p.Receive());
-            var code = (Answer)reader.U8();
-            if (code != Answer.Walk)
-            {
-                throw new ProtocolViolation("unexpected-answer", $"answer code 0x{(byte)code:x2} to WALK, not a WALK reply (0x82)");
-            }
-
-            byte status = reader.U8();
-            ulong hpa = reader.U64();
-            ulong size = reader.U64();
-            byte permissions = reader.U8();
-            reader.End("WALK reply");
-            if (status > 1)
-            {
-                throw new ProtocolViolation("walk-status", $"WALK status {status} (0 translated or 1 not mapped)");
-            }
-
-            if (status == 0 && size is not (1UL << 12) and not (1UL << 21) and not (1UL << 30))
-            {
-                throw new ProtocolViolation("walk-page-size", $"WALK page size {size} (4096, 2 MiB or 1 GiB)");
-            }
-
-            return (status == 0, hpa, size, permissions);
-        }
-        catch (ProtocolViolation e)
-        {
-            string log = p.StderrTail;
-            Stop();
-            throw new TargetFaultException(Name, TargetFaultKind.Protocol, e.Rule, $"broke the protocol: {e.Message}", log);
+            p.Send(pendingWalkBytes.AsSpan(0, pendingWalkLength));
+            ReadWalkAnswers(p);
         }
         catch (TargetFaultException)
         {
             Stop();
             throw;
         }
+    }
+
+    /// <summary>The answers of the lookups flushed so far in this case, by step; taken once.</summary>
+    public Dictionary<int, WalkAnswer> TakeWalkAnswers()
+    {
+        FlushWalks();
+        var answers = new Dictionary<int, WalkAnswer>(walkAnswers);
+        walkAnswers.Clear();
+        return answers;
+    }
+
+    private void ReadWalkAnswers(TargetProcess p)
+    {
+        var walks = pendingWalks.ToArray();
+        pendingWalks.Clear();
+        pendingWalkLength = 0;
+        foreach (var (step, _, _) in walks)
+        {
+            try
+            {
+                walkAnswers[step] = ReadWalkAnswer(p.Receive());
+            }
+            catch (ProtocolViolation e)
+            {
+                throw new TargetFaultException(Name, TargetFaultKind.Protocol, e.Rule, $"broke the protocol: {e.Message}", p.StderrTail) { StepIndex = step };
+            }
+            catch (TargetFaultException e) when (e.StepIndex is null)
+            {
+                // The lookup of this probe is what the target failed on, not the command it travelled with.
+                throw new TargetFaultException(e.Target, e.Kind, e.Detail, e.Message[(e.Target.Length + 2)..], e.Log) { StepIndex = step };
+            }
+        }
+    }
+
+    private static WalkAnswer ReadWalkAnswer(ReadOnlySpan<byte> body)
+    {
+        var reader = new FrameReader(body);
+        var code = (Answer)reader.U8();
+        if (code != Answer.Walk)
+        {
+            throw new ProtocolViolation("unexpected-answer", $"answer code 0x{(byte)code:x2} to WALK, not a WALK reply (0x82)");
+        }
+
+        byte status = reader.U8();
+        ulong hpa = reader.U64();
+        ulong size = reader.U64();
+        byte permissions = reader.U8();
+        reader.End("WALK reply");
+        if (status > 1)
+        {
+            throw new ProtocolViolation("walk-status", $"WALK status {status} (0 translated or 1 not mapped)");
+        }
+
+        if (status == 0 && size is not (1UL << 12) and not (1UL << 21) and not (1UL << 30))
+        {
+            throw new ProtocolViolation("walk-page-size", $"WALK page size {size} (4096, 2 MiB or 1 GiB)");
+        }
+
+        return new WalkAnswer(status == 0, hpa, size, permissions);
     }
 
     /// <summary>The command writer: an operation is written here, then <see cref="Execute"/>d.</summary>
@@ -431,6 +546,13 @@ internal sealed class ExternalHost : IDisposable
     {
         if (InArena(hpa, out uint page, out int word))
         {
+            // A queued lookup must see the tables as they were when its probe ran: bits 8 and 9
+            // (accessed, dirty) never change a software walk, anything else might.
+            if (pendingWalks.Count > 0 && ((arena!.Page(page)[word] ^ value) & ~0x300UL) != 0)
+            {
+                FlushWalks();
+            }
+
             arena!.Page(page)[word] = value;
             if (!told.TryGetValue(page, out var known))
             {
@@ -505,3 +627,6 @@ internal sealed class ExternalHost : IDisposable
         Stop();
     }
 }
+
+/// <summary>A WALK answer: mapped or not, where, the leaf's size, the permissions of the translation.</summary>
+internal readonly record struct WalkAnswer(bool Mapped, ulong Hpa, ulong PageSize, byte Permissions);

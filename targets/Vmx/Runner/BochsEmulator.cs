@@ -32,17 +32,17 @@ public sealed class BochsEmulator(BochsOptions options) : IEmulator
     {
         if (!ProcessRunner.IsOnPath(Options.Executable))
         {
-            return $"{Options.Executable} not found: install the Debian packages bochs, bochs-sdl, bochsbios and vgabios";
+            return $"unavailable: {Options.Executable} not found: install the Debian packages bochs, bochs-sdl, bochsbios and vgabios";
         }
 
         if (!File.Exists(Options.BiosImage))
         {
-            return $"BIOS image {Options.BiosImage} missing: install the Debian package bochsbios";
+            return $"unavailable: BIOS image {Options.BiosImage} missing: install the Debian package bochsbios";
         }
 
         if (!File.Exists(Options.VgaBiosImage))
         {
-            return $"VGA BIOS image {Options.VgaBiosImage} missing: install the Debian package vgabios";
+            return $"unavailable: VGA BIOS image {Options.VgaBiosImage} missing: install the Debian package vgabios";
         }
 
         return null;
@@ -74,7 +74,7 @@ public sealed class BochsEmulator(BochsOptions options) : IEmulator
             workDirectory,
             Options.Timeout,
             new Dictionary<string, string> { ["SDL_VIDEODRIVER"] = "dummy" })
-            ?? throw new TargetFailureException(Name, $"{Options.Executable} not found: install the Debian packages bochs, bochs-sdl, bochsbios and vgabios");
+            ?? throw new TargetFailureException(Name, $"unavailable: {Options.Executable} not found: install the Debian packages bochs, bochs-sdl, bochsbios and vgabios");
         string logPath = Path.Combine(workDirectory, "bochs.log");
         string log = File.Exists(logPath) ? File.ReadAllText(logPath) : string.Empty;
         // Without bochs-sdl the config's display library cannot load and Bochs stops before the BIOS runs.

@@ -8,7 +8,7 @@ public interface IEmulator
     /// <summary>The target name this emulator serves ("bochs", "kvm", "qemu-tcg").</summary>
     string Name { get; }
 
-    /// <summary>Null when the emulator can run here; otherwise why not (a missing package, no nested VMX).</summary>
+    /// <summary>Null when the emulator can run here; otherwise "unavailable: " and why not (a missing package, no nested VMX).</summary>
     string? Unavailable();
 
     /// <summary>Boots once. Throws <see cref="EptFuzz.Contract.TargetFailureException"/> only when the emulator cannot be started at all.</summary>

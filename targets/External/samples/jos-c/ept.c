@@ -207,21 +207,30 @@ int ept_free_empty(epte_t *table, int level)
     return empty;
 }
 
+/* The permission byte's layout (R, W, X, XU) of an entry's bits 0, 1, 2 and 10. */
+static unsigned entry_permissions(epte_t entry)
+{
+    return (unsigned)(entry & EPTE_RWX) | ((entry & EPTE_XU) ? EPTFUZZ_PERM_XU : 0);
+}
+
 int ept_walk(epte_t *pml4, uint64_t gpa, struct eptfuzz_walk *out)
 {
     /* EPT-WALK-4: a 4-level walk reaches no GPA with bits 51:48 set. */
     if (gpa >> 48)
         return 0;
+    /* "EPT Violations" (§28.2.3.2): an access is allowed only if every entry on the way allows it. */
+    unsigned permissions = EPTFUZZ_PERM_R | EPTFUZZ_PERM_W | EPTFUZZ_PERM_X | EPTFUZZ_PERM_XU;
     epte_t *table = pml4;
     for (int l = PML4;; l--) {
         epte_t entry = table[ept_index(gpa, l)];
         /* An entry with bits 2:0 clear is not present (§28.2.2). */
         if ((entry & EPTE_RWX) == 0)
             return 0;
+        permissions &= entry_permissions(entry);
         if (epte_is_leaf(entry, l)) {
             out->hpa = leaf_frame(entry, l) | (gpa & (ept_span(l) - 1));
             out->page_size = ept_span(l);
-            out->permissions = (unsigned)(entry & EPTE_RWX) | ((entry & EPTE_XU) ? EPTFUZZ_PERM_XU : 0);
+            out->permissions = permissions;
             return 1;
         }
         table = eptfuzz_phys_to_virt(entry & EPTE_ADDR);

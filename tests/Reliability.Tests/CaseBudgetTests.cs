@@ -1,0 +1,95 @@
+using EptFuzz.Contract;
+using EptFuzz.Harness.Cases;
+using EptFuzz.Harness.Running;
+using EptFuzz.Reliability.Tests.Support;
+
+namespace EptFuzz.Reliability.Tests;
+
+/// <summary>
+/// Issue 17, item 4: a per-case time and memory budget. A case whose planned cost exceeds it is
+/// refused before it runs, located like every other bad-input error; a case that runs past its
+/// time is a timeout, its own verdict.
+/// </summary>
+public sealed class CaseBudgetTests : IDisposable
+{
+    private readonly TempDir temp = new();
+
+    public void Dispose() => temp.Dispose();
+
+    [Fact]
+    public void ProtectsOverASplitGiB_AreRefusedBeforeRunning_AtTheStepThatCrossesTheTimeBudget()
+    {
+        // The probe's case: protects of a whole GiB on a processor without large pages (262,144 leaves each).
+        var lines = new List<string> { "eptcase 1", "cpu maxphyaddr=46 page2m=0 page1g=0", "eptp mt=WB walk=4 ad=0", "map gpa=0x4000_0000 hpa=0x1_0000_0000 size=1G perm=rwx" };
+        lines.AddRange(Enumerable.Range(0, 2000).Select(i => $"protect gpa=0x4000_0000 size=1G perm={(i % 2 == 0 ? "rw" : "r")}"));
+        string file = temp["protects.ept"];
+        File.WriteAllLines(file, lines);
+
+        CliRun run = CliProcess.Run(["replay", file]);
+
+        // Under the 30 s default, 1,144 steps of 262,144 entries at 100 ns fit: step 1,145 (line 1,148) crosses it.
+        Assert.True(run.ExitCode == 2, run.ToString());
+        Assert.StartsWith($"{file}:1148:1: protect: the case's planned cost exceeds its time budget", run.Err, StringComparison.Ordinal);
+        Assert.Contains("(--case-time)", run.Err, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void GiBMapsSplitToFourK_AreRefusedBeforeRunning_AtTheStepThatCrossesTheMemoryBudget()
+    {
+        var lines = new List<string> { "eptcase 1", "cpu maxphyaddr=52 page2m=0 page1g=0", "eptp mt=WB walk=4 ad=0" };
+        lines.AddRange(Enumerable.Range(1, 1024).Select(i => $"map gpa=0x{(ulong)i << 30:x} hpa=0x{(ulong)i << 30:x} size=1G perm=rwx"));
+        string file = temp["maps.ept"];
+        File.WriteAllLines(file, lines);
+
+        CliRun run = CliProcess.Run(["replay", file, "--case-memory", "64"]);
+
+        // 64 MiB at 32 B an entry is 2,097,152 entries: the ninth GiB (line 12) crosses it.
+        Assert.True(run.ExitCode == 2, run.ToString());
+        Assert.StartsWith($"{file}:12:1: map: the case's planned cost exceeds its memory budget", run.Err, StringComparison.Ordinal);
+        Assert.Contains("(--case-memory)", run.Err, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void TheCorpus_FitsTheDefaultBudget()
+    {
+        foreach (string file in Directory.EnumerateFiles(Path.Combine(CliProcess.Root, "corpus"), "*.ept", SearchOption.AllDirectories))
+        {
+            ParseResult parsed = CaseFile.Read(file);
+            Assert.True(parsed.Succeeded, parsed.ErrorText());
+            Assert.Null(CaseCost.Refusal(parsed.Case, CaseBudget.Default, file));
+        }
+    }
+
+    [Fact]
+    public void ACaseRunningPastItsTime_IsATimeout_AndItsTargetsAreAbandoned()
+    {
+        using var release = new ManualResetEventSlim(false);
+        var options = RealTargets.Options(new StuckTarget(release));
+        ParseResult parsed = CaseFile.Read(Path.Combine(CliProcess.Root, "corpus", "seeds", "split_merge_roundtrip.ept"));
+        Assert.True(parsed.Succeeded, parsed.ErrorText());
+
+        CaseResult result = BudgetedRun.Run(parsed.Case, options, new CaseBudget { Time = TimeSpan.FromMilliseconds(200) }, out bool abandoned);
+        release.Set();
+
+        Assert.Equal(CaseStatus.Timeout, result.Status);
+        Assert.True(abandoned);
+        Assert.StartsWith("timeout: the case ran past its time budget of 0.2 s (--case-time)", result.Message, StringComparison.Ordinal);
+        Assert.Equal(ExitCodes.Infrastructure, ExitCodes.For([result]));
+    }
+
+    /// <summary>A target whose sessions never open until released: a case on it can only time out.</summary>
+    private sealed class StuckTarget(ManualResetEventSlim release) : ITarget
+    {
+        public string Name => "stuck";
+
+        public TargetTraits Traits => TargetTraits.Immediate;
+
+        public IReadOnlyList<string> RuleNames => [];
+
+        public ITargetSession Open(CpuCapabilities cpu)
+        {
+            release.Wait();
+            throw new TargetFailureException(Name, "released at the end of the test");
+        }
+    }
+}
