@@ -453,6 +453,17 @@ internal sealed class ExternalHost : IDisposable
     /// <summary>Every word of a held or just-released page that differs from what the translators were told becomes a write.</summary>
     private void Compare(List<HypervisorEffect>? effects)
     {
+        foreach (var (page, known) in told)
+        {
+            // A page given back in an earlier answer is not the target's any more: a change there
+            // is a write through a dangling pointer (a page given back in this answer may have been
+            // written before it went, and is compared below).
+            if (!held.Contains(page) && !touched.Contains(page) && !harnessWritten.Contains(page) && !arena!.Page(page).SequenceEqual(known))
+            {
+                throw new TargetFaultException(Name, TargetFaultKind.Accounting, "write-after-free", $"wrote arena page {page} (hpa 0x{arenaHpa + ((ulong)page << 12):x}) after giving it back", process?.StderrTail);
+            }
+        }
+
         foreach (uint page in held)
         {
             ComparePage(page, effects);
@@ -540,7 +551,8 @@ internal sealed class ExternalHost : IDisposable
     /// <summary>
     /// A write by the harness (a raw step, or an A/D bit the translators already set): into the
     /// arena, where the target sees it at once, or into the harness's memory outside it (and to the
-    /// target with WRITE when its own lookup may read it). The translators are told separately.
+    /// target with WRITE when it has a lookup, which may follow an edited entry there). The
+    /// translators are told separately.
     /// </summary>
     public void Write(ulong hpa, ulong value)
     {
@@ -576,7 +588,9 @@ internal sealed class ExternalHost : IDisposable
         }
 
         words[(hpa & 0xFFF) >> 3] = value;
-        if (Declaration is { } d && d.Walkers.HasFlag(TargetWalkers.GuestLinear) && process is not null)
+        // Only the target's own lookup reads memory it did not write (a raw edit can point a table
+        // entry anywhere); a target without one never needs these words.
+        if (Declaration is { } d && d.Walkers != TargetWalkers.None && process is not null)
         {
             writer.Begin(Command.Write).U64(hpa).U64(value);
             var result = Execute(null, out _);

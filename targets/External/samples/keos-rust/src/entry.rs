@@ -21,6 +21,9 @@ pub const MEMORY_TYPE_SHIFT: u32 = 3;
 pub const IGNORE_PAT: u64 = 1 << 6;
 /// [7] in a PDPTE or PDE: this entry maps a page.
 pub const PAGE_SIZE: u64 = 1 << 7;
+/// [11] is ignored by the processor. Every leaf `map` writes carries it, so that a page mapped with
+/// no permissions, type UC, at host address 0 is still not an all-zero (unused) entry.
+pub const IN_USE: u64 = 1 << 11;
 /// [51:12] physical address.
 pub const ADDRESS_MASK: u64 = 0x000f_ffff_ffff_f000;
 
@@ -130,11 +133,6 @@ macro_rules! ept_entry {
                 Permission::of_entry(self.0)
             }
 
-            /// An entry pointing at the table at `table`, granting `permission` (entry bits).
-            pub fn table(table: Pa, permission: u64) -> $name {
-                $name(table.into_u64() | permission)
-            }
-
             pub fn clear(&mut self) {
                 self.0 = 0;
             }
@@ -176,6 +174,6 @@ impl EptPde {
 impl EptPte {
     /// A 4 KiB leaf mapping the page at `page`.
     pub fn leaf(page: Pa, attributes: LeafAttributes) -> EptPte {
-        EptPte(page.into_u64() | attributes.bits())
+        EptPte(page.into_u64() | attributes.bits() | IN_USE)
     }
 }

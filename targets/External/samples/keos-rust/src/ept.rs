@@ -7,10 +7,10 @@
 //! Each `cfg(feature = "bug-…")` block is a mistake students make; only the bug-catalog test
 //! builds them.
 
-use eptfuzz_target::{invept, Gpa, InveptType, Page, Pa};
+use eptfuzz_target::{invept, is_table_page, Gpa, InveptType, Page, Pa};
 
 use crate::entry::{
-    EptPde, EptPdpe, EptPml4e, EptPte, LeafAttributes, Permission, EXECUTE, READ, USER_EXECUTE, WRITE,
+    EptPdpe, EptPde, EptPml4e, EptPte, LeafAttributes, Permission, ADDRESS_MASK, EXECUTE, READ, USER_EXECUTE, WRITE,
 };
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -91,6 +91,26 @@ fn new_table() -> Pa {
     Page::new().into_raw()
 }
 
+/// The table below a table entry, for `map`: a new one where the slot is unused. Anything but one
+/// of this EPT's own tables means the address is taken: a large page (made at boot), or an entry
+/// some other writer left there (the raw edits eptfuzz makes); `map` does not write through it.
+fn table_for_map(entry: &mut u64, huge: bool, leaf: Permission) -> Result<Pa, EptMappingError> {
+    if *entry == 0 {
+        *entry = new_table().into_u64() | table_permission(leaf);
+    }
+    let address = Pa::new(*entry & ADDRESS_MASK);
+    if cfg!(feature = "bug-duplicated-leaf-only") {
+        // BUG: whatever is there is taken for a table; only the leaf is checked for Duplicated.
+        return Ok(address);
+    }
+    let present = *entry & (READ | WRITE | EXECUTE) != 0;
+    if present && !huge && is_table_page(address) {
+        Ok(address)
+    } else {
+        Err(EptMappingError::Duplicated)
+    }
+}
+
 pub struct ExtendedPageTable {
     pml4: Page,
 }
@@ -111,42 +131,22 @@ impl ExtendedPageTable {
 
     /// Maps the 4 KiB page at `gpa` to `hpa`.
     pub fn map(&mut self, gpa: Gpa, hpa: Pa, attributes: LeafAttributes) -> Result<(), EptMappingError> {
-        let unaligned = if cfg!(feature = "bug-hpa-alignment-unchecked") {
-            // BUG: only the guest-physical address is checked.
-            !gpa.is_page_aligned()
-        } else {
-            !gpa.is_page_aligned() || !hpa.is_page_aligned()
-        };
-        if unaligned {
+        if !gpa.is_page_aligned() || !hpa.is_page_aligned() {
             return Err(EptMappingError::Unaligned);
         }
 
         let leaf = attributes.permission;
         let pml4e = &mut self.pml4()[pml4_index(gpa)];
-        if pml4e.is_unused() {
-            *pml4e = EptPml4e::table(new_table(), table_permission(leaf));
-        }
-
-        let pdpe = &mut table::<EptPdpe>(pml4e.address())[pdpt_index(gpa)];
-        // A 1 GiB page (made at boot) already maps gpa.
-        if pdpe.is_huge() && !cfg!(feature = "bug-duplicated-leaf-only") {
-            return Err(EptMappingError::Duplicated);
-        }
-        if pdpe.is_unused() {
-            *pdpe = EptPdpe::table(new_table(), table_permission(leaf));
-        }
-
-        let pde = &mut table::<EptPde>(pdpe.address())[pd_index(gpa)];
-        // A 2 MiB page already maps gpa.
-        if pde.is_huge() && !cfg!(feature = "bug-duplicated-leaf-only") {
-            return Err(EptMappingError::Duplicated);
-        }
-        if pde.is_unused() {
-            *pde = EptPde::table(new_table(), table_permission(leaf));
-        }
-
-        let pte = &mut table::<EptPte>(pde.address())[pt_index(gpa)];
-        if !pte.is_unused() {
+        let pdpt = table_for_map(&mut pml4e.0, false, leaf)?;
+        let pdpe = &mut table::<EptPdpe>(pdpt)[pdpt_index(gpa)];
+        let huge = pdpe.is_huge();
+        let pd = table_for_map(&mut pdpe.0, huge, leaf)?;
+        let pde = &mut table::<EptPde>(pd)[pd_index(gpa)];
+        let huge = pde.is_huge();
+        let pt = table_for_map(&mut pde.0, huge, leaf)?;
+        let pte = &mut table::<EptPte>(pt)[pt_index(gpa)];
+        // BUG (bug-map-overwrites): a page already there is replaced, as JOS's page_insert does.
+        if !pte.is_unused() && !cfg!(feature = "bug-map-overwrites") {
             return Err(EptMappingError::Duplicated);
         }
         *pte = EptPte::leaf(hpa, attributes);
@@ -158,19 +158,19 @@ impl ExtendedPageTable {
     fn pte_slot(&self, gpa: Gpa) -> Result<&mut EptPte, EptMappingError> {
         let pml4e = self.pml4()[pml4_index(gpa)];
         let pdpt = match pml4e.pa() {
-            Some(pa) => pa,
+            Some(pa) if is_table_page(pa) => pa,
             None if cfg!(feature = "bug-unwrap-missing-table") => {
                 // BUG: "there is always a table here".
                 panic!("no page-directory-pointer table for {:?}", gpa)
             }
-            None => return Err(EptMappingError::NotExist),
+            _ => return Err(EptMappingError::NotExist),
         };
         let pdpe = table::<EptPdpe>(pdpt)[pdpt_index(gpa)];
-        if !pdpe.is_present() || pdpe.is_huge() {
+        if !pdpe.is_present() || pdpe.is_huge() || !is_table_page(pdpe.address()) {
             return Err(EptMappingError::NotExist);
         }
         let pde = table::<EptPde>(pdpe.address())[pd_index(gpa)];
-        if !pde.is_present() || pde.is_huge() {
+        if !pde.is_present() || pde.is_huge() || !is_table_page(pde.address()) {
             return Err(EptMappingError::NotExist);
         }
         Ok(&mut table::<EptPte>(pde.address())[pt_index(gpa)])
@@ -211,9 +211,10 @@ impl ExtendedPageTable {
         }
 
         // The processor may still hold the old translation: see the SDM, "Invalidation of
-        // Translations Derived from EPT".
+        // Translations Derived from EPT". Global, because translations cached under another EPTP
+        // that points at these tables (a VMM may switch EPTPs) are stale too.
         if !cfg!(feature = "bug-no-invept") {
-            invept(InveptType::SingleContext);
+            invept(InveptType::Global);
         }
         Ok(page)
     }

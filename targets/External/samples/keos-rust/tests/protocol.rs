@@ -226,7 +226,7 @@ fn map_builds_tables_in_the_arena_and_walk_translates() {
     assert_eq!(h.entry(page(0)), page(1) | 7, "PML4E");
     assert_eq!(h.entry(page(1)), page(2) | 7, "PDPTE");
     assert_eq!(h.entry(page(2)), page(3) | 7, "PDE");
-    assert_eq!(h.entry(page(3) + 8), 0x10_0000 | 7 | (6 << 3), "PTE: rwx, WB");
+    assert_eq!(h.entry(page(3) + 8), 0x10_0000 | 7 | (6 << 3) | (1 << 11), "PTE: rwx, WB, in use");
 
     assert_eq!(h.walk(0, 0x1008), Walk::Translated { hpa: 0x10_0008, size: 4096, permissions: 7 });
     assert_eq!(h.walk(0, 0x2000), Walk::NotMapped);
@@ -263,7 +263,7 @@ fn unmap_clears_the_leaf_and_invalidates_before_replying() {
     let reply = h.unmap(0x1000, 4096);
     assert_eq!(reply.result, OK);
     assert_eq!(reply.notifies, 1);
-    assert_eq!(reply.events, vec![(INVEPT, 1)]);
+    assert_eq!(reply.events, vec![(INVEPT, 2)], "a global INVEPT");
     assert_eq!(h.entry(page(3) + 8), 0);
     assert_eq!(h.walk(0, 0x1000), Walk::NotMapped);
     assert_eq!(h.unmap(0x1000, 4096).result, NOT_EXIST);
@@ -421,4 +421,21 @@ fn end_of_input_inside_a_frame_is_not_a_clean_stop() {
     let (status, stderr) = h.finish();
     assert_eq!(status, Some(3));
     assert!(stderr.contains("inside a frame"), "{}", stderr);
+}
+
+#[test]
+fn a_page_mapped_with_nothing_at_host_address_0_is_still_mapped() {
+    let mut h = Harness::start();
+    h.hello();
+    h.start_case();
+    let mut body = vec![0x10];
+    for v in [0u64, 0, 4096].iter() {
+        body.extend_from_slice(&v.to_le_bytes());
+    }
+    body.extend_from_slice(&[0, 0, 0]); // perm=none mt=UC ipat=0
+    assert_eq!(h.operation(&body).result, OK);
+    assert_eq!(h.walk(0, 0), Walk::NotMapped, "no permission: not present for the processor");
+    assert_eq!(h.map(0, 0x5000, 4096, RWX).result, DUPLICATED);
+    assert_eq!(h.unmap(0, 4096).result, OK);
+    assert_eq!(h.finish().0, Some(0));
 }

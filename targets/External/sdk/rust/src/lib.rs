@@ -16,7 +16,9 @@
 //!
 //! A panic in the code under test prints its message on standard error (the harness puts the
 //! tail into the crash finding) and ends the process with status 101. Running out of arena
-//! pages inside [`Page::new`] is not a crash: the operation is answered `ResourceLimit`.
+//! pages inside [`Page::new`] is not a crash: the operation is answered `ResourceLimit` (the SDK
+//! unwinds out of the operation, so keep the default `panic = "unwind"`; with `panic = "abort"`
+//! use [`Page::try_new`]).
 
 mod addr;
 mod channel;
@@ -29,6 +31,13 @@ mod types;
 
 pub use addr::{Gpa, Gva, Kva, Pa};
 pub use page::Page;
+
+/// Whether `pa` lies in an arena page this target holds: one of its own table pages. Code that
+/// walks tables to change them can refuse to follow an entry that some other writer (a boot
+/// loader's large page, a raw edit) pointed elsewhere.
+pub fn is_table_page(pa: Pa) -> bool {
+    memory::holds(pa.into_u64())
+}
 pub use run::{fail, invept, run, EXIT_PANIC, PROTOCOL_VERSION};
 pub use target::Target;
 pub use types::{

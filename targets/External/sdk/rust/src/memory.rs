@@ -53,6 +53,9 @@ struct State {
     foreign_by_pointer: HashMap<usize, u64>,
     /// Foreign pages whose pointer the target was given, in the order it got them.
     exposed: Vec<u64>,
+    /// Arena pages the target does not hold whose pointer it was given during this command, with
+    /// what they held then.
+    exposed_arena: Vec<(u32, Box<ForeignPage>)>,
     /// Events since the last answer, in order.
     events: Vec<(u8, u32)>,
     /// During RESET, tables the target drops are forgotten, not released.
@@ -74,6 +77,7 @@ thread_local! {
         foreign: HashMap::new(),
         foreign_by_pointer: HashMap::new(),
         exposed: Vec::new(),
+        exposed_arena: Vec::new(),
         events: Vec::new(),
         forgetting: false,
         private: false,
@@ -156,6 +160,7 @@ pub fn begin_reset(arena_hpa: u64, usable: u32) -> Result<(), String> {
         s.foreign.clear();
         s.foreign_by_pointer.clear();
         s.exposed.clear();
+        s.exposed_arena.clear();
         s.events.clear();
         s.forgetting = true;
         Ok(())
@@ -256,14 +261,18 @@ fn arena_index(s: &State, pa: u64) -> Option<u32> {
 pub fn pointer_of(pa: u64) -> *mut u8 {
     STATE.with(|s| {
         let mut s = s.borrow_mut();
-        if !s.base.is_null() && arena_index(&s, pa).is_some() {
+        if let Some(index) = arena_index(&s, pa).filter(|_| !s.base.is_null()) {
+            if s.page_state[index as usize] != HELD && !s.exposed_arena.iter().any(|(i, _)| *i == index) {
+                let copy = Box::new(ForeignPage(*arena_words(&s, index)));
+                s.exposed_arena.push((index, copy));
+            }
             // SAFETY: inside the mapping (checked just above).
             return unsafe { s.base.add((pa - s.arena_hpa) as usize) };
         }
         let page = pa & !(PAGE_SIZE - 1);
         let offset = (pa - page) as usize;
-        let (pointer, fresh) = foreign_page(&mut s, page);
-        if fresh || !s.exposed.contains(&page) {
+        let (pointer, _) = foreign_page(&mut s, page);
+        if !s.exposed.contains(&page) {
             s.exposed.push(page);
         }
         // SAFETY: offset < 4096, inside the page.
@@ -284,11 +293,45 @@ fn foreign_page(s: &mut State, page: u64) -> (*mut u8, bool) {
     (pointer, true)
 }
 
-/// The first word of host memory outside the arena that the target changed (it may write only
-/// its table pages, PROTOCOL.md "The arena"), as a message; None when it changed none.
-pub fn foreign_write() -> Option<String> {
+/// Arena page `index` as words.
+fn arena_words(s: &State, index: u32) -> &[u64; 512] {
+    // SAFETY: index < arena_pages (callers checked), a page-aligned 4096-byte page of the mapping.
+    unsafe { &*(s.base.add(index as usize * PAGE_SIZE as usize) as *const [u64; 512]) }
+}
+
+/// Whether `pa` lies in an arena page the target holds (taken and not given back).
+pub fn holds(pa: u64) -> bool {
     STATE.with(|s| {
         let s = s.borrow();
+        !s.base.is_null() && arena_index(&s, pa).map_or(false, |i| s.page_state[i as usize] == HELD)
+    })
+}
+
+/// The first word the target changed in memory it may not write, as a message; None when it
+/// changed none. A target writes only its table pages (PROTOCOL.md "The arena"): not arena pages
+/// it does not hold (checked for those it reached during this command; a page it took since is
+/// its own), not host memory outside the arena (checked against what the harness wrote there).
+pub fn foreign_write() -> Option<String> {
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        let exposed_arena = std::mem::take(&mut s.exposed_arena);
+        for (index, before) in &exposed_arena {
+            if s.page_state[*index as usize] == HELD {
+                continue;
+            }
+            let now = arena_words(&s, *index);
+            if let Some(i) = (0..512).find(|&i| now[i] != before.0[i]) {
+                let what = if s.page_state[*index as usize] == RELEASED { "released earlier" } else { "never taken" };
+                return Some(format!(
+                    "wrote arena page {} ({}) at HPA {:#x}: {:#x}, was {:#x}",
+                    index,
+                    what,
+                    s.arena_hpa + *index as u64 * PAGE_SIZE + i as u64 * 8,
+                    now[i],
+                    before.0[i]
+                ));
+            }
+        }
         for page in &s.exposed {
             let f = &s.foreign[page];
             for i in 0..512 {

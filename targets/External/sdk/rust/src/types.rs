@@ -151,8 +151,8 @@ impl Processor {
     }
 
     /// Host-physical addresses at or above this do not exist on the processor.
-    pub const fn hpa_limit(&self) -> u64 {
-        1u64 << self.max_phys_addr
+    pub fn hpa_limit(&self) -> u64 {
+        1u64.checked_shl(self.max_phys_addr as u32).unwrap_or(u64::MAX)
     }
 }
 

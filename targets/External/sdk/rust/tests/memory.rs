@@ -128,3 +128,28 @@ fn the_eptp_holds_type_walk_length_ad_and_root() {
     let request = EptpRequest { memory_type: MemoryType::WB, walk_length: 4, accessed_dirty: true };
     assert_eq!(request.eptp(0x1234_5000), 0x1234_5000 | 6 | (3 << 3) | (1 << 6));
 }
+
+#[test]
+fn writing_an_arena_page_not_held_is_caught_and_a_held_one_is_not() {
+    testing::start(ARENA, 8);
+    let held = Page::new();
+    let released = Page::new().into_raw();
+    drop(unsafe { Page::from_pa(released) });
+    assert!(eptfuzz_target::is_table_page(held.pa()));
+    assert!(!eptfuzz_target::is_table_page(released));
+    assert!(!eptfuzz_target::is_table_page(Pa::new(page(5))));
+    assert!(!eptfuzz_target::is_table_page(Pa::new(0x1000)));
+    // SAFETY: arena pages are mapped.
+    unsafe { held.kva().as_mut_ptr::<u64>().write(1) };
+    assert_eq!(testing::check_host_memory(), Ok(()));
+    unsafe { (Pa::new(page(5)) + 16).into_kva().as_mut_ptr::<u64>().write(9) };
+    assert_eq!(
+        testing::check_host_memory(),
+        Err(format!("wrote arena page 5 (never taken) at HPA {:#x}: 0x9, was 0x0", page(5) + 16))
+    );
+    unsafe { released.into_kva().as_mut_ptr::<u64>().write(3) };
+    assert_eq!(
+        testing::check_host_memory(),
+        Err(format!("wrote arena page 1 (released earlier) at HPA {:#x}: 0x3, was 0x0", page(1)))
+    );
+}
