@@ -339,7 +339,7 @@ internal sealed class CaseExecution : IDisposable
             intent.MarkUnknown(from, to);
         }
 
-        if (options.CheckIntent && step is GMapStep or GuestStep && GuestIntent.Check(step, result, guestPagingOn, cpu.MaxPhyAddr) is { } guestWant)
+        if (options.CheckIntent && step is GMapStep or GuestStep && (options.Features & HypervisorFeatures.GuestPaging) != 0 && GuestIntent.Check(step, result, guestPagingOn, cpu.MaxPhyAddr) is { } guestWant)
         {
             var signature = new DivergenceSignature(step.Verb, hypervisor.Name, result.ToString(), "intent", guestWant, "result");
             return Diverged(step, signature, $"{step.Verb}: {hypervisor.Name} says {result}, its arguments mean {guestWant}", null);
