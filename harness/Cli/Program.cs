@@ -15,6 +15,7 @@ public static class Program
         root.Subcommands.Add(ReduceCommandLine.Create());
         root.Subcommands.Add(MergeCommand.Create());
         root.Subcommands.Add(ReportCommand.Create());
+        root.Subcommands.Add(CminCommand.Create());
         root.Subcommands.Add(TargetCheckCommand.Create());
         root.Subcommands.Add(SdkCommand.Create());
         var targetTimeout = new Option<double>("--target-timeout")

@@ -150,7 +150,8 @@ internal static class FuzzCommand
         table.AddRow("probes/s", f.ProbesPerSecond.ToString("0", CultureInfo.InvariantCulture));
         table.AddRow("rules hit / modelled", $"{f.RulesHit} / {f.RulesModelled}");
         table.AddRow("coverage features", f.Features.ToString(CultureInfo.InvariantCulture));
-        table.AddRow("corpus", f.CorpusSize.ToString(CultureInfo.InvariantCulture));
+        table.AddRow("corpus (working set)", f.CorpusSize.ToString(CultureInfo.InvariantCulture));
+        table.AddRow("queue (kept, culled included)", f.QueueSize.ToString(CultureInfo.InvariantCulture));
         table.AddRow("findings (unique)", f.Findings.ToString(CultureInfo.InvariantCulture));
         table.AddRow("duplicates", f.Duplicates.ToString(CultureInfo.InvariantCulture));
         table.AddRow("known divergences", f.KnownDivergences.ToString(CultureInfo.InvariantCulture));

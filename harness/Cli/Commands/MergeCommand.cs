@@ -1,5 +1,6 @@
 using System.CommandLine;
 using EptFuzz.Harness.Fuzzing;
+using EptFuzz.Harness.Comparing;
 using EptFuzz.Harness.Running;
 
 namespace EptFuzz.Cli.Commands;
@@ -7,6 +8,9 @@ namespace EptFuzz.Cli.Commands;
 /// <summary><c>eptfuzz merge OUT... --into DIR</c>: one corpus and one set of findings from sharded campaigns.</summary>
 internal static class MergeCommand
 {
+    /// <summary>The coverage a merged queue is culled by: the model's rules on the default targets, as a campaign's.</summary>
+    private static RunOptions CullOptions() => Composition.Options(Composition.CreateTargets(Composition.DefaultTargets).Targets, KnownDivergences.None, null, Composition.DefaultTargets);
+
     public static Command Create()
     {
         var inputs = new Argument<string[]>("campaigns") { Description = "Campaign directories (one per shard or machine)", Arity = ArgumentArity.OneOrMore };
@@ -25,7 +29,7 @@ internal static class MergeCommand
             MergeSummary summary;
             try
             {
-                summary = CampaignMerge.Merge(dirs, parse.GetValue(into)!, parse.GetValue(allowMixed));
+                summary = CampaignMerge.Merge(dirs, parse.GetValue(into)!, parse.GetValue(allowMixed), CullOptions);
             }
             catch (CampaignUsageException e)
             {
@@ -37,7 +41,7 @@ internal static class MergeCommand
                 Console.Error.WriteLine($"eptfuzz: warning: {warning}");
             }
 
-            Console.Out.WriteLine($"merged {summary.Inputs} campaigns into {parse.GetValue(into)}: {summary.QueueEntries} queue entries ({summary.DuplicateEntries} duplicates dropped), {summary.Findings.Count} unique findings");
+            Console.Out.WriteLine($"merged {summary.Inputs} campaigns into {parse.GetValue(into)}: {summary.QueueEntries} queue entries in the working set ({summary.DuplicateEntries} duplicates dropped, {summary.CulledEntries} culled to queue/culled), {summary.Findings.Count} unique findings");
             foreach (var f in summary.Findings)
             {
                 Console.Out.WriteLine($"  {f.Signature} x{f.Count}");

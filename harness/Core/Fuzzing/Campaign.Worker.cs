@@ -151,7 +151,7 @@ public sealed partial class Campaign
                 default:
                     if (fresh > 0 && campaign.coverage.Absorb(local.CaseFeatures) > 0)
                     {
-                        campaign.Keep(c, seed ?? 0, origin, result.Duration);
+                        campaign.Keep(c, seed ?? 0, origin, result.Duration, local.CaseFeatures);
                     }
 
                     break;
@@ -196,8 +196,8 @@ public sealed partial class Campaign
             campaign.files.Log(new CampaignEvent { Type = "hang", Seconds = campaign.elapsedBase + campaign.session.Elapsed.TotalSeconds, Executions = Interlocked.Read(ref campaign.executions), Path = path, Message = why });
         }
 
-        /// <summary>Runs a case only to learn its coverage (queue and corpus loading); returns the new features and the run's duration.</summary>
-        public (int Fresh, TimeSpan Duration) RunForCoverage(EptCase c)
+        /// <summary>Runs a case only to learn its coverage (queue and corpus loading); returns the new features, the run's duration and every feature it set.</summary>
+        public (int Fresh, TimeSpan Duration, int[] Features) RunForCoverage(EptCase c)
         {
             Begin(c);
             CaseResult result = SafeRun(c, observed);
@@ -214,7 +214,7 @@ public sealed partial class Campaign
             }
 
             int fresh = result.Status == CaseStatus.Passed || result.Status == CaseStatus.KnownDivergence ? campaign.coverage.Absorb(local.CaseFeatures) : 0;
-            return (fresh, result.Duration);
+            return (fresh, result.Duration, [.. local.CaseFeatures]);
         }
 
         /// <summary>The run the reducer uses: no coverage observer.</summary>

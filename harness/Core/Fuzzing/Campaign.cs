@@ -27,7 +27,10 @@ public sealed partial class Campaign
     private readonly object findingGate = new();
     private readonly object statsGate = new();
     /// <summary>Kept cases with how long each took to run (parent selection prefers fast ones).</summary>
-    private readonly List<(EptCase Case, int Cost)> corpus = [];
+    /// <summary>The working set (the culled queue): each entry with its coverage features and its file in queue/.</summary>
+    private List<CorpusEntry> corpus = [];
+    /// <summary>The working set's size after the last cull; the next cull comes when it has doubled.</summary>
+    private int lastCulled;
     private readonly Dictionary<string, FindingRecord> findings = new(StringComparer.Ordinal);
     private readonly List<string> warnings = [];
     private readonly Stopwatch session = new();
@@ -442,6 +445,7 @@ public sealed partial class Campaign
 
     private void Tick(IProgress<CampaignStatus>? progress)
     {
+        CullWhenGrown();
         CampaignStatus s = Status();
         lock (statsGate)
         {
@@ -478,10 +482,11 @@ public sealed partial class Campaign
         long total = Interlocked.Read(ref executions);
         long thisSession = total - sessionStartExecutions;
         long totalProbes = Interlocked.Read(ref probes);
-        int corpusSize, findingCount;
+        int corpusSize, queueSize, findingCount;
         lock (corpusGate)
         {
             corpusSize = corpus.Count;
+            queueSize = queueCounter;
         }
 
         lock (findingGate)
@@ -501,6 +506,7 @@ public sealed partial class Campaign
             CodeEdges = coverage.CodeFeatures > 0 ? coverage.CodeEdgesHit() : 0,
             Features = coverage.Features,
             CorpusSize = corpusSize,
+            QueueSize = queueSize,
             Findings = findingCount,
             Duplicates = Interlocked.Read(ref duplicates),
             KnownDivergences = Interlocked.Read(ref known),
@@ -526,6 +532,7 @@ public sealed partial class Campaign
             stats.Duplicates = s.Duplicates;
             stats.ElapsedSeconds = s.Elapsed.TotalSeconds;
             stats.CorpusSize = s.CorpusSize;
+            stats.QueueSize = s.QueueSize;
             stats.RulesHit = s.RulesHit;
             stats.RulesModelled = s.RulesModelled;
             stats.Features = s.Features;
@@ -561,6 +568,19 @@ public sealed partial class Campaign
 
     private void LoadQueue(Worker worker)
     {
+        LoadQueueEntries(worker);
+        if (!Stopping && options.Resume)
+        {
+            // The whole queue ran: cull it, so that this resume fuzzes and the next replays only the working set.
+            int culled = Cull();
+            files.Log(new CampaignEvent { Type = "cull", Seconds = elapsedBase + session.Elapsed.TotalSeconds, Executions = Interlocked.Read(ref executions), CorpusSize = lastCulled, Message = $"culled {culled} queue entries to queue/culled; {lastCulled} keep every feature" });
+        }
+    }
+
+    private void LoadQueueEntries(Worker worker)
+    {
+        // New entries are numbered after every entry kept before, culled ones included.
+        queueCounter = files.QueueEntries().Concat(files.CulledEntries()).Select(QueueId).DefaultIfEmpty(-1).Max() + 1;
         foreach (string path in files.QueueEntries())
         {
             if (Stopping)
@@ -575,11 +595,10 @@ public sealed partial class Campaign
                 continue;
             }
 
-            _ = worker.RunForCoverage(parsed.Case);
+            (_, _, int[] features) = worker.RunForCoverage(parsed.Case);
             lock (corpusGate)
             {
-                corpus.Add((parsed.Case, Cost(parsed.Case)));
-                queueCounter++;
+                corpus.Add(new CorpusEntry(parsed.Case, Cost(parsed.Case), features, path));
             }
         }
     }
@@ -603,31 +622,85 @@ public sealed partial class Campaign
 
             // Seeds may carry expectations; mutants of them are differential probes.
             EptCase seed = Running.CaseFeatures.Restrict(new(parsed.Case.Steps.Select(s => s with { Expectation = null }), sourceName: path), options.Profile.Features);
-            (int fresh, TimeSpan duration) = worker.RunForCoverage(seed);
+            (int fresh, TimeSpan duration, int[] features) = worker.RunForCoverage(seed);
             if (fresh > 0)
             {
-                Keep(seed, 0, "corpus " + Path.GetFileName(path), duration);
+                Keep(seed, 0, "corpus " + Path.GetFileName(path), duration, features);
             }
         }
     }
 
     /// <summary>Adds a case that reached new coverage to the corpus and writes it to queue/.</summary>
-    private void Keep(EptCase c, ulong seed, string origin, TimeSpan duration)
+    private void Keep(EptCase c, ulong seed, string origin, TimeSpan duration, IReadOnlyList<int> features)
     {
         int id;
         lock (corpusGate)
         {
             id = queueCounter++;
-            corpus.Add((c, Cost(c)));
         }
 
-        string name = $"id-{id:d6}-{seed:x16}.ept";
+        string path = Path.Combine(files.Queue, $"id-{id:d6}-{seed:x16}.ept");
         EptCase entry = c with { HeaderComments = [$"queue entry {id}: {origin}"] };
-        FindingFile.WriteAtomic(Path.Combine(files.Queue, name), CasePrinter.Print(entry), durable: false);
+        FindingFile.WriteAtomic(path, CasePrinter.Print(entry), durable: false);
+        lock (corpusGate)
+        {
+            // In the working set only once its file is complete: a cull may move it.
+            corpus.Add(new CorpusEntry(c, Cost(c), [.. features], path));
+        }
+    }
+
+    /// <summary>
+    /// Culls the working set to the entries that keep every feature (<see cref="QueueCull"/>) and
+    /// moves the others' files from queue/ to queue/culled/, so that a resume replays only the
+    /// working set. Returns how many were culled.
+    /// </summary>
+    private int Cull()
+    {
+        List<CorpusEntry> dropped;
+        lock (corpusGate)
+        {
+            IReadOnlyList<int> keep = QueueCull.Favoured([.. corpus.Select(e => ((IReadOnlyList<int>)e.Features, e.Cost))]);
+            var kept = new List<CorpusEntry>(keep.Count);
+            var keepSet = new HashSet<int>(keep);
+            dropped = [];
+            for (int i = 0; i < corpus.Count; i++)
+            {
+                (keepSet.Contains(i) ? kept : dropped).Add(corpus[i]);
+            }
+
+            corpus = kept;
+            lastCulled = kept.Count;
+        }
+
+        if (dropped.Count > 0)
+        {
+            Directory.CreateDirectory(files.Culled);
+            foreach (CorpusEntry e in dropped)
+            {
+                File.Move(e.Path, Path.Combine(files.Culled, Path.GetFileName(e.Path)), overwrite: true);
+            }
+        }
+
+        return dropped.Count;
+    }
+
+    /// <summary>A cull while the campaign runs, each time the working set has doubled (and holds at least 256 entries).</summary>
+    private void CullWhenGrown()
+    {
+        int size;
+        lock (corpusGate)
+        {
+            size = corpus.Count;
+        }
+
+        if (size >= Math.Max(256, 2 * lastCulled))
+        {
+            Cull();
+        }
     }
 
     /// <summary>A deterministic estimate of a case's run time: its steps, identity maps weighing most.</summary>
-    private static int Cost(EptCase c)
+    internal static int Cost(EptCase c)
     {
         int cost = 0;
         foreach (var step in c.Steps)
@@ -655,8 +728,8 @@ public sealed partial class Campaign
             // A tournament of two that the cheaper case wins: slow seeds (large identity maps) are
             // still mutated, but they do not take over the campaign's time. The cost is computed
             // from the case, never measured, so a seed fixes the run (with one worker).
-            var a = corpus[rng.Below(corpus.Count)];
-            var b = corpus[rng.Below(corpus.Count)];
+            CorpusEntry a = corpus[rng.Below(corpus.Count)];
+            CorpusEntry b = corpus[rng.Below(corpus.Count)];
             EptCase parent = a.Cost <= b.Cost ? a.Case : b.Case;
             EptCase? donor = rng.Chance(30) ? corpus[rng.Below(corpus.Count)].Case : null;
             return (parent, donor);
@@ -812,4 +885,14 @@ public sealed partial class Campaign
             worker.RunOne(c, null, false, "in flight when the campaign stopped");
         }
     }
+
+    /// <summary>NNNNNN of queue/id-NNNNNN-SEED.ept; -1 for another name.</summary>
+    private static int QueueId(string path)
+    {
+        string name = Path.GetFileName(path);
+        return name.Length > 9 && int.TryParse(name.AsSpan(3, 6), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int id) ? id : -1;
+    }
+
+    /// <summary>A working-set entry: the case, its cost for parent selection, the features it sets and its file.</summary>
+    private sealed record CorpusEntry(EptCase Case, int Cost, int[] Features, string Path);
 }

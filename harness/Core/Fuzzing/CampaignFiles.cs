@@ -24,6 +24,9 @@ internal sealed class CampaignFiles : IDisposable
 
     public string Findings => Path.Combine(Root, "findings");
 
+    /// <summary>Queue entries culled from the working set (every feature they set is kept by another entry).</summary>
+    public string Culled => Path.Combine(Queue, "culled");
+
     public string Hangs => Path.Combine(Root, "hangs");
 
     /// <summary>The first cases a target refused as bad input, for inspection.</summary>
@@ -49,7 +52,7 @@ internal sealed class CampaignFiles : IDisposable
 
     /// <summary>Deletes the temporaries of writes that a kill or a full disk interrupted (the campaign's lock is held); returns how many.</summary>
     public int DeleteStaleTemporaries() =>
-        new[] { Root, Queue, Findings, Hangs, Rejected }.Sum(FindingFile.DeleteStaleTemporaries);
+        new[] { Root, Queue, Culled, Findings, Hangs, Rejected }.Sum(FindingFile.DeleteStaleTemporaries);
 
     private static int LastByte(string path)
     {
@@ -108,6 +111,12 @@ internal sealed class CampaignFiles : IDisposable
     public IEnumerable<string> QueueEntries() =>
         Directory.Exists(Queue)
             ? Directory.EnumerateFiles(Queue, "id-*.ept").Order(StringComparer.Ordinal)
+            : [];
+
+    /// <summary>Entries culled from the working set.</summary>
+    public IEnumerable<string> CulledEntries() =>
+        Directory.Exists(Culled)
+            ? Directory.EnumerateFiles(Culled, "id-*.ept").Order(StringComparer.Ordinal)
             : [];
 
     /// <summary>What the report shows of a finding: the run of its reduced case.</summary>

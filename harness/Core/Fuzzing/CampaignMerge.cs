@@ -15,6 +15,9 @@ public sealed record MergeSummary
     /// <summary>Queue entries dropped because another input had the same steps.</summary>
     public required int DuplicateEntries { get; init; }
 
+    /// <summary>Queue entries culled to queue/culled (every feature they set is kept by another entry).</summary>
+    public int CulledEntries { get; init; }
+
     public required IReadOnlyList<FindingRecord> Findings { get; init; }
 
     public IReadOnlyList<string> Warnings { get; init; } = [];
@@ -36,7 +39,11 @@ public static class CampaignMerge
     /// <c>--probe-weight</c>, generator version); the merged stats.json lists every input's. Without
     /// it such a mix is refused: its counters and coverage would be labelled with one profile.
     /// </param>
-    public static MergeSummary Merge(IReadOnlyList<string> inputs, string outDir, bool allowMixedProfiles = false)
+    /// <param name="coverage">
+    /// Run options to learn each queue entry's coverage with: the merged queue is then culled to
+    /// the entries that keep every feature (the others go to queue/culled). Null: no cull.
+    /// </param>
+    public static MergeSummary Merge(IReadOnlyList<string> inputs, string outDir, bool allowMixedProfiles = false, Func<Running.RunOptions>? coverage = null)
     {
         ArgumentNullException.ThrowIfNull(inputs);
         ArgumentNullException.ThrowIfNull(outDir);
@@ -75,7 +82,7 @@ public static class CampaignMerge
         try
         {
             var warnings = new List<string>();
-            (int entries, int duplicates) = MergeQueues(all, files, warnings);
+            (int entries, int duplicates, int culled) = MergeQueues(all, files, warnings, coverage);
             List<FindingRecord> findings = MergeFindings(all, files);
             var merged = new CampaignStats
             {
@@ -96,6 +103,7 @@ public static class CampaignMerge
                 // The machines ran side by side: the merged campaign took as long as the longest.
                 ElapsedSeconds = all.Max(a => a.Stats.ElapsedSeconds),
                 CorpusSize = entries,
+                QueueSize = entries + culled,
                 RulesHitNames = [.. all.SelectMany(a => a.Stats.RulesHitNames).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)],
                 RulesModelled = all.Max(a => a.Stats.RulesModelled),
                 // Feature bitmaps are not stored; the largest input's count is a lower bound.
@@ -107,7 +115,7 @@ public static class CampaignMerge
             merged.RulesHit = merged.RulesHitNames.Count;
             merged.Save(outDir);
             files.Log(new CampaignEvent { Type = "merge", Executions = merged.Executions, Seconds = merged.ElapsedSeconds, Message = string.Join(' ', inputs), Findings = findings.Count, CorpusSize = entries });
-            return new MergeSummary { Inputs = inputs.Count, QueueEntries = entries, DuplicateEntries = duplicates, Findings = findings, Warnings = warnings };
+            return new MergeSummary { Inputs = inputs.Count, QueueEntries = entries, DuplicateEntries = duplicates, CulledEntries = culled, Findings = findings, Warnings = warnings };
         }
         finally
         {
@@ -118,10 +126,11 @@ public static class CampaignMerge
     private static string ProfileOf(CampaignStats s) =>
         string.Create(System.Globalization.CultureInfo.InvariantCulture, $"generator {s.GeneratorVersion} --cpu-profile {s.CpuProfile} --steps {s.StepsPerCase} --probe-weight {s.ProbeWeight}");
 
-    private static (int Entries, int Duplicates) MergeQueues(List<(string Dir, CampaignStats Stats)> all, CampaignFiles into, List<string> warnings)
+    private static (int Entries, int Duplicates, int Culled) MergeQueues(List<(string Dir, CampaignStats Stats)> all, CampaignFiles into, List<string> warnings, Func<Running.RunOptions>? coverage)
     {
         var seen = new HashSet<string>(StringComparer.Ordinal);
-        int id = 0, duplicates = 0;
+        var unique = new List<(string SeedPart, EptCase Entry)>();
+        int duplicates = 0;
         foreach (var (dir, _) in all)
         {
             foreach (string path in new CampaignFiles(dir).QueueEntries())
@@ -144,13 +153,43 @@ public static class CampaignMerge
                 // id-NNNNNN-SEED.ept: keep the seed part of the name.
                 string name = Path.GetFileName(path);
                 string seedPart = name.Length > 10 ? name[10..] : name;
-                EptCase entry = parsed.Case with { HeaderComments = [.. parsed.Case.HeaderComments, $"merged from {dir}"] };
-                FindingFile.WriteAtomic(Path.Combine(into.Queue, $"id-{id:d6}-{seedPart}"), CasePrinter.Print(entry));
-                id++;
+                unique.Add((seedPart, parsed.Case with { HeaderComments = [.. parsed.Case.HeaderComments, $"merged from {dir}"] }));
             }
         }
 
-        return (id, duplicates);
+        HashSet<int>? keep = null;
+        if (coverage is not null)
+        {
+            var map = new CoverageMap();
+            Running.RunOptions observed = coverage() with { Observer = map };
+            var entries = new List<(IReadOnlyList<int> Features, int Cost)>(unique.Count);
+            foreach (var (_, entry) in unique)
+            {
+                map.BeginCase();
+                Running.CaseResult result = Running.CaseRunner.Run(entry, observed);
+                bool passed = result.Status is Running.CaseStatus.Passed or Running.CaseStatus.KnownDivergence;
+                // An entry that does not pass here sets no feature the cull could keep it for: keep it anyway, and say so.
+                entries.Add((passed ? [.. map.CaseFeatures] : [-1 - entries.Count], Campaign.Cost(entry)));
+                if (!passed)
+                {
+                    warnings.Add($"queue entry from {entry.HeaderComments[^1]}: {result.Status}: {result.Message}; kept without culling");
+                }
+            }
+
+            keep = [.. QueueCull.Favoured(entries)];
+        }
+
+        int id = 0, culled = 0;
+        for (int i = 0; i < unique.Count; i++)
+        {
+            bool kept = keep is null || keep.Contains(i);
+            string directory = kept ? into.Queue : into.Culled;
+            FindingFile.WriteAtomic(Path.Combine(directory, $"id-{id:d6}-{unique[i].SeedPart}"), CasePrinter.Print(unique[i].Entry));
+            id++;
+            culled += kept ? 0 : 1;
+        }
+
+        return (id - culled, duplicates, culled);
     }
 
     private static List<FindingRecord> MergeFindings(List<(string Dir, CampaignStats Stats)> all, CampaignFiles into)

@@ -181,7 +181,11 @@ public sealed record CampaignStatus
     /// <summary>Every coverage feature set (rules, pairs, transitions, outcomes).</summary>
     public int Features { get; init; }
 
+    /// <summary>The working set: queue entries that keep every feature found.</summary>
     public int CorpusSize { get; init; }
+
+    /// <summary>Queue entries ever kept (the working set plus the culled ones).</summary>
+    public int QueueSize { get; init; }
 
     /// <summary>Distinct divergence signatures.</summary>
     public int Findings { get; init; }

@@ -85,7 +85,11 @@ public sealed class CampaignStats
 
     public double ElapsedSeconds { get; set; }
 
+    /// <summary>The working set: queue entries that keep every feature (the culled queue).</summary>
     public int CorpusSize { get; set; }
+
+    /// <summary>Queue entries ever kept (the working set plus those culled to queue/culled).</summary>
+    public int QueueSize { get; set; }
 
     public int RulesHit { get; set; }
 

@@ -51,7 +51,7 @@ public static class HtmlReport
         Row(sb, "value classes hit", $"{stats.ClassesHit}/{stats.ClassesTotal}");
         Row(sb, "code edges reached", stats.CodeEdges == 0 ? "0 (no code coverage: the implementation was not instrumented, or --coverage left code out)" : stats.CodeEdges.ToString(CultureInfo.InvariantCulture));
         Row(sb, "coverage features", stats.Features.ToString(CultureInfo.InvariantCulture));
-        Row(sb, "corpus", stats.CorpusSize.ToString(CultureInfo.InvariantCulture));
+        Row(sb, "corpus: working set / queue", $"{stats.CorpusSize.ToString(CultureInfo.InvariantCulture)} / {stats.QueueSize.ToString(CultureInfo.InvariantCulture)} (culled entries are in queue/culled)");
         Row(sb, "findings", $"{stats.Findings.Count} distinct, {stats.Duplicates} duplicates");
         Row(sb, "rejected / infrastructure failures / hangs / known divergences", $"{stats.Rejected} / {stats.InfrastructureFailures} / {stats.Hangs} / {stats.KnownDivergences}");
         sb.Append("</table>\n");

@@ -138,7 +138,9 @@ public sealed class CampaignTests : IDisposable
         Assert.True(reduced.Succeeded, reduced.ErrorText());
         // Cumulative: the first session's runs, the queue replayed to rebuild coverage, the slot, and 300 new runs.
         Assert.True(second.Final.Executions >= executionsBefore + 300, $"{second.Final.Executions} < {executionsBefore} + 300");
-        Assert.True(second.Final.CorpusSize >= first.Final.CorpusSize);
+        // The resume culls the working set, never the queue: every entry is kept, every feature too.
+        Assert.True(second.Final.QueueSize >= first.Final.CorpusSize);
+        Assert.True(second.Final.Features >= first.Final.Features);
         Assert.True(second.Final.RulesHit >= first.Final.RulesHit);
         var after = CampaignStats.Load(dir, out _)!;
         Assert.True(after.NextCaseIndex >= 1300);

@@ -5,12 +5,13 @@
 //! tables decide), and everything else is the student's code.
 
 use eptfuzz_target::{
-    ApiError, ApiResult, Capabilities, EptpRequest, Gpa, MemoryType, Operations, PageSizes, Pa,
-    Permissions, Processor, Target, Translation, Walkers, PAGE_SIZE,
+    ApiError, ApiResult, Capabilities, EptpRequest, Gpa, GuestPaging, Gva, MemoryType, Operations,
+    PageSizes, Pa, Permissions, Processor, Target, Translation, Walkers, PAGE_SIZE,
 };
 
 use crate::entry::{LeafAttributes, Permission};
 use crate::ept::{EptMappingError, ExtendedPageTable};
+use crate::guest;
 
 /// A 4-level EPT reaches guest-physical addresses below 2^48.
 const GPA_LIMIT: u64 = 1 << 48;
@@ -18,11 +19,12 @@ const GPA_LIMIT: u64 = 1 << 48;
 pub struct KeosTarget {
     cpu: Processor,
     ept: Option<ExtendedPageTable>,
+    guest: GuestPaging,
 }
 
 impl KeosTarget {
     pub fn new() -> KeosTarget {
-        KeosTarget { cpu: Processor::from_flags(46, 0), ept: None }
+        KeosTarget { cpu: Processor::from_flags(46, 0), ept: None, guest: GuestPaging::default() }
     }
 
     /// The EPT; the harness sends SET_EPTP (which makes it) before any operation.
@@ -65,13 +67,18 @@ impl Target for KeosTarget {
             name: "keos-rust".to_string(),
             operations: Operations::MAP | Operations::UNMAP | Operations::INVEPT,
             page_sizes: PageSizes::SIZE_4K,
-            walkers: Walkers::GUEST_PHYSICAL,
+            walkers: if cfg!(feature = "guest-linear-walker") {
+                Walkers::GUEST_PHYSICAL | Walkers::GUEST_LINEAR
+            } else {
+                Walkers::GUEST_PHYSICAL
+            },
         }
     }
 
     fn reset(&mut self, cpu: &Processor) -> ApiResult {
         self.cpu = *cpu;
         self.ept = None;
+        self.guest = GuestPaging::default();
         Ok(())
     }
 
@@ -126,5 +133,24 @@ impl Target for KeosTarget {
             return None;
         }
         self.ept.as_ref()?.translate(gpa).map(translation)
+    }
+
+    fn set_guest(&mut self, guest: &GuestPaging) {
+        self.guest = *guest;
+    }
+
+    /// gva → gpa through the guest's page tables (with paging off they are the same address), then
+    /// gpa → hpa through the EPT.
+    fn walk_gva(&mut self, gva: Gva) -> Option<Translation> {
+        let ept = self.ept.as_ref()?;
+        let gpa = if self.guest.enabled {
+            guest::gva2gpa(ept, self.guest.cr3, gva)?
+        } else {
+            Gpa::new(gva.into_u64())
+        };
+        if gpa.into_u64() >= GPA_LIMIT {
+            return None;
+        }
+        ept.translate(gpa).map(translation)
     }
 }

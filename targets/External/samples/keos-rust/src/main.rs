@@ -7,10 +7,6 @@
 mod adapter;
 mod entry;
 mod ept;
-// gva -> gpa through the guest's page tables. Protocol version 1 gives external targets no guest
-// paging (no CR3), so the adapter cannot declare the guest-linear walker yet; the walker is
-// tested by its unit tests (`cargo test`) until a SET_GUEST command exists.
-#[allow(dead_code)]
 mod guest;
 
 fn main() {

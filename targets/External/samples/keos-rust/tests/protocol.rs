@@ -201,14 +201,15 @@ fn page(i: u64) -> u64 {
 }
 
 #[test]
-fn hello_declares_map_unmap_invept_of_4k_pages_and_the_gpa_walker() {
+fn hello_declares_map_unmap_invept_of_4k_pages_and_its_walkers() {
     let mut h = Harness::start();
     let answer = h.hello();
     assert_eq!(answer[0], 0x81);
     assert_eq!(le(&answer, 1, 4), 1, "version");
     assert_eq!(le(&answer, 5, 4), 0b1000_0011, "operations: map, unmap, invept");
     assert_eq!(answer[9], 1, "page sizes: 4K");
-    assert_eq!(answer[10], 1, "walkers: guest-physical");
+    let walkers = if cfg!(feature = "guest-linear-walker") { 3 } else { 1 };
+    assert_eq!(answer[10], walkers, "walkers: guest-physical (and guest-linear with the feature)");
     assert_eq!(&answer[13..], b"keos-rust");
     assert_eq!(h.finish().0, Some(0), "end of input: exit 0");
 }
@@ -402,11 +403,11 @@ fn another_protocol_version_is_an_error_naming_both() {
 }
 
 #[test]
-fn a_walk_of_an_undeclared_space_is_an_error() {
+fn a_walk_of_an_unknown_space_is_an_error() {
     let mut h = Harness::start();
     h.hello();
     h.start_case();
-    let mut body = vec![0x20, 1];
+    let mut body = vec![0x20, 2];
     body.extend_from_slice(&0x1000u64.to_le_bytes());
     h.send(&body);
     assert_eq!(h.receive()[0], 0x85);
@@ -437,5 +438,48 @@ fn a_page_mapped_with_nothing_at_host_address_0_is_still_mapped() {
     assert_eq!(h.walk(0, 0), Walk::NotMapped, "no permission: not present for the processor");
     assert_eq!(h.map(0, 0x5000, 4096, RWX).result, DUPLICATED);
     assert_eq!(h.unmap(0, 4096).result, OK);
+    assert_eq!(h.finish().0, Some(0));
+}
+
+#[cfg(feature = "guest-linear-walker")]
+impl Harness {
+    fn write(&mut self, hpa: u64, value: u64) {
+        let mut body = vec![0x21];
+        body.extend_from_slice(&hpa.to_le_bytes());
+        body.extend_from_slice(&value.to_le_bytes());
+        assert_eq!(self.operation(&body).result, OK);
+    }
+
+    fn set_guest(&mut self, paging: u8, cr3: u64, flags: u8) -> Reply {
+        let mut body = vec![0x22, paging];
+        body.extend_from_slice(&cr3.to_le_bytes());
+        body.push(flags);
+        self.operation(&body)
+    }
+}
+
+#[cfg(feature = "guest-linear-walker")]
+#[test]
+fn guest_linear_walks_follow_the_guests_tables_set_with_set_guest() {
+    let mut h = Harness::start();
+    h.hello();
+    h.start_case();
+    // Guest tables at GPA 0x10_0000.. mapped to HPA 0x5010_0000..; a guest 2 MiB page at
+    // gva 0x7f_8000_0000 -> gpa 0x60_0000, which the EPT maps (4 KiB) at HPA 0x7000_0000.
+    for i in 0..3u64 {
+        assert_eq!(h.map(0x10_0000 + i * 0x1000, 0x5010_0000 + i * 0x1000, 4096, RWX).result, OK);
+    }
+    assert_eq!(h.map(0x61_2000, 0x7001_2000, 4096, 3).result, OK);
+    h.write(0x5010_0000, 0x10_1000 | 3);
+    h.write(0x5010_1000 + 510 * 8, 0x10_2000 | 3);
+    h.write(0x5010_2000, 0x60_0000 | 3 | 0x80);
+    assert_eq!(h.walk(1, 0x7f_8001_2345), Walk::NotMapped, "paging off: gva = gpa, and nothing is mapped there");
+    let reply = h.set_guest(1, 0x10_0000, 1);
+    assert_eq!((reply.result, reply.events), (OK, vec![]));
+    assert_eq!(h.walk(1, 0x7f_8001_2345), Walk::Translated { hpa: 0x7001_2345, size: 4096, permissions: 3 });
+    assert_eq!(h.walk(1, 0x7f_8000_0000), Walk::NotMapped, "the EPT does not map gpa 0x60_0000");
+    assert_eq!(h.walk(1, 0x7f_8020_0000), Walk::NotMapped, "guest PDE 1 not present");
+    assert_eq!(h.set_guest(0, 0, 0).result, OK);
+    assert_eq!(h.walk(1, 0x61_2008), Walk::Translated { hpa: 0x7001_2008, size: 4096, permissions: 3 });
     assert_eq!(h.finish().0, Some(0));
 }

@@ -41,7 +41,7 @@ pub fn is_table_page(pa: Pa) -> bool {
 pub use run::{fail, invept, run, EXIT_PANIC, PROTOCOL_VERSION};
 pub use target::Target;
 pub use types::{
-    ApiError, ApiResult, Capabilities, EptpRequest, InveptType, MemoryType, Operations, PageSizes,
+    ApiError, ApiResult, Capabilities, EptpRequest, GuestPaging, InveptType, MemoryType, Operations, PageSizes,
     Permissions, Processor, Translation, Walkers,
 };
 

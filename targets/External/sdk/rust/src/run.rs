@@ -9,7 +9,7 @@ use crate::channel::{self, Frame, ANSWER_HELLO, ANSWER_NOTIFY, ANSWER_REPLY, ANS
 use crate::memory::{self, EVENT_INVEPT};
 use crate::page::OutOfPages;
 use crate::target::Target;
-use crate::types::{ApiError, ApiResult, EptpRequest, InveptType, MemoryType, Permissions, Processor, Walkers};
+use crate::types::{ApiError, ApiResult, EptpRequest, GuestPaging, InveptType, MemoryType, Permissions, Processor, Walkers};
 
 /// The protocol version this SDK speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -32,6 +32,7 @@ const IDENTITY_MAP: u8 = 0x17;
 const INVEPT: u8 = 0x18;
 const WALK: u8 = 0x20;
 const WRITE: u8 = 0x21;
+const SET_GUEST: u8 = 0x22;
 const ACK: u8 = 0x30;
 
 /// FAULT kind 3: a broken invariant of the adapter's own (a crash finding).
@@ -225,6 +226,22 @@ impl Session {
                 if let Err(e) = memory::write_foreign(hpa, value) {
                     channel::fatal(&e);
                 }
+                Frame::new(ANSWER_REPLY).u8(0).u32(0).send();
+            }
+            SET_GUEST => {
+                let enabled = r.flag();
+                let cr3 = r.u64();
+                let flags = r.u8();
+                r.end();
+                if flags & !7 != 0 {
+                    channel::fatal(&format!("SET_GUEST flags {:#x}: only bits 0-2 (WP, NXE, SMEP) exist", flags));
+                }
+                let guest = GuestPaging { enabled, cr3, write_protect: flags & 1 != 0, nxe: flags & 2 != 0, smep: flags & 4 != 0 };
+                let _ = guarded(|| {
+                    target.set_guest(&guest);
+                    Ok(())
+                });
+                // A state change, not an operation: result 0 and no events (pending ones wait for the next reply).
                 Frame::new(ANSWER_REPLY).u8(0).u32(0).send();
             }
             ACK => channel::fatal("ACK without a NOTIFY"),

@@ -2,8 +2,8 @@
 
 use crate::addr::{Gpa, Gva, Pa};
 use crate::types::{
-    ApiError, ApiResult, Capabilities, EptpRequest, InveptType, MemoryType, Permissions, Processor,
-    Translation,
+    ApiError, ApiResult, Capabilities, EptpRequest, GuestPaging, InveptType, MemoryType, Permissions,
+    Processor, Translation,
 };
 
 /// An EPT implementation under test. Every method answers one command; the meaning of each
@@ -82,6 +82,10 @@ pub trait Target {
         crate::invept(kind);
         Ok(())
     }
+
+    /// The guest's paging changed (`SET_GUEST`): what [`Target::walk_gva`] walks from now on. A
+    /// new case starts with paging off.
+    fn set_guest(&mut self, _guest: &GuestPaging) {}
 
     /// The target's own lookup of a guest-physical address (`WALK` space 0): None when not mapped.
     fn walk_gpa(&mut self, _gpa: Gpa) -> Option<Translation> {

@@ -264,3 +264,19 @@ impl EptpRequest {
             | (self.accessed_dirty as u64) << 6
     }
 }
+
+/// The guest's paging (`SET_GUEST`, sent to targets with a guest-linear lookup whenever it
+/// changes): off (a guest-linear address is the guest-physical one), or 4-level paging.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct GuestPaging {
+    /// 4-level paging is on.
+    pub enabled: bool,
+    /// CR3: [51:12] the guest-physical address of the PML4 table.
+    pub cr3: u64,
+    /// CR0.WP.
+    pub write_protect: bool,
+    /// IA32_EFER.NXE.
+    pub nxe: bool,
+    /// CR4.SMEP.
+    pub smep: bool,
+}
