@@ -120,8 +120,9 @@ public interface IEptHypervisor
     /// Table-page accounting, for the invariant "the table pages a hypervisor holds are exactly
     /// those reachable from its EPT roots" (no leak, no freed page still linked, no page linked
     /// twice). Appends the 4 KiB pages its allocator holds as EPT table pages now, and the roots
-    /// (EPTP[51:12] values) of the tables it keeps; returns false when it keeps no such account
-    /// (nothing is checked then).
+    /// of the tables it keeps, in EPTP form: [51:12] the root table, [5:3] the walk length minus
+    /// one (4 for a 5-level root; 0 or 3 read as 4-level); returns false when it keeps no such
+    /// account (nothing is checked then).
     /// </summary>
     bool ReportTablePages(List<Hpa> held, List<Hpa> roots) => false;
 }

@@ -10,6 +10,29 @@ public enum EptLevel : byte
     Pml5e = 5,
 }
 
+/// <summary>
+/// The geometry of a level, defined once: a level-L entry translates address bits
+/// [12 + 9L - 1 : 12 + 9(L-1)] and, as a leaf, maps 2^(12 + 9(L-1)) bytes.
+/// </summary>
+public static class EptLevels
+{
+    /// <summary>The address bit where a level's index starts: 12, 21, 30, 39, 48.</summary>
+    public static int Shift(this EptLevel level) => 12 + 9 * ((int)level - 1);
+
+    /// <summary>The bytes one entry of the level covers: 4 KiB, 2 MiB, 1 GiB, 512 GiB, 256 TiB.</summary>
+    public static ulong Span(this EptLevel level) => 1UL << level.Shift();
+
+    /// <summary>The entry's index (0 to 511) in the level's table for an address.</summary>
+    public static int Index(this EptLevel level, ulong address) => (int)((address >> level.Shift()) & 0x1FF);
+}
+
+/// <summary>Physical-address fields shared by the EPTP and every EPT entry.</summary>
+public static class EptAddress
+{
+    /// <summary>[51:12]: the 4 KiB-aligned physical address in an EPTP or an EPT entry.</summary>
+    public const ulong Mask = 0x000F_FFFF_FFFF_F000UL;
+}
+
 /// <summary>Size of a page; the numeric value is the level of the leaf that maps it.</summary>
 public enum PageSize : byte
 {
@@ -20,7 +43,7 @@ public enum PageSize : byte
 
 public static class PageSizeExtensions
 {
-    public static int Shift(this PageSize size) => 12 + 9 * ((int)size - 1);
+    public static int Shift(this PageSize size) => ((EptLevel)(byte)size).Shift();
 
     public static ulong Bytes(this PageSize size) => 1UL << size.Shift();
 

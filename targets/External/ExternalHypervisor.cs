@@ -15,6 +15,7 @@ public sealed class ExternalHypervisor : IEptHypervisor, IDisposable
     private readonly List<HypervisorEffect> effects = [];
     private readonly HostView memory;
     private bool configured;
+    private GuestTables? guest;
 
     internal ExternalHypervisor(ExternalHost host)
     {
@@ -28,7 +29,7 @@ public sealed class ExternalHypervisor : IEptHypervisor, IDisposable
 
     public VmxControls Controls { get; private set; }
 
-    public GuestPaging GuestPaging => GuestPaging.Off;
+    public GuestPaging GuestPaging => guest?.Paging ?? GuestPaging.Off;
 
     public IHostMemoryImage Memory => memory;
 
@@ -41,6 +42,7 @@ public sealed class ExternalHypervisor : IEptHypervisor, IDisposable
         }
 
         configured = true;
+        guest = new GuestTables(host, cpu.MaxPhyAddr, RawWrite);
         // As the case format says: until the case sets one, the EPTP is WB, 4 levels, no A/D.
         var (reset, setEptp, eptp) = host.Reset(cpu, new EptpRequest(), effects);
         if (reset != ApiResult.Ok)
@@ -201,13 +203,32 @@ public sealed class ExternalHypervisor : IEptHypervisor, IDisposable
         effects.Add(HypervisorEffect.Of(new MemoryWrite(new Hpa(hpa), value)));
     }
 
-    // Guest page tables are not built for external targets in protocol version 1: a case that
-    // has guest steps is reported unsupported before it runs (HypervisorFeatures.GuestPaging).
-    public ApiResult SetGuestPaging(GuestPaging paging, Gpa tablesStart, Gpa tablesEnd) => ApiResult.Unsupported;
+    // The guest's page tables are the harness's to build, as a guest OS builds them (PROTOCOL.md);
+    // a target with a guest-linear lookup is told where they are.
+    public ApiResult SetGuestPaging(GuestPaging paging, Gpa tablesStart, Gpa tablesEnd)
+    {
+        ArgumentNullException.ThrowIfNull(paging);
+        var result = Guest.SetPaging(paging, tablesStart, tablesEnd, Controls.Mbec);
+        if (result == ApiResult.Ok && host.Declaration is { } d && d.Walkers.HasFlag(TargetWalkers.GuestLinear))
+        {
+            byte flags = (byte)((paging.Wp ? 1 : 0) | (paging.Nxe ? 2 : 0) | (paging.Smep ? 4 : 0));
+            host.Writer.Begin(Command.SetGuest).U8(paging.Enabled ? (byte)1 : (byte)0).U64(paging.Cr3.Value).U8(flags);
+            var told = host.Execute(effects, out _);
+            if (told != ApiResult.Ok)
+            {
+                throw new TargetFaultException(Name, TargetFaultKind.Protocol, "set-guest-result", $"answered SET_GUEST with {told}; it must answer ok");
+            }
+        }
 
-    public ApiResult GMap(Gva gva, Gpa gpa, ulong size, bool writable, bool user, bool executable) => ApiResult.Unsupported;
+        return result;
+    }
 
-    public ApiResult GEdit(Gva gva, EptLevel level, ulong set, ulong clear) => ApiResult.Unsupported;
+    public ApiResult GMap(Gva gva, Gpa gpa, ulong size, bool writable, bool user, bool executable) =>
+        Guest.Map(gva, gpa, size, writable, user, executable, Controls.Mbec);
+
+    public ApiResult GEdit(Gva gva, EptLevel level, ulong set, ulong clear) => Guest.Edit(gva, level, set, clear, Controls.Mbec);
+
+    private GuestTables Guest => guest ?? throw new InvalidOperationException("Configure must be called first");
 
     public int DrainEffects(List<HypervisorEffect> into)
     {
@@ -225,11 +246,15 @@ public sealed class ExternalHypervisor : IEptHypervisor, IDisposable
         host.HeldPages(held);
         if (host.Eptp != 0)
         {
-            roots.Add(new Hpa(host.Eptp & EptGeometry.AddressMask));
+            // EPTP form: the walk length in [5:3] tells the accounting walk a 5-level root from a 4-level one.
+            roots.Add(new Hpa(host.Eptp & (EptAddress.Mask | WalkLengthBits)));
         }
 
         return true;
     }
+
+    /// <summary>EPTP[5:3]: the page-walk length minus one.</summary>
+    private const ulong WalkLengthBits = 7UL << 3;
 
     public void Dispose()
     {

@@ -48,7 +48,8 @@ public sealed class ExternalTarget : IDisposable
             Add(d.Operations.HasFlag(TargetOperations.Walk5), HypervisorFeatures.Walk5);
             Add(d.Operations.HasFlag(TargetOperations.AccessedDirty), HypervisorFeatures.AccessedDirty);
             Add(d.Operations.HasFlag(TargetOperations.Mbec), HypervisorFeatures.Mbec);
-            return f;
+            // The guest's page tables are built by the harness for every target.
+            return f | HypervisorFeatures.GuestPaging;
         }
     }
 
@@ -120,7 +121,8 @@ internal sealed class ExternalWalkTarget(ExternalTarget owner) : ITarget
             bool answerable = probe.Kind == ProbeKind.Access
                 && walkers.HasFlag(probe.Access.Linear ? TargetWalkers.GuestLinear : TargetWalkers.GuestPhysical)
                 // After a raw EPTP the translators walk a root that is not the target's; its lookup walks its own.
-                && (eptp == 0 || (eptp & EptGeometry.AddressMask) == (host.Eptp & EptGeometry.AddressMask));
+                && (eptp == 0 || (eptp & EptGeometry.AddressMask) == (host.Eptp & EptGeometry.AddressMask))
+                && (probe.Access.Linear || host.WalkStaysInArena(probe.Access.Address));
             if (answerable)
             {
                 host.QueueWalk(probe.Step, probe.Access.Linear, probe.Access.Address);

@@ -123,8 +123,8 @@ public static class Detection
         return parsed.Succeeded ? parsed.Case : throw new InvalidOperationException($"the reduced finding does not parse: {parsed.ErrorText()}");
     }
 
-    /// <summary>Replays a case (the way the campaign runs one: a throwing hypervisor is a crash finding).</summary>
-    public static CaseResult Replay(EptCase c, CompiledImpl impl) => Campaign.SafeRun(c, Options(impl));
+    /// <summary>Replays a case (the one verdict path every command uses: a throwing hypervisor is a crash finding).</summary>
+    public static CaseResult Replay(EptCase c, CompiledImpl impl) => CaseRunner.Run(c, Options(impl));
 
     /// <summary>
     /// Cancels the campaign at the first status after its first finding was reduced and written

@@ -28,6 +28,36 @@ public sealed record DivergenceSignature(string Step, string TargetA, string Out
         return h.ToString("x8", CultureInfo.InvariantCulture);
     }
 
+    /// <summary>
+    /// The signature of code under test that failed instead of answering (a crash, a hang, a
+    /// protocol breach, broken table accounting): <c>STEP|TARGET:KIND|-:-|DETAIL</c>.
+    /// </summary>
+    public static DivergenceSignature Fault(string step, string target, string kind, string detail) => new(step, target, kind, "-", "-", detail);
+
+    /// <summary>
+    /// Reads a signature's text back (a raw finding's header is the only record of it after a
+    /// kill); null when <paramref name="text"/> is not <c>STEP|TARGET:OUTCOME|TARGET:OUTCOME|FIELDS</c>.
+    /// </summary>
+    public static DivergenceSignature? TryParse(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        string[] parts = text.Trim().Split('|');
+        if (parts.Length != 4 || parts[0].Length == 0)
+        {
+            return null;
+        }
+
+        // A target name may hold a colon (exec:PATH); an outcome word never does.
+        int a = parts[1].LastIndexOf(':');
+        int b = parts[2].LastIndexOf(':');
+        if (a <= 0 || b <= 0)
+        {
+            return null;
+        }
+
+        return new DivergenceSignature(parts[0], parts[1][..a], parts[1][(a + 1)..], parts[2][..b], parts[2][(b + 1)..], parts[3]);
+    }
+
     /// <summary>Field text for a qualification difference: the XOR of the compared bits.</summary>
     public static string DescribeFields(Difference difference, ulong qualificationXor)
     {

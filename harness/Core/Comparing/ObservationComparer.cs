@@ -75,6 +75,10 @@ public static class ObservationComparer
                 bool mapped = (leaf.Value & 0b111) != 0;
                 return mapped == (lookup.Kind == OutcomeKind.Translated) ? Difference.None : Difference.Kind;
 
+            case OutcomeKind.GuestPageFault when (full.ErrorCode & 1) == 0:
+                // Error code bit 0 clear: a guest entry on the way was not present, so nothing maps the address.
+                return lookup.Kind == OutcomeKind.Translated ? Difference.Kind : Difference.None;
+
             default:
                 return Difference.None;
         }

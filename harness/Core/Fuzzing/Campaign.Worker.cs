@@ -115,7 +115,7 @@ public sealed partial class Campaign
             Volatile.Write(ref running, new RunningCase(c, origin, seed));
             Volatile.Write(ref runningSince, Stopwatch.GetTimestamp());
             Begin(c);
-            CaseResult result = SafeRun(c, observed);
+            CaseResult result = CaseRunner.Run(c, observed);
             Volatile.Write(ref runningSince, 0);
             Interlocked.Increment(ref campaign.executions);
             Interlocked.Add(ref campaign.probes, result.Counters.Probes);
@@ -200,7 +200,7 @@ public sealed partial class Campaign
         public (int Fresh, TimeSpan Duration, int[] Features) RunForCoverage(EptCase c)
         {
             Begin(c);
-            CaseResult result = SafeRun(c, observed);
+            CaseResult result = CaseRunner.Run(c, observed);
             Interlocked.Increment(ref campaign.executions);
             Interlocked.Add(ref campaign.probes, result.Counters.Probes);
             End();
@@ -218,7 +218,7 @@ public sealed partial class Campaign
         }
 
         /// <summary>The run the reducer uses: no coverage observer.</summary>
-        public CaseResult RunQuiet(EptCase c) => SafeRun(c, quiet);
+        public CaseResult RunQuiet(EptCase c) => CaseRunner.Run(c, quiet);
 
         /// <summary>
         /// Overwrites this worker's slot file with the case about to run. The file stays open and is
@@ -257,43 +257,6 @@ public sealed partial class Campaign
         {
             slot?.Dispose();
             slot = null;
-        }
-    }
-
-    /// <summary>
-    /// Runs a case; an exception escaping the runner (the hypervisor under test threw) is a
-    /// finding, reported with its stack, never swallowed. A target that cannot run (an emulator
-    /// that is missing, crashes or hangs, wherever it is noticed) is an infrastructure failure,
-    /// never a finding.
-    /// </summary>
-    public static CaseResult SafeRun(EptCase c, RunOptions options)
-    {
-        ArgumentNullException.ThrowIfNull(options);
-        try
-        {
-            return CaseRunner.Run(c, options);
-        }
-        catch (EptFuzz.Contract.TargetFailureException e)
-        {
-            return new CaseResult
-            {
-                File = c.SourceName,
-                Status = CaseStatus.InfrastructureFailure,
-                Message = e.Message,
-                Detail = e.ToString(),
-            };
-        }
-        catch (Exception e) when (e is not (OutOfMemoryException or InsufficientExecutionStackException))
-        {
-            string where = new StackTrace(e, false).GetFrame(0)?.GetMethod()?.Name ?? "unknown";
-            return new CaseResult
-            {
-                File = c.SourceName,
-                Status = CaseStatus.Diverged,
-                Signature = $"case|hypervisor:crash|-:-|{e.GetType().Name}@{where}",
-                Message = $"the run threw {e.GetType().Name}: {e.Message}",
-                Detail = e.ToString(),
-            };
         }
     }
 }

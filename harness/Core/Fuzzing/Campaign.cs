@@ -810,11 +810,11 @@ public sealed partial class Campaign
                 continue;
             }
 
-            string? signature = HeaderValue(parsed.Case, "signature: ");
-            (ulong Seed, bool Mutant)? seedLine = parsed.Case.HeaderComments.Select(FindingOrigin.ParseSeedLine).FirstOrDefault(x => x is not null);
+            string? signature = FindingHeader.ReadSignature(parsed.Case);
+            (ulong Seed, bool Mutant)? seedLine = FindingHeader.ReadSeed(parsed.Case);
             if (signature is null)
             {
-                warnings.Add($"{raw}: no '# signature:' line; not recovered");
+                warnings.Add($"{raw}: no valid '# signature:' line; not recovered");
                 continue;
             }
 
@@ -839,19 +839,6 @@ public sealed partial class Campaign
 
             files.Log(new CampaignEvent { Type = "finding", Seconds = elapsedBase, Executions = Interlocked.Read(ref executions), Signature = signature, Hash = hash, Path = files.ReducedPath(hash), Message = "recovered after a kill: " + record.Message });
         }
-    }
-
-    private static string? HeaderValue(EptCase c, string prefix)
-    {
-        foreach (string line in c.HeaderComments)
-        {
-            if (line.StartsWith(prefix, StringComparison.Ordinal))
-            {
-                return line[prefix.Length..];
-            }
-        }
-
-        return null;
     }
 
     /// <summary>The cases that were running when the campaign was killed: run them once more.</summary>

@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using EptFuzz.Harness.Cases;
+using EptFuzz.Harness.Reporting;
 using EptFuzz.Harness.Running;
 
 namespace EptFuzz.Harness.Fuzzing;
@@ -121,7 +122,7 @@ internal sealed class CampaignFiles : IDisposable
 
     /// <summary>What the report shows of a finding: the run of its reduced case.</summary>
     public static string DetailJson(FindingRecord record, CaseResult reduced) => JsonSerializer.Serialize(
-        new FindingDetail(record.Signature, record.Hash, reduced.Message, reduced.Detail),
+        new FindingDetail(record.Signature, record.Hash, reduced.Message, [.. reduced.Observations.Select(CaseReport.View)], reduced.Diagnostics),
         CampaignStats.Json);
 
     /// <summary>The header of a raw (unreduced) finding.</summary>
@@ -136,7 +137,7 @@ internal sealed class CampaignFiles : IDisposable
             header.Add(seedLine);
         }
 
-        header.Add($"signature: {result.Signature}");
+        header.Add(FindingHeader.SignatureLine(Reducer.KeyOf(result) ?? "none"));
         header.Add($"raw finding, {c.Steps.Length} steps, not reduced");
         header.Add($"first divergence: {result.Message}");
         header.Add($"replay: {replay(path)}");
@@ -144,5 +145,7 @@ internal sealed class CampaignFiles : IDisposable
     }
 }
 
-/// <summary>findings/HASH.json.</summary>
-public sealed record FindingDetail(string Signature, string Hash, string Message, string Detail);
+/// <summary>findings/HASH.json: the data the report draws, each side's observation as the runner recorded it.</summary>
+/// <param name="Sides">Each translator's observation, walk and rules at the step where the reduced case stops.</param>
+/// <param name="Diagnostics">A crash's exception and log, or an invariant's account; null when none.</param>
+public sealed record FindingDetail(string Signature, string Hash, string Message, IReadOnlyList<ObservationView>? Sides, string? Diagnostics);

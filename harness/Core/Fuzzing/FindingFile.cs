@@ -58,7 +58,7 @@ public static class FindingFile
             header.Add(seedLine);
         }
 
-        header.Add($"signature: {reduction.Signature}");
+        header.Add(FindingHeader.SignatureLine(reduction.Signature));
         header.Add(string.Create(
             CultureInfo.InvariantCulture,
             $"steps: {reduction.StepsBefore} before, {reduction.StepsAfter} after reduction ({reduction.Elapsed.TotalSeconds:0.00} s, {reduction.Runs} runs{(reduction.TimedOut ? ", stopped by the time cap" : string.Empty)})"));
@@ -67,13 +67,7 @@ public static class FindingFile
             header.Add($"first divergence: {reduction.Result.Message}");
         }
 
-        foreach (string line in reduction.Result.Detail.Split('\n'))
-        {
-            if (line.Length > 0 && !line.StartsWith("replay:", StringComparison.Ordinal))
-            {
-                header.Add(line);
-            }
-        }
+        header.AddRange(Reporting.CaseReport.Lines(reduction.Result, replay: false, signature: false));
 
         header.Add($"replay: {replayCommand(path)}");
         return reduction.Case with
@@ -149,5 +143,40 @@ public static class FindingFile
     {
         string oneLine = line.Replace('\r', ' ').Replace('\n', ' ');
         return oneLine.Length <= 1000 ? oneLine : string.Concat(oneLine.AsSpan(0, 1000), " …");
+    }
+}
+
+/// <summary>
+/// The header lines of a finding file that a campaign reads back: after a kill, a raw finding's
+/// file is the only record of its signature and seed. They are written and parsed here only.
+/// </summary>
+public static class FindingHeader
+{
+    private const string SignaturePrefix = "signature: ";
+
+    /// <summary>The line that records what a finding must keep: a divergence signature, or <c>expectation-failed</c>.</summary>
+    public static string SignatureLine(string key) => SignaturePrefix + key;
+
+    /// <summary>The signature recorded by <see cref="SignatureLine"/>, or null when there is none or it is not a signature.</summary>
+    public static string? ReadSignature(EptCase c)
+    {
+        ArgumentNullException.ThrowIfNull(c);
+        foreach (string line in c.HeaderComments)
+        {
+            if (line.StartsWith(SignaturePrefix, StringComparison.Ordinal))
+            {
+                string key = line[SignaturePrefix.Length..];
+                return key == Reducer.ExpectationFailedKey || Comparing.DivergenceSignature.TryParse(key) is not null ? key : null;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>The seed recorded by <see cref="FindingOrigin.SeedLine"/>, or null.</summary>
+    public static (ulong Seed, bool Mutant)? ReadSeed(EptCase c)
+    {
+        ArgumentNullException.ThrowIfNull(c);
+        return c.HeaderComments.Select(FindingOrigin.ParseSeedLine).FirstOrDefault(x => x is not null);
     }
 }

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Text;
 using System.Text.Json;
+using EptFuzz.Harness.Reporting;
 
 namespace EptFuzz.Harness.Fuzzing;
 
@@ -129,7 +130,11 @@ public static class HtmlReport
         if (File.Exists(detailPath) && ReadDetail(detailPath) is { } detail)
         {
             sb.Append("<p>").Append(E(detail.Message)).Append("</p>\n");
-            Walks(sb, detail.Detail);
+            Walks(sb, detail.Sides ?? []);
+            if (detail.Diagnostics is { Length: > 0 } diagnostics)
+            {
+                sb.Append("<pre>").Append(E(diagnostics)).Append("</pre>\n");
+            }
         }
 
         sb.Append("</div>\n");
@@ -150,42 +155,20 @@ public static class HtmlReport
 
     /// <summary>
     /// Each side's observation and its walk as a tree: every entry read hangs under the entry that
-    /// led to it (the runner's detail lists, per target, the observation then the entries in order).
-    /// An entry that another side read differently is marked.
+    /// led to it. An entry that another side read differently is marked.
     /// </summary>
-    private static void Walks(StringBuilder sb, string detail)
+    private static void Walks(StringBuilder sb, IReadOnlyList<ObservationView> sides)
     {
-        var sides = new List<(string Side, List<string> Entries, string? Rules)>();
-        foreach (string raw in detail.Split('\n'))
+        foreach (ObservationView side in sides)
         {
-            if (raw.StartsWith("    ", StringComparison.Ordinal) && sides.Count > 0)
-            {
-                string line = raw.Trim();
-                var (side, entries, rules) = sides[^1];
-                if (line.StartsWith("rules fired:", StringComparison.Ordinal))
-                {
-                    sides[^1] = (side, entries, line);
-                }
-                else
-                {
-                    entries.Add(line);
-                }
-            }
-            else if (raw.Length > 0 && !raw.StartsWith("step ", StringComparison.Ordinal) && !raw.StartsWith("signature:", StringComparison.Ordinal) && !raw.StartsWith("replay:", StringComparison.Ordinal))
-            {
-                sides.Add((raw, [], null));
-            }
-        }
-
-        foreach (var (side, entries, rules) in sides)
-        {
-            sb.Append("<p><b>").Append(E(side)).Append("</b></p>\n");
+            sb.Append("<p><b>").Append(E($"{side.Target}: {side.Summary}")).Append("</b></p>\n");
+            IReadOnlyList<string> entries = side.Walk;
             if (entries.Count > 0)
             {
                 sb.Append("<ul class=\"walk\">");
                 for (int i = 0; i < entries.Count; i++)
                 {
-                    bool differs = sides.Any(o => o.Entries.Count > 0 && (i >= o.Entries.Count || o.Entries[i] != entries[i]));
+                    bool differs = sides.Any(o => o.Walk.Count > 0 && (i >= o.Walk.Count || o.Walk[i] != entries[i]));
                     sb.Append(differs ? "<li><span class=\"differs\">" : "<li><span>").Append(E(entries[i])).Append("</span><ul>");
                 }
 
@@ -197,9 +180,9 @@ public static class HtmlReport
                 sb.Append("</ul>\n");
             }
 
-            if (rules is not null)
+            if (side.Rules.Count > 0)
             {
-                sb.Append("<p>").Append(E(rules)).Append("</p>\n");
+                sb.Append("<p>").Append(E("rules fired: " + string.Join(' ', side.Rules))).Append("</p>\n");
             }
         }
     }

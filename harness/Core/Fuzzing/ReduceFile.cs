@@ -38,7 +38,7 @@ public static class ReduceCommand
             return new ReduceFileResult { Message = parsed.ErrorText(), ExitCode = ExitCodes.BadInput };
         }
 
-        CaseResult first = Campaign.SafeRun(parsed.Case, options);
+        CaseResult first = CaseRunner.Run(parsed.Case, options);
         if (first.Status == CaseStatus.InfrastructureFailure)
         {
             return new ReduceFileResult { Message = $"{path}: {first.Message}", ExitCode = ExitCodes.Infrastructure };
@@ -54,7 +54,7 @@ public static class ReduceCommand
             return new ReduceFileResult { Message = $"{path}: every target agrees and every expectation holds; nothing to reduce", ExitCode = ExitCodes.Ok };
         }
 
-        ReductionResult r = Reducer.Reduce(parsed.Case, c => Campaign.SafeRun(c, options), key, cap);
+        ReductionResult r = Reducer.Reduce(parsed.Case, c => CaseRunner.Run(c, options), key, cap);
         string output = outPath ?? Path.ChangeExtension(path, null) + ".reduced.ept";
         // Keep what the input said about where it came from (a campaign's "found by" and seed).
         var origin = new FindingOrigin($"eptfuzz reduce {path}")

@@ -44,11 +44,14 @@ public static class Reducer
 {
     public static readonly TimeSpan DefaultCap = TimeSpan.FromSeconds(60);
 
+    /// <summary>The key of a failed expectation, which has no divergence signature.</summary>
+    public const string ExpectationFailedKey = "expectation-failed";
+
     /// <summary>What a result must keep to count as "the same failure": its signature, or for a failed expectation the status.</summary>
     public static string? KeyOf(CaseResult result)
     {
         ArgumentNullException.ThrowIfNull(result);
-        return result.Signature ?? (result.Status == CaseStatus.ExpectationFailed ? "expectation-failed" : null);
+        return result.Signature ?? (result.Status == CaseStatus.ExpectationFailed ? ExpectationFailedKey : null);
     }
 
     /// <summary>Runs the case once to learn its signature, then reduces; null when the case shows no failure to keep.</summary>

@@ -1,3 +1,8 @@
+using EptFuzz.Contract;
+using EptFuzz.Harness.Cases;
+using EptFuzz.Harness.Comparing;
+using EptFuzz.Harness.Reporting;
+
 namespace EptFuzz.Harness.Running;
 
 /// <summary>How one case ended. Ordered by how much it matters to a release gate.</summary>
@@ -12,7 +17,7 @@ public enum CaseStatus
     Unsupported,
     /// <summary>A divergence whose signature is listed in known-divergences.txt.</summary>
     KnownDivergence,
-    /// <summary>Targets disagreed (a finding).</summary>
+    /// <summary>Targets disagreed, or code under test crashed or broke an invariant (a finding).</summary>
     Diverged,
     /// <summary>A step's <c>=&gt;</c> expectation did not hold.</summary>
     ExpectationFailed,
@@ -38,7 +43,15 @@ public sealed record CaseCounters
     public int Expectations { get; init; }
 }
 
-/// <summary>The outcome of replaying one case file.</summary>
+/// <summary>One translator's answer to the probe where a case stopped, with what is needed to show it.</summary>
+/// <param name="RuleNames">The target's rule names, to name the ids in <see cref="Observation.Rules"/> (empty when it fires none).</param>
+public sealed record TargetObservation(string Target, Observation Observation, IReadOnlyList<string> RuleNames);
+
+/// <summary>
+/// The outcome of replaying one case, as data: the typed signature, the step where the case
+/// stopped and each translator's observation there. Text, <c>.ept</c> headers, JSON and HTML are
+/// rendered from it by <see cref="CaseReport"/>; nothing parses them back.
+/// </summary>
 public sealed record CaseResult
 {
     public required string File { get; init; }
@@ -48,14 +61,31 @@ public sealed record CaseResult
     /// <summary>Source line of the step where the case stopped (0 when none).</summary>
     public int Line { get; init; }
     public int Column { get; init; }
-    /// <summary>Divergence signature (for dedup and known-divergences.txt), when diverged.</summary>
-    public string? Signature { get; init; }
+    /// <summary>The divergence (or fault) signature, for dedup and known-divergences.txt, when there is a finding.</summary>
+    public DivergenceSignature? Divergence { get; init; }
+    /// <summary>The signature's text (<c>STEP|TARGET:OUTCOME|TARGET:OUTCOME|FIELDS</c>), or null.</summary>
+    public string? Signature => Divergence?.ToString();
     /// <summary>Why a known divergence is known.</summary>
     public string? KnownReason { get; init; }
-    /// <summary>Multi-line report: each side's observation and walk, rules fired, replay command.</summary>
-    public string Detail { get; init; } = string.Empty;
+    /// <summary>The step where the case stopped, and its 1-based number in the case (0 when none).</summary>
+    public Step? Step { get; init; }
+    public int StepNumber { get; init; }
+    /// <summary>Every translator's observation of the probe where the case stopped (empty for an operation).</summary>
+    public IReadOnlyList<TargetObservation> Observations { get; init; } = [];
+    /// <summary>With three or more translators: who is out of step, or null.</summary>
+    public string? Triage { get; init; }
+    /// <summary>
+    /// Free text that is not an observation: the located parse errors of a bad file, the exception
+    /// (and the target's log) of a crash or an infrastructure failure, an invariant's account.
+    /// </summary>
+    public string? Diagnostics { get; init; }
+    /// <summary>The command that replays the case (empty when the case has no file to replay).</summary>
+    public string Replay { get; init; } = string.Empty;
     public CaseCounters Counters { get; init; } = new();
     public TimeSpan Duration { get; init; }
+
+    /// <summary>Multi-line report: the step, signature, each side's observation and walk, rules fired, replay command.</summary>
+    public string Detail => CaseReport.Detail(this);
 
     public bool IsFailure => Status is CaseStatus.Diverged or CaseStatus.ExpectationFailed or CaseStatus.BadInput or CaseStatus.InfrastructureFailure or CaseStatus.Timeout;
 }

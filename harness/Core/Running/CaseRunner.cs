@@ -6,13 +6,17 @@ namespace EptFuzz.Harness.Running;
 
 /// <summary>
 /// Replays one case: the hypervisor builds the tables, every translator sees the same bytes, and
-/// every probe is compared (and checked against its expectation and the intent). The first
-/// divergence stops the case.
+/// every probe is compared (and checked against its expectation, the intent and the invariants).
+/// The first divergence stops the case. This is the one verdict path: replay, gate, fuzz and
+/// reduce all run cases here, so a case gets the same verdict from each, and a finding's own
+/// "replay:" line reproduces it.
 /// </summary>
 public static class CaseRunner
 {
     public static CaseResult Run(EptCase @case, RunOptions options)
     {
+        ArgumentNullException.ThrowIfNull(@case);
+        ArgumentNullException.ThrowIfNull(options);
         var clock = Stopwatch.StartNew();
         if (CaseFeatures.FirstUnsupported(@case, options.Features) is var (index, missing))
         {
@@ -27,47 +31,38 @@ public static class CaseRunner
             };
         }
 
-        var execution = new CaseExecution(@case, options);
+        CaseExecution? execution = null;
         CaseResult result;
         try
         {
+            execution = new CaseExecution(@case, options);
             result = execution.Run();
-        }
-        catch (TargetFaultException e)
-        {
-            // The code under test crashed, hung or broke the protocol at this step: a finding.
-            var step = e.StepIndex is int at && at < @case.Steps.Length ? @case.Steps[at] : execution.CurrentStep;
-            int stepIndex = e.StepIndex ?? execution.CurrentIndex;
-            string stepKey = step is null ? "case" : CaseExecution.StepKey(step);
-            var signature = new Comparing.DivergenceSignature(stepKey, e.Target, e.OutcomeText, "-", "-", e.Detail).ToString();
-            var known = options.Known.ReasonFor(signature);
-            result = new CaseResult
-            {
-                File = @case.SourceName,
-                Status = known is null ? CaseStatus.Diverged : CaseStatus.KnownDivergence,
-                Message = step is null ? e.Message : $"step {stepIndex + 1} (line {step.Line}): {e.Message}",
-                Line = step?.Line ?? 0,
-                Signature = signature,
-                KnownReason = known,
-                Detail = $"signature: {signature}\n{(string.IsNullOrEmpty(e.Log) ? string.Empty : "target stderr (tail):\n" + e.Log)}replay: {options.ReplayCommand(@case.SourceName)}\n",
-                Counters = execution.Counters,
-            };
         }
         catch (TargetFailureException e)
         {
-            // Infrastructure, never a finding.
+            // Infrastructure, never a finding (also when a target cannot even say what it is).
             result = new CaseResult
             {
                 File = @case.SourceName,
                 Status = CaseStatus.InfrastructureFailure,
                 Message = e.Message,
-                Detail = e.ToString(),
-                Counters = execution.Counters,
+                Diagnostics = e.ToString(),
+                Counters = execution?.Counters ?? new CaseCounters(),
             };
+        }
+        catch (TargetFaultException e) when (execution is not null)
+        {
+            // Code under test crashed, hung or broke the protocol on this input: a finding.
+            result = execution.Faulted(e);
+        }
+        catch (Exception e) when (execution is not null && e is not (OutOfMemoryException or InsufficientExecutionStackException))
+        {
+            // The hypervisor or a target threw: it crashed on this input, a finding with its stack.
+            result = execution.Crashed(e);
         }
         finally
         {
-            execution.Dispose();
+            execution?.Dispose();
         }
 
         return result with { Duration = clock.Elapsed };

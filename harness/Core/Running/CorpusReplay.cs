@@ -44,7 +44,7 @@ public static class CorpusReplay
                 Message = first.ToString(),
                 Line = first.Line,
                 Column = first.Column,
-                Detail = parsed.ErrorText(),
+                Diagnostics = parsed.ErrorText(),
                 Duration = clock.Elapsed,
             };
         }

@@ -34,6 +34,9 @@ public sealed record RunOptions
 
     public IRunObserver? Observer { get; init; }
 
+    /// <summary>Checked after every operation step; a violation is a finding. Default: table-page accounting.</summary>
+    public IReadOnlyList<IOperationInvariant> Invariants { get; init; } = [Accounting.TableAccounting.Instance];
+
     /// <summary>The one-line command that replays a file, for reports.</summary>
     public Func<string, string> ReplayCommand { get; init; } = file => $"./eptfuzz replay {file} --trace";
 }

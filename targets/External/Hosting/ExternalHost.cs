@@ -388,6 +388,39 @@ internal sealed class ExternalHost : IDisposable
 
     public ulong ArenaHpa => arenaHpa;
 
+    /// <summary>
+    /// Whether the walk for <paramref name="gpa"/> stays in the target's own tables: every table it
+    /// passes through (present entries: bits 2:0, leaves at level 1 or bit 7) is an arena page. A raw
+    /// edit can link a table anywhere; the target's lookup cannot follow a link to memory that is
+    /// not its own, so it is not asked there.
+    /// </summary>
+    public bool WalkStaysInArena(ulong gpa)
+    {
+        if (Eptp == 0)
+        {
+            return true;
+        }
+
+        ulong table = Eptp & EptGeometry.AddressMask;
+        for (var level = (EptLevel)WalkLength; level >= EptLevel.Pte; level--)
+        {
+            if (!InArena(table, out _, out _))
+            {
+                return false;
+            }
+
+            ulong value = Read(EptGeometry.EntryAddress(table, gpa, level));
+            if ((value & 0b111) == 0 || level == EptLevel.Pte || (level is EptLevel.Pde or EptLevel.Pdpte && (value & EptGeometry.LargePage) != 0))
+            {
+                return true;
+            }
+
+            table = value & EptGeometry.AddressMask;
+        }
+
+        return true;
+    }
+
     public ulong HpaLimit => 1UL << maxPhyAddr;
 
     /// <summary>The arena pages the target holds as host-physical addresses, for table accounting.</summary>
@@ -551,8 +584,8 @@ internal sealed class ExternalHost : IDisposable
     /// <summary>
     /// A write by the harness (a raw step, or an A/D bit the translators already set): into the
     /// arena, where the target sees it at once, or into the harness's memory outside it (and to the
-    /// target with WRITE when it has a lookup, which may follow an edited entry there). The
-    /// translators are told separately.
+    /// target with WRITE when it has a guest-linear lookup, which reads the guest's tables there).
+    /// The translators are told separately.
     /// </summary>
     public void Write(ulong hpa, ulong value)
     {
@@ -588,9 +621,9 @@ internal sealed class ExternalHost : IDisposable
         }
 
         words[(hpa & 0xFFF) >> 3] = value;
-        // Only the target's own lookup reads memory it did not write (a raw edit can point a table
-        // entry anywhere); a target without one never needs these words.
-        if (Declaration is { } d && d.Walkers != TargetWalkers.None && process is not null)
+        // Only a guest-linear lookup reads memory outside the arena (the guest's page tables live
+        // there); for every other target that memory is not its own.
+        if (Declaration is { } d && d.Walkers.HasFlag(TargetWalkers.GuestLinear) && process is not null)
         {
             writer.Begin(Command.Write).U64(hpa).U64(value);
             var result = Execute(null, out _);

@@ -18,6 +18,7 @@ internal enum Command : byte
     Invept = 0x18,
     Walk = 0x20,
     Write = 0x21,
+    SetGuest = 0x22,
     Ack = 0x30,
 }
 

@@ -206,6 +206,18 @@ public sealed class EptHypervisor : IEptHypervisor, IDisposable
 
     public ApiResult GEdit(Gva gva, EptLevel level, ulong set, ulong clear) => S.Guest.Edit(gva, level, set, clear);
 
+    /// <summary>The pool's pages in use, and the top of the tables: the PML5 once a 5-level EPTP was asked for (its entry 0 links the PML4), else the PML4.</summary>
+    public bool ReportTablePages(List<Hpa> held, List<Hpa> roots)
+    {
+        ArgumentNullException.ThrowIfNull(held);
+        ArgumentNullException.ThrowIfNull(roots);
+        ExtendedPageTable ept = S.Ept;
+        ept.Pool.AppendInUse(held);
+        // EPTP form: [5:3] is the walk length minus one.
+        roots.Add(ept.Pml5 != 0 ? new Hpa(ept.Pml5 | (4UL << 3)) : new Hpa(ept.Pml4 | (3UL << 3)));
+        return true;
+    }
+
     public int DrainEffects(List<HypervisorEffect> into)
     {
         // The words of the page effects handed out last time have been used by now (the contract

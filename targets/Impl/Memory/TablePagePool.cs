@@ -46,6 +46,15 @@ public sealed class TablePagePool
 
     public bool TryGetInfo(ulong page, out TablePage info) => _inUse.TryGetValue(page, out info);
 
+    /// <summary>Appends every page handed out and not freed (the table-accounting invariant's "held").</summary>
+    public void AppendInUse(List<Hpa> into)
+    {
+        foreach (ulong page in _inUse.Keys)
+        {
+            into.Add(new Hpa(page));
+        }
+    }
+
     /// <summary>Takes a page for a table at <paramref name="level"/>; its contents are zeroed through the transaction.</summary>
     public bool TryAllocate(EptLevel level, ulong parentEntry, Transaction tx, out ulong page)
     {

@@ -91,7 +91,7 @@ internal static class KeosRustDetection
         var started = new List<ExternalTarget>();
         try
         {
-            return Campaign.SafeRun(c, Options(executable, started));
+            return CaseRunner.Run(c, Options(executable, started));
         }
         finally
         {

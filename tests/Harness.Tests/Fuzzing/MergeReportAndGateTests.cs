@@ -1,5 +1,6 @@
 using EptFuzz.Harness.Cases;
 using EptFuzz.Harness.Fuzzing;
+using EptFuzz.Harness.Reporting;
 using EptFuzz.Harness.Running;
 using EptFuzz.Harness.Tests.Fuzzing.Support;
 
@@ -132,8 +133,12 @@ public sealed class MergeReportAndGateTests : IDisposable
         var f = new FindingRecord { Signature = "read.gpa|model:ok|impl:ok|ad", Hash = "0000abcd", StepsBefore = 9, StepsAfter = 3 };
         var stats = new CampaignStats { Findings = [f], RulesHit = 2, RulesModelled = 5 };
         stats.Save(dir);
-        string detail = "step 3, line 3: read\nsignature: x\nmodel: ok hpa=0x1000\n    ept   PML4E  @0x1000 = 0x2107  same\n    ept   PDPTE  @0x2000 = 0x3107  A set\nimpl: ok hpa=0x1000\n    ept   PML4E  @0x1000 = 0x2107  same\n    ept   PDPTE  @0x2000 = 0x3007  A clear\nreplay: r\n";
-        File.WriteAllText(Path.Combine(dir, "findings", "0000abcd.json"), System.Text.Json.JsonSerializer.Serialize(new FindingDetail(f.Signature, f.Hash, "step 3: differs", detail), new System.Text.Json.JsonSerializerOptions { PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase }));
+        ObservationView[] sides =
+        [
+            new("model", "ok hpa=0x1000", ["ept   PML4E  @0x1000 = 0x2107  same", "ept   PDPTE  @0x2000 = 0x3107  A set"], []),
+            new("impl", "ok hpa=0x1000", ["ept   PML4E  @0x1000 = 0x2107  same", "ept   PDPTE  @0x2000 = 0x3007  A clear"], []),
+        ];
+        File.WriteAllText(Path.Combine(dir, "findings", "0000abcd.json"), System.Text.Json.JsonSerializer.Serialize(new FindingDetail(f.Signature, f.Hash, "step 3: differs", sides, null), new System.Text.Json.JsonSerializerOptions { PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase }));
 
         string html = HtmlReport.Render(dir, stats);
 

@@ -46,7 +46,7 @@ public sealed class RealTargetsTests : IDisposable
             var parsed = CaseParser.Parse(File.ReadAllText(path), path);
             Assert.True(parsed.Succeeded, parsed.ErrorText());
             Assert.True(parsed.Case.Steps.Length <= f.StepsBefore);
-            Assert.Equal(f.Signature, Reducer.KeyOf(Campaign.SafeRun(parsed.Case, ModelAndImpl())));
+            Assert.Equal(f.Signature, Reducer.KeyOf(CaseRunner.Run(parsed.Case, ModelAndImpl())));
         }
     }
 }

@@ -1,5 +1,6 @@
 using EptFuzz.Contract;
 using EptFuzz.Harness.Cases;
+using EptFuzz.Harness.Comparing;
 using EptFuzz.Harness.Fuzzing;
 using EptFuzz.Harness.Running;
 using EptFuzz.Harness.Tests.Fuzzing.Support;
@@ -103,7 +104,7 @@ public class ReducerTests
         {
             var maps = c.Steps.OfType<MapStep>().Where(m => m.Permissions == EptPermissions.ReadAccess && m.Size == 1UL << 21).ToList();
             bool hit = c.Steps.OfType<AccessStep>().Any(a => a.Kind == AccessKind.Write && a.Gpa is { } g && maps.Any(m => g.Value - m.Gpa.Value < m.Size));
-            return new CaseResult { File = "x", Status = hit ? CaseStatus.Diverged : CaseStatus.Passed, Signature = hit ? "write.gpa|a:ok|b:violation|kind" : null };
+            return new CaseResult { File = "x", Status = hit ? CaseStatus.Diverged : CaseStatus.Passed, Divergence = hit ? new DivergenceSignature("write.gpa", "a", "ok", "b", "violation", "kind") : null };
         }
 
         var c = new EptCase(

@@ -32,7 +32,7 @@ public sealed class ValueClassTests
             {
                 EptCase c = CaseGenerator.Generate(Prng.Derive(0x5eed, (ulong)i), GeneratorProfile.Default);
                 map.BeginCase(c);
-                _ = Campaign.SafeRun(c, options);
+                _ = CaseRunner.Run(c, options);
                 map.EndCase();
             }
         });
