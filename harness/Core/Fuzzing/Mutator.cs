@@ -208,7 +208,7 @@ public static class Mutator
                 0 => gs with { Wp = !(gs.Wp ?? true) },
                 1 => gs with { Nxe = !(gs.Nxe ?? false) },
                 2 => gs with { Smep = !(gs.Smep ?? false) },
-                _ => gs with { Pat = rng.NextU64() & 0x0707_0707_0707_0707UL },
+                _ => gs with { Pat = ValidPat(rng) },
             },
             ControlsStep c => c with { Mbec = !(c.Mbec ?? false) },
             EptpStep { Raw: { } raw } e => e with { Raw = raw ^ (1UL << rng.Below(12)) },
@@ -240,6 +240,18 @@ public static class Mutator
         2 => im with { Offset = (1UL << 12) * (1 + rng.Below(511UL)), OffsetFrom = im.OffsetFrom ?? new Gpa(0) },
         _ => im.Offset is null ? im with { Offset = 1UL << 30, OffsetFrom = new Gpa(1UL << 21) } : new IdentityMapStep(),
     };
+
+    /// <summary>A guest PAT whose eight entries are each a valid type (UC, WC, WT, WP, WB, UC-): the case format refuses the reserved 2 and 3.</summary>
+    private static ulong ValidPat(Prng rng)
+    {
+        ulong pat = 0;
+        for (int i = 0; i < 8; i++)
+        {
+            pat |= (ulong)rng.Pick<int>([0, 1, 4, 5, 6, 7]) << (8 * i);
+        }
+
+        return pat;
+    }
 
     private static CpuStep TweakCpu(CpuStep c, Prng rng) => rng.Below(8) switch
     {
