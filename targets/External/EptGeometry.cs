@@ -9,7 +9,7 @@ namespace EptFuzz.Targets.External;
 internal static class EptGeometry
 {
     /// <summary>[51:12] the physical address of the next table or the page.</summary>
-    public const ulong AddressMask = 0x000F_FFFF_FFFF_F000UL;
+    public const ulong AddressMask = EptAddress.Mask;
 
     /// <summary>Bit 7 of a PDE or PDPTE: the entry maps a page.</summary>
     public const ulong LargePage = 1UL << 7;
@@ -18,5 +18,5 @@ internal static class EptGeometry
     public static bool IsPresent(ulong entry, bool mbec) => (entry & 0b111) != 0 || (mbec && (entry & (1UL << 10)) != 0);
 
     /// <summary>The address of the entry that translates <paramref name="gpa"/> in the table at <paramref name="table"/>.</summary>
-    public static ulong EntryAddress(ulong table, ulong gpa, EptLevel level) => table + (((gpa >> (12 + (9 * ((int)level - 1)))) & 0x1FF) << 3);
+    public static ulong EntryAddress(ulong table, ulong gpa, EptLevel level) => table + ((ulong)level.Index(gpa) << 3);
 }

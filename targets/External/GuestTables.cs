@@ -207,7 +207,7 @@ internal sealed class GuestTables(ExternalHost host, int maxPhyAddr, Action<ulon
 
             if (level == EptLevel.Pte || (level is EptLevel.Pde or EptLevel.Pdpte && (value & EptGeometry.LargePage) != 0))
             {
-                ulong span = 1UL << (12 + (9 * ((int)level - 1)));
+                ulong span = level.Span();
                 return (value & EptGeometry.AddressMask & ~(span - 1)) | (gpa & (span - 1));
             }
 
@@ -217,7 +217,8 @@ internal sealed class GuestTables(ExternalHost host, int maxPhyAddr, Action<ulon
         return null;
     }
 
-    private static ulong EntryAddress(ulong table, ulong gva, int level) => table + (((gva >> (12 + (9 * (level - 1)))) & 0x1FF) << 3);
+    // Guest 4-level paging indexes a linear address with the same 9 bits a level as EPT (§4.5).
+    private static ulong EntryAddress(ulong table, ulong gva, int level) => EptGeometry.EntryAddress(table, gva, (EptLevel)level);
 
     /// <summary>Bits 63:47 all equal (48-bit linear addresses).</summary>
     private static bool IsCanonical(ulong gva) => (gva >> 47) is 0 or 0x1FFFF;

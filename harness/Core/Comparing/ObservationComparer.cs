@@ -57,13 +57,13 @@ public static class ObservationComparer
                 return (full.Permissions & rwx) != (lookup.Permissions & rwx) ? d | Difference.Permissions : d;
 
             case OutcomeKind.EptViolation:
+                // The last EPT entry of the final guest-physical address's own walk: the EPT entries
+                // after the last guest entry (before it they translate the guest's table pages). None
+                // when that walk read nothing (e.g. GPA[51:48] set under a 4-level walk).
                 WalkEntry? last = null;
                 foreach (var entry in full.Walk)
                 {
-                    if (entry.Structure == WalkStructure.Ept)
-                    {
-                        last = entry;
-                    }
+                    last = entry.Structure == WalkStructure.Ept ? entry : null;
                 }
 
                 if (last is not { } leaf || full.GuestLinearAddressValid && (full.Qualification & (1UL << 8)) == 0)

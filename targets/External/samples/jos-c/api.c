@@ -172,6 +172,11 @@ enum eptfuzz_result api_map(uint64_t gpa, uint64_t hpa, uint64_t size, unsigned 
 
 /* ------------------------------------------------------------------ unmap, protect */
 
+/* After changing present entries, unmap and protect invalidate with a global INVEPT (as
+ * HyperPlatform does): a single-context one reaches only the EPTP loaded at that moment, and
+ * the processor may hold translations of these tables under another EPTP it used before
+ * (found by eptfuzz: map, access, switch the EPTP, unmap, switch back, access). */
+
 enum range_action { UNMAP, PROTECT };
 
 /* Every 4 KiB page of [gpa, end) is mapped. */
@@ -207,6 +212,10 @@ static enum eptfuzz_result range_apply(uint64_t gpa, uint64_t end, enum range_ac
                 return EPTFUZZ_RESOURCE_LIMIT;
             continue;
         }
+#ifdef BUG_PROTECT_LOOP
+        if (action == PROTECT && (*entry & (EPTE_RWX | EPTE_XU)) == permissions)
+            continue; /* nothing to change on this page */
+#endif
         if (action == UNMAP)
             *entry = 0;
         else
@@ -254,7 +263,7 @@ enum eptfuzz_result api_unmap(uint64_t gpa, uint64_t size)
         return result;
     ept_free_empty(pml4, PML4);
     /* Present entries changed: cached translations of them must go (after the last write). */
-    eptfuzz_invept(EPTFUZZ_INVEPT_SINGLE);
+    eptfuzz_invept(EPTFUZZ_INVEPT_GLOBAL);
     return EPTFUZZ_OK;
 }
 
@@ -274,7 +283,7 @@ enum eptfuzz_result api_protect(uint64_t gpa, uint64_t size, unsigned permission
     if (result != EPTFUZZ_OK)
         return result;
 #ifndef BUG_NO_INVEPT
-    eptfuzz_invept(EPTFUZZ_INVEPT_SINGLE);
+    eptfuzz_invept(EPTFUZZ_INVEPT_GLOBAL);
 #endif
     return EPTFUZZ_OK;
 }

@@ -7,7 +7,7 @@
 #ifndef JOS_BUGS_H
 #define JOS_BUGS_H
 
-#if !defined(JOS_TEST_BUILD) && (defined(BUG_WALK_NULL) || defined(BUG_MEMMAP_LOOP) \
+#if !defined(JOS_TEST_BUILD) && (defined(BUG_LOOKUP_NULL) || defined(BUG_PROTECT_LOOP) \
     || defined(BUG_LEAK_ON_FAILURE) || defined(BUG_DOUBLE_FREE) || defined(BUG_FREE_LINKED) \
     || defined(BUG_USE_AFTER_FREE) || defined(BUG_EMPTY_CHECK_BYTES) || defined(BUG_PDX_SHIFT) \
     || defined(BUG_MIXED_TYPE_2M) || defined(BUG_WRITE_ONLY) \

@@ -39,7 +39,10 @@ int epte_is_leaf(epte_t entry, int level)
 
 epte_t *epte_table(epte_t entry)
 {
-    return eptfuzz_phys_to_virt(entry & EPTE_ADDR);
+    epte_t *table = eptfuzz_phys_to_virt(entry & EPTE_ADDR);
+    /* Only pages this hypervisor took are its tables: a raw edit can point an entry at guest
+     * memory, which eptfuzz_phys_to_virt answers for too (read-only, for the lookup). */
+    return table != NULL && eptfuzz_page_held(table) ? table : NULL;
 }
 
 /* The host-physical address of the page a leaf at `level` maps: bits 51:12 of a PTE, 51:21 of
@@ -63,7 +66,7 @@ static epte_t table_entry(epte_t *table)
 epte_t *ept_find(epte_t *pml4, uint64_t gpa, int *level)
 {
     epte_t *table = pml4;
-    for (int l = PML4; table != NULL; l--) {
+    for (int l = PML4;; l--) {
         epte_t *entry = &table[ept_index(gpa, l)];
         if (*entry == 0)
             return NULL;
@@ -72,8 +75,11 @@ epte_t *ept_find(epte_t *pml4, uint64_t gpa, int *level)
             return entry;
         }
         table = epte_table(*entry);
+#ifndef BUG_LOOKUP_NULL
+        if (table == NULL)
+            return NULL; /* not one of this hypervisor's tables (a raw edit made the entry) */
+#endif
     }
-    return NULL;
 }
 
 int ept_page_is_free(epte_t *pml4, uint64_t gpa, int level)
@@ -234,11 +240,8 @@ int ept_walk(epte_t *pml4, uint64_t gpa, struct eptfuzz_walk *out)
             return 1;
         }
         table = eptfuzz_phys_to_virt(entry & EPTE_ADDR);
-#ifndef BUG_WALK_NULL
-        /* A present entry whose table is not in this hypervisor's memory (a raw edit made
-         * it): those bytes are not ours to read, and the harness's memory there is zero. */
+        /* A present entry whose table is neither ours nor memory the harness sent: zeros. */
         if (table == NULL)
             return 0;
-#endif
     }
 }

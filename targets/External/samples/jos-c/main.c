@@ -20,6 +20,17 @@ static const struct eptfuzz_target jos_ept = {
     .walk_gpa = api_walk_gpa,
 };
 
+#ifdef JOS_TEST_BUILD
+/* The test build runs under AddressSanitizer. An unsymbolized report is written in
+ * milliseconds; symbolizing takes seconds, long enough for eptfuzz to call a crash a hang.
+ * For a symbolized trace, replay the finding with ASAN_OPTIONS=symbolize=1. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+    return "symbolize=0";
+}
+#endif
+
 int main(void)
 {
     return eptfuzz_main(&jos_ept);

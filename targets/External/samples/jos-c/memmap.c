@@ -89,9 +89,7 @@ static int make_runs(uint64_t offset, uint64_t offset_from, struct run *runs)
         while (i < nranges && ranges[i].start == end) { /* RAM is RAM */
 #endif
             end = ranges[i].end;
-#ifndef BUG_MEMMAP_LOOP
             i++;
-#endif
         }
         if (offset != 0 && start < offset_from && offset_from < end) {
             add_run(runs, &n, start, offset_from, offset, offset_from, type);

@@ -476,6 +476,12 @@ void *eptfuzz_phys_to_virt(uint64_t hpa)
     return slot && slot->page ? slot->page + (hpa & 0xFFF) : NULL;
 }
 
+int eptfuzz_page_held(const void *pointer)
+{
+    long i = arena_index(pointer);
+    return i >= 0 && (uint32_t)i < usable_pages && page_state[i] == PAGE_HELD;
+}
+
 /* ------------------------------------------------------------------ INVEPT */
 
 void eptfuzz_invept(int type)

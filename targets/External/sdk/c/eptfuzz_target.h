@@ -139,6 +139,10 @@ uint64_t eptfuzz_virt_to_phys(const void *pointer);
  * outside the arena that the harness sent with WRITE (read-only); NULL otherwise. */
 void *eptfuzz_phys_to_virt(uint64_t hpa);
 
+/* True when `pointer` lies in an arena page this target holds: one of its own tables (a
+ * raw edit can point an entry at guest memory that eptfuzz_phys_to_virt also answers for). */
+int eptfuzz_page_held(const void *pointer);
+
 /* INVEPT: every write before it reaches the harness's translators before the
  * invalidation (inside an operation the SDK stops here until the harness has read the
  * arena). type is EPTFUZZ_INVEPT_SINGLE or EPTFUZZ_INVEPT_GLOBAL. */

@@ -268,8 +268,8 @@ def main():
         # non-leaf entry whose "table" is guest memory, not an arena page.
         edit = [lambda t: t.map(0x200000, 0x200000, 1 << 21, R),
                 lambda t: os.pwrite(t.arena_fd, struct.pack("<Q", 0x200000 | 0x800 | (WB << 3) | R), 2 * PAGE + 8) and None,
-                lambda t: t.walk(0x200000)]
-        expect_death(build, "bug-WALK_NULL", edit, "SEGV|null pointer")
+                lambda t: t.operation(struct.pack("<BQQ", 0x11, 0x200000, PAGE))]
+        expect_death(build, "bug-LOOKUP_NULL", edit, "SEGV|null pointer")
         sample_edit = Target(sample)
         sample_edit.hello(), sample_edit.reset(), sample_edit.set_eptp()
         for step in edit[:2]:
