@@ -85,7 +85,7 @@ public abstract class VmxTarget : ITarget
 
         var cpu = EmulatedCpu.FromReport(Describe(), report, out string? reason)
             ?? throw new TargetFailureException(emulator.Name, $"unavailable: {reason}");
-        return cpu with { IgnoresLargeLeafBit12 = IsBochs, IgnoresEptWriteForGuestAccessedDirty = IsBochs };
+        return cpu with { IgnoresLargeLeafBit12 = IsBochs, IgnoresEptWriteForGuestAccessedDirty = IsBochs, ReportsGuestWalkViolationAsWriteOnly = IsBochs };
     }
 
     private protected virtual bool IsBochs => false;

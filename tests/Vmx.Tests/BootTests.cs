@@ -63,7 +63,10 @@ public sealed class BootTests
             Directory.CreateDirectory(Path.Combine(root, "proc"));
             File.WriteAllText(Path.Combine(root, "dev/kvm"), string.Empty);
             File.WriteAllText(Path.Combine(root, "proc/cpuinfo"), "flags\t\t: fpu sse2 hypervisor\n");
-            var emulator = new QemuEmulator(new QemuOptions { HostRoot = root });
+            // A stand-in executable: the host checks below must not depend on QEMU being installed.
+            string qemu = Path.Combine(root, "qemu-system-x86_64");
+            File.WriteAllText(qemu, string.Empty);
+            var emulator = new QemuEmulator(new QemuOptions { HostRoot = root, Executable = qemu });
             Assert.StartsWith("unavailable: the host CPU has no vmx flag", emulator.Unavailable());
             var failure = Assert.Throws<TargetFailureException>(() => OracleBoot.Run(emulator, DiskImage.Build(new ScriptBuilder())));
             Assert.Contains("unavailable", failure.Message);
@@ -85,9 +88,9 @@ public sealed class BootTests
     public void KvmTarget_AnswersUnavailableWithoutNestedVmx_OrReachesVmx()
     {
         var target = new EptFuzz.Targets.Vmx.KvmTarget();
-        if (NestedVmx.Unavailable() is string reason)
+        if (new QemuEmulator(new QemuOptions { Kvm = true }).Unavailable() is string reason)
         {
-            // This machine (no VT-x): the answer comes at once, without starting QEMU.
+            // This machine (no QEMU, or no VT-x): the answer comes at once, without starting QEMU.
             var failure = Assert.Throws<TargetFailureException>(() => target.Open(CpuCapabilities.Default));
             Assert.Equal($"kvm: {reason}", failure.Message);
         }

@@ -197,7 +197,7 @@ public sealed partial class Campaign
         }
 
         /// <summary>Runs a case only to learn its coverage (queue and corpus loading); returns the new features, the run's duration and every feature it set.</summary>
-        public (int Fresh, TimeSpan Duration, int[] Features) RunForCoverage(EptCase c)
+        public (int Fresh, TimeSpan Duration, int[] Features, CaseResult Result) RunForCoverage(EptCase c)
         {
             Begin(c);
             CaseResult result = CaseRunner.Run(c, observed);
@@ -214,7 +214,7 @@ public sealed partial class Campaign
             }
 
             int fresh = result.Status == CaseStatus.Passed || result.Status == CaseStatus.KnownDivergence ? campaign.coverage.Absorb(local.CaseFeatures) : 0;
-            return (fresh, result.Duration, [.. local.CaseFeatures]);
+            return (fresh, result.Duration, [.. local.CaseFeatures], result);
         }
 
         /// <summary>The run the reducer uses: no coverage observer.</summary>

@@ -595,7 +595,7 @@ public sealed partial class Campaign
                 continue;
             }
 
-            (_, _, int[] features) = worker.RunForCoverage(parsed.Case);
+            (_, _, int[] features, _) = worker.RunForCoverage(parsed.Case);
             lock (corpusGate)
             {
                 corpus.Add(new CorpusEntry(parsed.Case, Cost(parsed.Case), features, path));
@@ -615,19 +615,40 @@ public sealed partial class Campaign
             ParseResult parsed = CaseParser.Parse(File.ReadAllBytes(path), path);
             if (!parsed.Succeeded)
             {
-                warnings.Add(parsed.ErrorText());
-                files.Log(new CampaignEvent { Type = "corpus-rejected", Path = path, Message = parsed.ErrorText() });
+                RejectSeed(path, parsed.ErrorText());
                 continue;
             }
 
             // Seeds may carry expectations; mutants of them are differential probes.
             EptCase seed = Running.CaseFeatures.Restrict(new(parsed.Case.Steps.Select(s => s with { Expectation = null }), sourceName: path), options.Profile.Features);
-            (int fresh, TimeSpan duration, int[] features) = worker.RunForCoverage(seed);
+            (int fresh, TimeSpan duration, int[] features, CaseResult result) = worker.RunForCoverage(seed);
+            switch (result.Status)
+            {
+                case CaseStatus.Diverged:
+                    // A seed that diverges on these targets is the cheapest finding there is.
+                    OnDivergence(worker, seed, null, false, result);
+                    break;
+                case CaseStatus.KnownDivergence:
+                    Interlocked.Increment(ref known);
+                    break;
+                case CaseStatus.BadInput or CaseStatus.Unsupported or CaseStatus.Timeout or CaseStatus.ExpectationFailed:
+                    RejectSeed(path, $"{result.Status}: {result.Message}");
+                    break;
+            }
+
             if (fresh > 0)
             {
                 Keep(seed, 0, "corpus " + Path.GetFileName(path), duration, features);
             }
         }
+    }
+
+    /// <summary>A corpus seed the campaign cannot use: counted with the rejected cases, its reason in the log and the summary.</summary>
+    private void RejectSeed(string path, string reason)
+    {
+        Interlocked.Increment(ref rejected);
+        warnings.Add($"corpus seed {path} not used: {reason}");
+        files.Log(new CampaignEvent { Type = "corpus-rejected", Path = path, Message = reason });
     }
 
     /// <summary>Adds a case that reached new coverage to the corpus and writes it to queue/.</summary>

@@ -291,6 +291,15 @@ internal sealed partial class CasePlanner
             return;
         }
 
+        if (throughCasePaging && cpu.ReportsGuestWalkViolationAsWriteOnly && (eptp & 0x40) != 0 &&
+            GuestTableAccessViolates(memory, eptp, mbec, paging, access.Address))
+        {
+            // With EPT A/D on, a guest paging-structure access is a write: an entry page the EPT does
+            // not let the guest write (or does not map) violates, and the qualification differs.
+            plan.Unsupported = $"{cpu.Engine} reports a violation on a guest paging-structure access under EPT A/D with qualification bit 1 alone, not bits 0 and 1 (a known emulator deviation, ept-rules.md §18.4), and this walk reads a guest table the EPT does not let the guest write";
+            return;
+        }
+
         if (throughCasePaging && cpu.IgnoresLargeLeafBit12 && GuestWalkGpas(memory, eptp, mbec, paging, access.Address).Any(g => FinalLeaf(memory, eptp, mbec, g.Gpa) is { Level: > EptLevel.Pte } l && (l.Entry & 0x1000) != 0))
         {
             plan.Unsupported = $"{cpu.Engine} ignores bit 12 of a large EPT leaf's address (a known emulator deviation), and this gva probe may walk through such a leaf";

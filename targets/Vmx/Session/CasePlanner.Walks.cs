@@ -62,6 +62,40 @@ internal sealed partial class CasePlanner
     }
 
 
+    /// <summary>
+    /// Does the guest walk of <paramref name="gva"/> meet, before any EPT misconfiguration, a guest
+    /// table entry whose page the EPT does not map writable (with EPT A/D on, reading a guest
+    /// paging-structure entry is a write, so that access violates)?
+    /// </summary>
+    private bool GuestTableAccessViolates(Dictionary<ulong, ulong> memory, ulong eptp, bool mbec, GuestPaging paging, ulong gva)
+    {
+        foreach (var g in GuestWalkGpas(memory, eptp, mbec, paging, gva))
+        {
+            if (g.Final)
+            {
+                return false;
+            }
+
+            if (FinalLeaf(memory, eptp, mbec, g.Gpa) is not var (leaf, _))
+            {
+                return true;
+            }
+
+            if ((leaf & 0b11) == 0b10)
+            {
+                // Write without read: a misconfiguration, not a violation.
+                return false;
+            }
+
+            if ((leaf & 0b10) == 0)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     private static ulong Index(ulong gpa, int level) => (gpa >> (12 + 9 * (level - 1))) & 0x1FF;
 
     /// <summary>

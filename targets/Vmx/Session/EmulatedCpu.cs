@@ -28,6 +28,14 @@ public sealed record EmulatedCpu
     /// </summary>
     public bool IgnoresEptWriteForGuestAccessedDirty { get; init; }
 
+    /// <summary>
+    /// Bochs 2.7, with EPT A/D on, reports an EPT violation on a guest paging-structure access with
+    /// exit-qualification bit 1 (write) alone; the SDM treats such an access as a read and a write
+    /// and sets bits 0 and 1 (ept-rules.md §18.4, EPT-GWALK-1). Probes whose guest walk may violate
+    /// that way are unsupported there.
+    /// </summary>
+    public bool ReportsGuestWalkViolationAsWriteOnly { get; init; }
+
     /// <summary>Null when the report shows no usable VMX+EPT; the reason then says what is missing.</summary>
     public static EmulatedCpu? FromReport(string engine, OracleReport report, out string? reason)
     {

@@ -447,4 +447,20 @@ public sealed class CampaignTests : IDisposable
         Assert.DoesNotContain("=>", text, StringComparison.Ordinal);
         Assert.Contains(CampaignEvent.ReadAll(Out("withcorpus")), ev => ev.Type == "corpus-rejected");
     }
+
+    [Fact]
+    public void CorpusSeedThatDiverges_IsAFinding_AndRejectedSeedsAreCounted()
+    {
+        string corpus = Out("corpus-diverges");
+        Directory.CreateDirectory(corpus);
+        // The planted bug lets a write through a read-only page: this seed shows it at once.
+        File.WriteAllText(Path.Combine(corpus, "diverges.ept"), "eptcase 1\ncpu\neptp\nmap gpa=0x3fe00000 hpa=0x1000000 size=2M perm=r\nwrite gpa=0x3fe00000\n");
+        File.WriteAllText(Path.Combine(corpus, "broken.ept"), "eptcase 1\nmap gpa=zzz\n");
+        var summary = new Campaign(Options(Out("seedfinding"), 0, planted: true) with { CorpusDir = corpus }).Run(CancellationToken.None);
+
+        FindingRecord f = Assert.Single(summary.Findings, x => x.Signature == PlantedSignature);
+        Assert.True(File.Exists(Path.Combine(Out("seedfinding"), f.ReducedPath)));
+        Assert.Equal(1, summary.Final.Rejected);
+        Assert.Contains(CampaignEvent.ReadAll(Out("seedfinding")), ev => ev.Type == "corpus-rejected" && ev.Path!.EndsWith("broken.ept", StringComparison.Ordinal));
+    }
 }
