@@ -165,6 +165,13 @@ internal static class Composition
         Trace = trace,
         ReplayCommand = file => $"./eptfuzz replay {file} --targets {targetList} --trace",
     };
+
+    /// <summary>
+    /// The implementation's code coverage for <c>--coverage code</c>: the SharpFuzz-instrumented
+    /// implementation, one copy per worker. Null when this build carries no instrumented copy.
+    /// </summary>
+    public static Harness.Fuzzing.ICodeCoverageSource? CodeCoverage(string targetList, KnownDivergences known, out string? why) =>
+        InstrumentedImpl.TryCreate(targetList, known, out why);
 }
 
 /// <summary>The translators of a run (baseline first) and the hypervisor that builds the tables for them.</summary>

@@ -32,6 +32,8 @@ public enum TargetTraits
     /// entry; never against misconfigurations, page faults or expectations.
     /// </summary>
     SoftwareWalk = 1024,
+    /// <summary>Reports the permissions a translated access's EPT walk granted (<see cref="Observation.Permissions"/>).</summary>
+    TranslatedPermissions = 2048,
 }
 
 public enum ProbeKind : byte

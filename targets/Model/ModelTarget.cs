@@ -13,7 +13,7 @@ public sealed class ModelTarget : ITarget
 
     public TargetTraits Traits =>
         TargetTraits.MemoryType | TargetTraits.AccessedDirtyWrites | TargetTraits.Walk | TargetTraits.Entries
-        | TargetTraits.VmEntry | TargetTraits.Immediate | TargetTraits.AdvancedExitInfo | TargetTraits.Mbec | TargetTraits.TranslatedGpa;
+        | TargetTraits.VmEntry | TargetTraits.Immediate | TargetTraits.AdvancedExitInfo | TargetTraits.Mbec | TargetTraits.TranslatedGpa | TargetTraits.TranslatedPermissions;
 
     /// <summary>The model's rule ids ("EPT-MISCONFIG-1", …) in index order: index i names bit i of <see cref="Observation.Rules"/>.</summary>
     public IReadOnlyList<string> RuleNames => RuleCatalog.Names;

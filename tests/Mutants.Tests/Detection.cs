@@ -72,6 +72,15 @@ public static class Detection
     /// in <paramref name="known"/> are counted, not found (as <c>--known</c> does). With
     /// <paramref name="stopAtFirst"/> the campaign stops once its first finding is reduced.
     /// </summary>
+    /// <summary>
+    /// The feedback the campaigns use: the campaign's default, or EPTFUZZ_MUTANT_COVERAGE (a
+    /// <c>--coverage</c> value) for the README's comparison of feedback modes.
+    /// </summary>
+    public static CoverageKinds Feedback { get; } =
+        Environment.GetEnvironmentVariable("EPTFUZZ_MUTANT_COVERAGE") is { Length: > 0 } text
+            ? CoverageKindsText.TryParse(text, out CoverageKinds k, out string error) ? k : throw new InvalidOperationException($"EPTFUZZ_MUTANT_COVERAGE: {error}")
+            : CoverageKinds.Default;
+
     public static DetectionResult Run(CompiledImpl impl, string outDir, long budget, KnownDivergences known, bool stopAtFirst)
     {
         ArgumentNullException.ThrowIfNull(impl);
@@ -83,10 +92,11 @@ public static class Detection
             Seed = Seed,
             Runs = budget,
             Jobs = 1,
+            Coverage = Feedback,
             ReduceCap = ReduceCap,
             // Status ticks only decide how soon the campaign stops after its first finding.
             StatusInterval = TimeSpan.FromMilliseconds(100),
-            CommandLine = $"mutant {impl.Name}: eptfuzz fuzz --seed 0x{Seed:x} --runs {budget} --jobs 1",
+            CommandLine = $"mutant {impl.Name}: eptfuzz fuzz --seed 0x{Seed:x} --runs {budget} --jobs 1 --coverage {CoverageKindsText.Format(Feedback)}",
         };
         using var stop = new CancellationTokenSource();
         CampaignSummary summary = new Campaign(options).Run(stop.Token, stopAtFirst ? new StopAtFirstReducedFinding(stop, outDir) : null);

@@ -188,7 +188,7 @@ public sealed class DetectionTests(ITestOutputHelper output)
     private static string Table(IReadOnlyDictionary<string, Row> rows, DetectionResult baseline)
     {
         var text = new StringBuilder();
-        text.AppendLine(CultureInfo.InvariantCulture, $"Seed 0x{Detection.Seed:x}, budget {Detection.Budget} executions per bug, one worker, reduction cap {Detection.ReduceCap.TotalSeconds:0} s.");
+        text.AppendLine(CultureInfo.InvariantCulture, $"Seed 0x{Detection.Seed:x}, budget {Detection.Budget} executions per bug, one worker, feedback --coverage {CoverageKindsText.Format(Detection.Feedback)}, reduction cap {Detection.ReduceCap.TotalSeconds:0} s.");
         text.AppendLine();
         text.AppendLine("| bug | executions to detect | signature | reduced steps | seconds | pre-existing signatures skipped |");
         text.AppendLine("|---|---:|---|---:|---:|---:|");

@@ -320,5 +320,65 @@ public static class MutantCatalog
             "bool accessedDirty = true;",
             "VM entry accepts EPTP[6] = 1 on a processor without EPT A/D flags",
             "EPTP-CHK-3: bit 6 = 1 requires CAP[21]"),
+
+        // ---- reached only through value classes (issue 15): states the generator never made before ----
+        new(
+            "MemoryTypeTableWcWtTypo",
+            Types,
+            "0, 1, 1, 0, 1, 0, // WC",
+            "0, 1, 1, 1, 1, 0, // WC",
+            "Table 11-7 typo: EPT WC with guest PAT WT gives WC (should be UC); reached only with a guest PAT index whose entry is WT",
+            "EPT-MT-5: IPAT = 0 combines the EPT type with the PAT type by Table 11-7"),
+        new(
+            "MemoryTypeTableWpUcMinusTypo",
+            Types,
+            "0, 1, 1, 4, 5, 5, // WP",
+            "0, 0, 1, 4, 5, 5, // WP",
+            "Table 11-7 typo: EPT WP with guest PAT UC- gives UC (should be WC)",
+            "EPT-MT-5: IPAT = 0 combines the EPT type with the PAT type by Table 11-7"),
+        new(
+            "PatIndexIgnoresPwt",
+            GuestWalk,
+            " | ((leaf & GuestBits.WriteThrough) != 0 ? 1 : 0);",
+            ";",
+            "the guest PAT index drops PWT: indices 1, 3, 5, 7 read entries 0, 2, 4, 6",
+            "Vol 3A §11.12.3: the PAT entry is selected by PAT*4 + PCD*2 + PWT"),
+        new(
+            "IdentityMapOffsetIgnoresHpaAlignment",
+            "Hypervisor/MemoryMap.cs",
+            "if (supported && ((gpa | hpa) & (bytes - 1)) == 0 && remaining >= bytes)",
+            "if (supported && (gpa & (bytes - 1)) == 0 && remaining >= bytes)",
+            "an identity map with an offset picks huge pages by the GPA's alignment alone: a 2M-aligned GPA whose HPA is only 4K-aligned gets a 2M leaf, whose address drops the HPA's low bits",
+            "case-format identity-map: the largest page that the alignment of both addresses allows"),
+        new(
+            "RangeSizeAlignmentUnchecked",
+            Checks,
+            "if (size == 0 || ((gpa.Value | size) & (LevelGeometry.PageBytes - 1)) != 0)",
+            "if (size == 0 || (gpa.Value & (LevelGeometry.PageBytes - 1)) != 0)",
+            "unmap/protect/retype accept a size that is no multiple of 4K (the last partial page is changed whole)",
+            "case-format: Unaligned when the address or size is not aligned to the page size"),
+        new(
+            "GMapAcceptsNonCanonical",
+            "Hypervisor/GuestPageTables.cs",
+            "if (!GuestBits.IsCanonical(gva.Value) || gpa.Value >= 1UL << _maxPhyAddr",
+            "if (gpa.Value >= 1UL << _maxPhyAddr",
+            "gmap maps a non-canonical linear address (its bits 63:48 are dropped by the index arithmetic) instead of refusing it",
+            "Vol 3A §4.5: linear addresses must be canonical; case-format gmap: OutOfRange"),
+
+        // ---- gaps a mutation run (Stryker, issue 15) left alive: compared fields and intent ----
+        new(
+            "GMapRefusesCanonical",
+            "Hypervisor/GuestPageTables.cs",
+            "if (!GuestBits.IsCanonical(gva.Value) || gpa.Value >= 1UL << _maxPhyAddr",
+            "if (GuestBits.IsCanonical(gva.Value) || gpa.Value >= 1UL << _maxPhyAddr",
+            "gmap refuses every canonical address: no guest table is built, and model and implementation then agree on the page fault",
+            "case-format gmap: OutOfRange only for a non-canonical address or a GPA beyond MAXPHYADDR"),
+        new(
+            "TranslationReportsAllPermissions",
+            Cpu,
+            "ulong visible = Controls.Mbec ? translation.Permissions : translation.Permissions & ~EptBits.UserModeExecute;",
+            "ulong visible = Controls.Mbec ? 0xFUL : 0x7UL;",
+            "a translated guest-physical access reports RWX (and XU under MBEC) whatever its walk granted",
+            "SEMANTICS.md Translated: Permissions = AND over the walk of R, W, X (and XU under MBEC)"),
     ];
 }

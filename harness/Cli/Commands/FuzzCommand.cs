@@ -34,19 +34,29 @@ internal static class FuzzCommand
         var reduceTime = new Option<double>("--reduce-time") { Description = "Seconds to reduce each new finding", DefaultValueFactory = _ => Reducer.DefaultCap.TotalSeconds };
         var emitTest = new Option<bool>("--emit-test") { Description = "Also write an xunit regression test for each finding" };
         var known = Shared.Known();
+        var coverage = new Option<string>("--coverage")
+        {
+            Description = $"The feedback that guides the campaign: {CoverageKindsText.Usage}. Default rules,classes (README, Guidance); code needs the instrumented build",
+            DefaultValueFactory = _ => CoverageKindsText.Format(CoverageKinds.Default),
+        };
         var command = new Command("fuzz", "Run a coverage-guided differential fuzz campaign")
         {
-            seed, time, runs, jobs, corpus, output, targets, resume, shard, cpuProfile, steps, probeWeight, reduceTime, emitTest, known,
+            seed, time, runs, jobs, corpus, output, targets, resume, shard, cpuProfile, steps, probeWeight, reduceTime, emitTest, known, coverage,
         };
-        command.SetAction((parse, cancellation) => Task.FromResult(Run(parse, seed, time, runs, jobs, corpus, output, targets, resume, shard, cpuProfile, steps, probeWeight, reduceTime, emitTest, known, cancellation)));
+        command.SetAction((parse, cancellation) => Task.FromResult(Run(parse, seed, time, runs, jobs, corpus, output, targets, resume, shard, cpuProfile, steps, probeWeight, reduceTime, emitTest, known, coverage, cancellation)));
         return command;
     }
 
     private static int Run(
         ParseResult parse, Option<string> seed, Option<double?> time, Option<long?> runs, Option<int> jobs, Option<string?> corpus,
         Option<string> output, Option<string> targets, Option<bool> resume, Option<string> shard, Option<string> cpuProfile,
-        Option<int> steps, Option<int> probeWeight, Option<double> reduceTime, Option<bool> emitTest, Option<string?> known, CancellationToken cancellation)
+        Option<int> steps, Option<int> probeWeight, Option<double> reduceTime, Option<bool> emitTest, Option<string?> known, Option<string> coverage, CancellationToken cancellation)
     {
+        if (!CoverageKindsText.TryParse(parse.GetValue(coverage)!, out CoverageKinds feedback, out string coverageError))
+        {
+            return Shared.Usage(coverageError);
+        }
+
         if (!Numbers.TryParse(parse.GetValue(seed)!, out ulong seedValue))
         {
             return Shared.Usage($"--seed: '{parse.GetValue(seed)}' is not a number (decimal or 0x hex)");
@@ -81,6 +91,16 @@ internal static class FuzzCommand
             return Shared.Usage(string.Join(Environment.NewLine + "eptfuzz: ", knownErrors));
         }
 
+        ICodeCoverageSource? code = null;
+        if ((feedback & CoverageKinds.Code) != 0)
+        {
+            code = Composition.CodeCoverage(targetList, knownDivergences, out string? why);
+            if (code is null)
+            {
+                return Shared.Usage($"--coverage {CoverageKindsText.Format(feedback)}: {why}");
+            }
+        }
+
         long? runBudget = parse.GetValue(runs);
         double? seconds = parse.GetValue(time) ?? (runBudget is null ? 60 : null);
         var options = new CampaignOptions
@@ -98,6 +118,8 @@ internal static class FuzzCommand
             ReduceCap = TimeSpan.FromSeconds(parse.GetValue(reduceTime)),
             EmitRegressionTests = parse.GetValue(emitTest),
             RulesModelled = probe.Any(t => t.Name == "model") ? Composition.ModelledRuleCount : null,
+            Coverage = feedback,
+            CodeCoverage = code,
             CommandLine = "eptfuzz " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)),
         };
         if (options.Validate() is { } invalid)

@@ -38,6 +38,7 @@ public static class DifferenceNames
         (Difference.EntryValue, "value"),
         (Difference.VmEntry, "vmentry"),
         (Difference.AccessedDirty, "ad"),
+        (Difference.Permissions, "perm"),
     ];
 
     public static string Text(this Difference difference) =>

@@ -5,7 +5,7 @@ namespace EptFuzz.Harness.Comparing;
 /// <summary>
 /// Exact comparison of two observations of the same probe, restricted to what both targets can
 /// observe: memory type only when both report it, the final GPA of a translated access only when
-/// both report it, qualification bit 6 only when both model MBEC,
+/// both report it, the permissions its walk granted only when both report them, qualification bit 6 only when both model MBEC,
 /// bits 9-11 only when both report advanced exit information, A/D writes only when both report
 /// them, page size only when both know it. Walks and rule sets are never compared: a target may
 /// legitimately serve an access from its TLB.
@@ -132,6 +132,11 @@ public static class ObservationComparer
                 if (ta.HasFlag(TargetTraits.TranslatedGpa) && tb.HasFlag(TargetTraits.TranslatedGpa) && a.Gpa != b.Gpa)
                 {
                     d |= Difference.Gpa;
+                }
+
+                if (ta.HasFlag(TargetTraits.TranslatedPermissions) && tb.HasFlag(TargetTraits.TranslatedPermissions) && a.Permissions != b.Permissions)
+                {
+                    d |= Difference.Permissions;
                 }
 
                 break;

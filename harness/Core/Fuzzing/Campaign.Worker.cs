@@ -30,17 +30,41 @@ public sealed partial class Campaign
         /// <summary>1 once this case was recorded in hangs/ (by the watchdog or after it finished).</summary>
         private int hangRecorded;
 
-        public Worker(Campaign campaign, int index, RunOptions options)
+        private readonly ICodeTracer? tracer;
+
+        public Worker(Campaign campaign, int index, RunOptions options, ICodeTracer? tracer)
         {
             this.campaign = campaign;
             this.index = index;
+            this.tracer = tracer;
             Options = options;
-            local = new CoverageMap();
+            local = new CoverageMap(kinds: campaign.options.Coverage);
             observed = options with { Observer = local };
             quiet = options with { Observer = null, Trace = null };
         }
 
         public RunOptions Options { get; }
+
+        /// <summary>How many of this worker's executions hit value class <paramref name="index"/>.</summary>
+        public long ClassCount(int index) => local.ClassCount(index);
+
+        /// <summary>Starts a case: its value classes, and a clear trace map.</summary>
+        private void Begin(EptCase c)
+        {
+            local.BeginCase(c);
+            tracer?.Reset();
+        }
+
+        /// <summary>Ends a case: its code edges join its features; returns how many guiding features were new to this worker.</summary>
+        private int End()
+        {
+            if (tracer is not null)
+            {
+                local.AddCodeEdges(tracer.Map);
+            }
+
+            return local.EndCase();
+        }
 
         /// <summary>Left running in a case that never returned; not disposed.</summary>
         public bool Abandoned { get; set; }
@@ -90,12 +114,12 @@ public sealed partial class Campaign
             Volatile.Write(ref hangRecorded, 0);
             Volatile.Write(ref running, new RunningCase(c, origin, seed));
             Volatile.Write(ref runningSince, Stopwatch.GetTimestamp());
-            local.BeginCase();
+            Begin(c);
             CaseResult result = CaseRunner.Run(c, observed);
             Volatile.Write(ref runningSince, 0);
             Interlocked.Increment(ref campaign.executions);
             Interlocked.Add(ref campaign.probes, result.Counters.Probes);
-            int fresh = local.EndCase();
+            int fresh = End();
             if (result.Status != CaseStatus.InfrastructureFailure)
             {
                 Interlocked.Exchange(ref campaign.consecutiveInfrastructure, 0);
@@ -175,11 +199,11 @@ public sealed partial class Campaign
         /// <summary>Runs a case only to learn its coverage (queue and corpus loading); returns the new features, the run's duration and every feature it set.</summary>
         public (int Fresh, TimeSpan Duration, int[] Features, CaseResult Result) RunForCoverage(EptCase c)
         {
-            local.BeginCase();
+            Begin(c);
             CaseResult result = CaseRunner.Run(c, observed);
             Interlocked.Increment(ref campaign.executions);
             Interlocked.Add(ref campaign.probes, result.Counters.Probes);
-            local.EndCase();
+            End();
             if (result.Status == CaseStatus.InfrastructureFailure)
             {
                 campaign.OnInfrastructureFailure(result.Message);

@@ -36,6 +36,7 @@ public sealed partial class Campaign
     private readonly Stopwatch session = new();
     private CampaignStats stats = new();
     private CoverageMap coverage = new();
+    private Worker[] workers = [];
     private long executions;
     private long sessionStartExecutions;
     /// <summary>Probes the executions ran; added with the same one atomic per case as <see cref="executions"/>.</summary>
@@ -200,12 +201,21 @@ public sealed partial class Campaign
         var workers = new Worker[options.Jobs];
         for (int w = 0; w < workers.Length; w++)
         {
-            workers[w] = new Worker(this, w, options.Targets());
+            if (options.CodeCoverage is { } code)
+            {
+                (RunOptions traced, ICodeTracer tracer) = code.ForWorker(w);
+                workers[w] = new Worker(this, w, traced, tracer);
+            }
+            else
+            {
+                workers[w] = new Worker(this, w, options.Targets(), null);
+            }
         }
 
         RunOptions first = workers[0].Options;
         DescribeTargets(first, out IReadOnlyList<string> ruleNames, out List<string> targetNames);
-        coverage = new CoverageMap(ruleNames, options.RulesModelled);
+        coverage = new CoverageMap(ruleNames, options.RulesModelled, options.Coverage);
+        this.workers = workers;
         stats.Targets = targetNames;
         try
         {
@@ -458,6 +468,8 @@ public sealed partial class Campaign
             ProbesPerSecond = s.ProbesPerSecond,
             RulesHit = s.RulesHit,
             RulesModelled = s.RulesModelled,
+            ClassesHit = s.ClassesHit,
+            CodeEdges = s.CodeEdges,
             CorpusSize = s.CorpusSize,
             Findings = s.Findings,
         });
@@ -490,6 +502,8 @@ public sealed partial class Campaign
             ProbesPerSecond = seconds > 0 ? Math.Max(0, totalProbes - sessionStartProbes) / seconds : 0,
             RulesHit = coverage.RulesHit,
             RulesModelled = coverage.RulesModelled,
+            ClassesHit = coverage.ClassesHit,
+            CodeEdges = coverage.CodeFeatures > 0 ? coverage.CodeEdgesHit() : 0,
             Features = coverage.Features,
             CorpusSize = corpusSize,
             QueueSize = queueSize,
@@ -523,6 +537,24 @@ public sealed partial class Campaign
             stats.RulesModelled = s.RulesModelled;
             stats.Features = s.Features;
             stats.RulesHitNames = [.. coverage.RuleNamesHit()];
+            stats.Coverage = CoverageKindsText.Format(options.Coverage);
+            stats.ClassesHit = s.ClassesHit;
+            stats.ClassesTotal = ValueClasses.Count;
+            stats.ClassesNeverHit = [.. Enumerable.Range(0, ValueClasses.Count).Where(i => !coverage.HasClass(i)).Select(i => ValueClasses.Names[i])];
+            var counts = new Dictionary<string, long>(ValueClasses.Count, StringComparer.Ordinal);
+            for (int i = 0; i < ValueClasses.Count; i++)
+            {
+                long n = 0;
+                foreach (Worker w in workers)
+                {
+                    n += w.ClassCount(i);
+                }
+
+                counts[ValueClasses.Names[i]] = n;
+            }
+
+            stats.ClassCounts = counts;
+            stats.CodeEdges = s.CodeEdges;
             lock (findingGate)
             {
                 stats.Findings = [.. findings.Values.Where(f => f.Hash.Length > 0).OrderBy(f => f.FoundAtExecution)];

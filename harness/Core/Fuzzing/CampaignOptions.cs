@@ -66,6 +66,15 @@ public sealed record CampaignOptions
     /// </summary>
     public int? RulesModelled { get; init; }
 
+    /// <summary>The feedback that guides the campaign (<c>--coverage</c>).</summary>
+    public CoverageKinds Coverage { get; init; } = CoverageKinds.Default;
+
+    /// <summary>
+    /// Reads the implementation's code coverage after each execution (the SharpFuzz trace map);
+    /// null when the implementation is not instrumented. Needed for <see cref="CoverageKinds.Code"/>.
+    /// </summary>
+    public ICodeCoverageSource? CodeCoverage { get; init; }
+
     /// <summary>The command line, recorded in finding headers ("found by").</summary>
     public string CommandLine { get; init; } = "eptfuzz fuzz";
 
@@ -136,6 +145,11 @@ public sealed record CampaignOptions
             return $"--corpus {c}: no such directory";
         }
 
+        if ((Coverage & CoverageKinds.Code) != 0 && CodeCoverage is null)
+        {
+            return "--coverage code: the implementation is not instrumented (build it with SharpFuzz: see README, Guidance)";
+        }
+
         return Profile.Validate();
     }
 }
@@ -157,6 +171,12 @@ public sealed record CampaignStatus
     public int RulesHit { get; init; }
 
     public int RulesModelled { get; init; }
+
+    /// <summary>Value classes hit so far, of <see cref="ValueClasses.Count"/>.</summary>
+    public int ClassesHit { get; init; }
+
+    /// <summary>Code edges reached (0 without code coverage).</summary>
+    public int CodeEdges { get; init; }
 
     /// <summary>Every coverage feature set (rules, pairs, transitions, outcomes).</summary>
     public int Features { get; init; }
@@ -188,7 +208,7 @@ public sealed record CampaignStatus
     /// <summary>One plain status line.</summary>
     public string Line() => string.Create(
         CultureInfo.InvariantCulture,
-        $"[{(int)Elapsed.TotalHours:00}:{Elapsed:mm\\:ss}] execs {Executions} ({ExecPerSecond:0}/s)  probes {Probes} ({ProbesPerSecond:0}/s)  rules {RulesHit}/{RulesModelled}  features {Features}  corpus {CorpusSize}  findings {Findings} (+{Duplicates} dup)  rejected {Rejected}  infra {InfrastructureFailures}  hangs {Hangs}");
+        $"[{(int)Elapsed.TotalHours:00}:{Elapsed:mm\\:ss}] execs {Executions} ({ExecPerSecond:0}/s)  probes {Probes} ({ProbesPerSecond:0}/s)  rules {RulesHit}/{RulesModelled}  classes {ClassesHit}/{ValueClasses.Count}  edges {CodeEdges}  features {Features}  corpus {CorpusSize}  findings {Findings} (+{Duplicates} dup)  rejected {Rejected}  infra {InfrastructureFailures}  hangs {Hangs}");
 }
 
 /// <summary>One distinct finding (a divergence signature).</summary>

@@ -6,12 +6,12 @@ namespace EptFuzz.Harness.Fuzzing;
 
 /// <summary>One point of the campaign's history (for the report's charts).</summary>
 /// <remarks>The probe fields come last with defaults: points from before they were recorded read as 0.</remarks>
-public sealed record HistoryPoint(double Seconds, long Executions, double ExecPerSecond, int RulesHit, int Features, int CorpusSize, int Findings, long Probes = 0, double ProbesPerSecond = 0)
+public sealed record HistoryPoint(double Seconds, long Executions, double ExecPerSecond, int RulesHit, int Features, int CorpusSize, int Findings, long Probes = 0, double ProbesPerSecond = 0, int ClassesHit = 0, int CodeEdges = 0)
 {
     public static HistoryPoint Of(CampaignStatus s)
     {
         ArgumentNullException.ThrowIfNull(s);
-        return new(s.Elapsed.TotalSeconds, s.Executions, s.ExecPerSecond, s.RulesHit, s.Features, s.CorpusSize, s.Findings, s.Probes, s.ProbesPerSecond);
+        return new(s.Elapsed.TotalSeconds, s.Executions, s.ExecPerSecond, s.RulesHit, s.Features, s.CorpusSize, s.Findings, s.Probes, s.ProbesPerSecond, s.ClassesHit, s.CodeEdges);
     }
 }
 
@@ -99,6 +99,23 @@ public sealed class CampaignStats
 
     public List<string> RulesHitNames { get; set; } = [];
 
+    /// <summary>The feedback that guided the campaign (<c>--coverage</c>).</summary>
+    public string Coverage { get; set; } = CoverageKindsText.Format(CoverageKinds.Default);
+
+    /// <summary>Value classes hit (of <see cref="ClassesTotal"/>); see <see cref="ValueClasses"/>.</summary>
+    public int ClassesHit { get; set; }
+
+    public int ClassesTotal { get; set; } = ValueClasses.Count;
+
+    /// <summary>The value classes no execution hit, by name.</summary>
+    public List<string> ClassesNeverHit { get; set; } = [];
+
+    /// <summary>Executions that hit each value class (this invocation's workers), by name.</summary>
+    public Dictionary<string, long> ClassCounts { get; set; } = [];
+
+    /// <summary>Code edges reached (distinct trace-map indices); 0 without the instrumented build.</summary>
+    public int CodeEdges { get; set; }
+
     /// <summary>The names of the targets, baseline first.</summary>
     public List<string> Targets { get; set; } = [];
 
@@ -176,6 +193,10 @@ public sealed record CampaignEvent
     public double? ProbesPerSecond { get; init; }
 
     public int? RulesHit { get; init; }
+
+    public int? ClassesHit { get; init; }
+
+    public int? CodeEdges { get; init; }
 
     public int? RulesModelled { get; init; }
 

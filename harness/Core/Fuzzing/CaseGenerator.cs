@@ -17,7 +17,7 @@ namespace EptFuzz.Harness.Fuzzing;
 public static class CaseGenerator
 {
     /// <summary>Bump when the same seed would generate different bytes.</summary>
-    public const int Version = 1;
+    public const int Version = 2;
 
     public static EptCase Generate(ulong seed, GeneratorProfile profile)
     {
@@ -43,6 +43,12 @@ public static class CaseGenerator
             steps.Add(controls);
             factory.Learn(controls);
         }
+        else if (rng.Chance(5))
+        {
+            var controls = new ControlsStep(rng.Coin() ? false : null);
+            steps.Add(controls);
+            factory.Learn(controls);
+        }
 
         // Identity maps are the slowest steps to run (hundreds of leaves): rare, and small.
         if (rng.Chance(5))
@@ -56,45 +62,79 @@ public static class CaseGenerator
         }
 
         bool rawSinceInvept = false;
+        var next = new List<Step>(4);
         while (steps.Count < profile.Steps)
         {
-            Step step = NextStep(rng, factory, rawSinceInvept, profile.ProbeWeight);
-            if (step is EditStep or PokeStep or GEditStep)
+            next.Clear();
+            NextSteps(rng, factory, rawSinceInvept, profile.ProbeWeight, next);
+            foreach (Step step in next)
             {
-                rawSinceInvept = true;
-            }
-            else if (step is InveptStep)
-            {
-                rawSinceInvept = false;
-            }
+                if (steps.Count >= profile.Steps)
+                {
+                    break;
+                }
 
-            steps.Add(step);
-            factory.Learn(step);
+                if (step is EditStep or PokeStep or GEditStep)
+                {
+                    rawSinceInvept = true;
+                }
+                else if (step is InveptStep)
+                {
+                    rawSinceInvept = false;
+                }
+
+                steps.Add(step);
+                factory.Learn(step);
+            }
         }
 
         return new EptCase(steps, sourceName: $"gen-{seed:x16}.ept");
     }
 
-    private static Step NextStep(Prng rng, StepFactory f, bool rawSinceInvept, int probeWeight)
+    private static void NextSteps(Prng rng, StepFactory f, bool rawSinceInvept, int probeWeight, List<Step> into)
     {
         if (rawSinceInvept && rng.Chance(15))
         {
-            return new InveptStep(rng.Chance(80) ? InveptType.SingleContext : InveptType.Global);
+            into.Add(new InveptStep(rng.Chance(80) ? InveptType.SingleContext : InveptType.Global));
+            return;
         }
 
-        // operation, probe, raw edit, poke, guest map, guest edit, restrict guest tables, late eptp
-        int choice = rng.Weighted([42, probeWeight, 7, 2, f.GuestPaging ? 8 : 0, f.GuestPaging ? 2 : 0, f.GuestPaging ? 2 : 0, 1]);
-        return choice switch
+        // operation, probe, raw edit, poke, guest map, guest edit, restrict guest tables, late eptp,
+        // a guest map with a PAT index, guest paging off again
+        int choice = rng.Weighted([42, probeWeight, 7, 2, f.GuestPaging ? 6 : 0, f.GuestPaging ? 2 : 0, f.GuestPaging ? 2 : 0, 1, f.GuestPaging ? 2 : 0, f.GuestPaging ? 1 : 0]);
+        switch (choice)
         {
-            0 => f.Operation(),
-            1 => f.Probe(),
-            2 => f.Edit(),
-            3 => f.Poke(),
-            4 => f.GMap(),
-            5 => f.GEdit(),
-            6 => f.RestrictGuestTables(),
-            _ => LateEptp(rng, f),
-        };
+            case 0:
+                into.Add(f.Operation());
+                break;
+            case 1:
+                into.Add(f.Probe());
+                break;
+            case 2:
+                into.Add(f.Edit());
+                break;
+            case 3:
+                into.Add(f.Poke());
+                break;
+            case 4:
+                into.Add(f.GMap());
+                break;
+            case 5:
+                into.Add(f.GEdit());
+                break;
+            case 6:
+                into.Add(f.RestrictGuestTables());
+                break;
+            case 7:
+                into.Add(LateEptp(rng, f));
+                break;
+            case 8:
+                into.AddRange(f.TypedGMap());
+                break;
+            default:
+                into.Add(rng.Chance(5) ? f.GuestOff() : f.GMap());
+                break;
+        }
     }
 
     /// <summary>A later <c>eptp</c>: a raw value to try the VM-entry checks, or the named fields again.</summary>
@@ -103,7 +143,8 @@ public static class CaseGenerator
         if (rng.Chance(60))
         {
             // [2:0] memory type, [5:3] walk length - 1, [6] A/D, [11:7] reserved, [51:12] root.
-            ulong raw = rng.Pick<ulong>([0, 6, 6, 1, 2, 7]) | ((ulong)rng.Pick<int>([3, 3, 4, 1, 7]) << 3) | (rng.Chance(30) ? 0x40UL : 0)
+            ulong raw = (rng.Chance(80) ? rng.Pick<ulong>([0, 6, 6, 1, 2, 7]) : rng.Below(8UL))
+                | ((rng.Chance(80) ? (ulong)rng.Pick<int>([3, 3, 4, 1, 7]) : rng.Below(8UL)) << 3) | (rng.Chance(30) ? 0x40UL : 0)
                 | (rng.Chance(10) ? 1UL << (7 + rng.Below(5)) : 0) | ((rng.NextU64() & 0xFFFF) << 12);
             return EptpStep.FromRaw(raw);
         }
@@ -125,7 +166,7 @@ public static class CaseGenerator
 
         // Random: each key is written or left to its default, so both paths are exercised.
         return new CpuStep(
-            MaxPhyAddr: rng.Chance(75) ? rng.Pick<int>([36, 39, 40, 46, 48, 52]) : null,
+            MaxPhyAddr: rng.Chance(75) ? rng.Pick<int>([36, 39, 40, 42, 46, 48, 52]) : null,
             ExecuteOnly: rng.Chance(30) ? rng.Chance(70) : null,
             Page2M: rng.Chance(15) ? rng.Chance(80) : null,
             Page1G: rng.Chance(30) ? rng.Chance(60) : null,

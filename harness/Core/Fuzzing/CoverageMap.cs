@@ -16,6 +16,13 @@ namespace EptFuzz.Harness.Fuzzing;
 ///   outcomes    what each step produced (operation verb x result, probe verb x outcome x page
 ///               size x qualification bits), hashed into 2^16 bits, so that targets without rule
 ///               ids still guide.
+///   classes     <see cref="ValueClasses"/>: which value class each step's fields and each
+///               access's state fell in, 1024 exact bits (a table lookup is not a branch, so
+///               code coverage cannot see these);
+///   code        the implementation's edge coverage (SharpFuzz's trace map, hit counts bucketed
+///               as AFL does), added by <see cref="AddCodeEdges"/>, 2^16 x 8 bits.
+/// <see cref="CoverageKinds"/> chooses which spaces a campaign uses as feedback; value classes
+/// are always counted (for the report) even when they do not guide.
 /// A case is kept when it sets a bit nobody set before. As an <see cref="IRunObserver"/> it
 /// collects the current case's features; <see cref="EndCase"/> commits them.
 /// </summary>
@@ -32,7 +39,12 @@ public sealed class CoverageMap : IRunObserver
     private const int PairBase = RuleSpace;
     private const int TransitionBase = PairBase + PairSpace;
     private const int OutcomeBase = TransitionBase + HashSpace;
-    private const int TotalBits = OutcomeBase + HashSpace;
+    public const int ClassSpace = 1024;
+    public const int CodeEdges = 1 << 16;
+
+    private const int ClassBase = OutcomeBase + HashSpace;
+    private const int CodeBase = ClassBase + ClassSpace;
+    private const int TotalBits = CodeBase + (CodeEdges * 8);
 
     private readonly ulong[] bits = new ulong[TotalBits / 64];
     private readonly object gate = new();
@@ -41,13 +53,87 @@ public sealed class CoverageMap : IRunObserver
     private int lastRule = -1;
     private int rulesHit;
     private int featuresHit;
+    private int classesHit;
+    private int codeHit;
+    private readonly ValueClassifier classifier = new();
+    private readonly long[] classCounts = new long[ValueClasses.Count];
 
     /// <param name="ruleNames">The rule ids of the target that fills <see cref="Observation.Rules"/> (the model).</param>
     /// <param name="rulesModelled">How many rules that target models; defaults to the number of names.</param>
-    public CoverageMap(IReadOnlyList<string>? ruleNames = null, int? rulesModelled = null)
+    /// <param name="kinds">The feature spaces that guide (value classes are counted either way).</param>
+    public CoverageMap(IReadOnlyList<string>? ruleNames = null, int? rulesModelled = null, CoverageKinds kinds = CoverageKinds.Default)
     {
+        if (ValueClasses.Count > ClassSpace)
+        {
+            throw new InvalidOperationException($"{ValueClasses.Count} value classes do not fit the map's {ClassSpace} bits");
+        }
+
         RuleNames = ruleNames ?? [];
         RulesModelled = rulesModelled ?? RuleNames.Count;
+        Kinds = kinds;
+    }
+
+    public CoverageKinds Kinds { get; }
+
+    /// <summary>Value classes hit so far (of <see cref="ValueClasses.Count"/>).</summary>
+    public int ClassesHit => Volatile.Read(ref classesHit);
+
+    /// <summary>Code-coverage features (edge x hit-count bucket) hit so far.</summary>
+    public int CodeFeatures => Volatile.Read(ref codeHit);
+
+    /// <summary>How many of this map's cases hit each value class (a worker's own map counts its cases).</summary>
+    public long ClassCount(int index) => Interlocked.Read(ref classCounts[index]);
+
+    /// <summary>True when class <paramref name="index"/> is set in this map.</summary>
+    public bool HasClass(int index)
+    {
+        int f = ClassBase + index;
+        lock (gate)
+        {
+            return (bits[f >> 6] & (1UL << (f & 63))) != 0;
+        }
+    }
+
+    /// <summary>Code edges (distinct trace-map indices, any bucket) hit so far.</summary>
+    public int CodeEdgesHit()
+    {
+        int n = 0;
+        lock (gate)
+        {
+            for (int e = 0; e < CodeEdges; e += 8)
+            {
+                // Eight edges' eight buckets are one 64-bit word.
+                ulong word = bits[(CodeBase >> 6) + (e >> 3)];
+                for (int k = 0; k < 8; k++)
+                {
+                    if (((word >> (k * 8)) & 0xFF) != 0)
+                    {
+                        n++;
+                    }
+                }
+            }
+        }
+
+        return n;
+    }
+
+    /// <summary>The trace-map indices hit so far (for the report).</summary>
+    public IReadOnlyList<int> CodeEdgeIndices()
+    {
+        var list = new List<int>();
+        lock (gate)
+        {
+            for (int e = 0; e < CodeEdges; e++)
+            {
+                int f = CodeBase + (e * 8);
+                if (((bits[f >> 6] >> (f & 63)) & 0xFF) != 0)
+                {
+                    list.Add(e);
+                }
+            }
+        }
+
+        return list;
     }
 
     public IReadOnlyList<string> RuleNames { get; }
@@ -83,13 +169,65 @@ public sealed class CoverageMap : IRunObserver
 
     public void BeginCase()
     {
+        classifier.Reset();
         pending.Clear();
         entryStates.Clear();
         lastRule = -1;
     }
 
+    /// <summary>Starts a case and classifies its steps' fields into value classes.</summary>
+    public void BeginCase(EptCase c)
+    {
+        pending.Clear();
+        entryStates.Clear();
+        lastRule = -1;
+        classifier.Begin(c);
+    }
+
     /// <summary>Commits the current case's features to this map; returns how many were new.</summary>
-    public int EndCase() => Absorb(pending);
+    public int EndCase()
+    {
+        IReadOnlyList<int> classes = classifier.Hits;
+        for (int i = 0; i < classes.Count; i++)
+        {
+            int c = classes[i];
+            classCounts[c]++;
+            pending.Add(ClassBase + c);
+        }
+
+        return Absorb(pending);
+    }
+
+    /// <summary>
+    /// Adds the case's code coverage: <paramref name="trace"/> is the trace map (one hit counter
+    /// per edge, saturating at 255), each non-zero counter bucketed as AFL does (1, 2, 3, 4-7,
+    /// 8-15, 16-31, 32-127, 128+).
+    /// </summary>
+    public void AddCodeEdges(ReadOnlySpan<byte> trace)
+    {
+        int n = Math.Min(trace.Length, CodeEdges);
+        for (int e = 0; e < n; e++)
+        {
+            byte count = trace[e];
+            if (count != 0)
+            {
+                pending.Add(CodeBase + (e * 8) + Bucket(count));
+            }
+        }
+    }
+
+    /// <summary>AFL's hit-count classes.</summary>
+    public static int Bucket(byte count) => count switch
+    {
+        1 => 0,
+        2 => 1,
+        3 => 2,
+        < 8 => 3,
+        < 16 => 4,
+        < 32 => 5,
+        < 128 => 6,
+        _ => 7,
+    };
 
     /// <summary>Sets these features (e.g. another worker's case); returns how many were new. Thread-safe.</summary>
     public int Absorb(IReadOnlyList<int> features)
@@ -106,10 +244,22 @@ public sealed class CoverageMap : IRunObserver
                 if ((word & mask) == 0)
                 {
                     word |= mask;
-                    fresh++;
                     if (f < RuleSpace)
                     {
                         rulesHit++;
+                    }
+                    else if (f >= ClassBase && f < CodeBase)
+                    {
+                        classesHit++;
+                    }
+                    else if (f >= CodeBase)
+                    {
+                        codeHit++;
+                    }
+
+                    if (Guides(f))
+                    {
+                        fresh++;
                     }
                 }
             }
@@ -118,6 +268,13 @@ public sealed class CoverageMap : IRunObserver
             return fresh;
         }
     }
+
+    /// <summary>Whether feature <paramref name="f"/> belongs to a space this map is guided by.</summary>
+    private bool Guides(int f) => f < ClassBase
+        ? (Kinds & CoverageKinds.Rules) != 0
+        : f < CodeBase
+            ? (Kinds & CoverageKinds.Classes) != 0
+            : (Kinds & CoverageKinds.Code) != 0;
 
     /// <summary>Copies every bit of <paramref name="other"/> into this map.</summary>
     public int UnionWith(CoverageMap other)
@@ -141,11 +298,15 @@ public sealed class CoverageMap : IRunObserver
         return Absorb(set);
     }
 
-    public void OnOperation(int stepIndex, Step step, ApiResult result) =>
+    public void OnOperation(int stepIndex, Step step, ApiResult result)
+    {
+        classifier.Operation(step, result);
         pending.Add(OutcomeBase + (int)(Mix((ulong)VerbCode(step), (ulong)result) & (HashSpace - 1)));
+    }
 
     public void OnProbe(int stepIndex, Step step, Observation baseline)
     {
+        classifier.Probe(step, baseline);
         RuleBits r = baseline.Rules;
         if (!r.IsEmpty)
         {

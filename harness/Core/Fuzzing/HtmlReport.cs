@@ -48,6 +48,9 @@ public static class HtmlReport
         Row(sb, "executions", stats.Executions.ToString(CultureInfo.InvariantCulture));
         Row(sb, "probes", stats.Probes.ToString(CultureInfo.InvariantCulture));
         Row(sb, "rules hit / rules modelled", $"{stats.RulesHit}/{stats.RulesModelled}");
+        Row(sb, "feedback (--coverage)", stats.Coverage);
+        Row(sb, "value classes hit", $"{stats.ClassesHit}/{stats.ClassesTotal}");
+        Row(sb, "code edges reached", stats.CodeEdges == 0 ? "0 (no code coverage: the implementation was not instrumented, or --coverage left code out)" : stats.CodeEdges.ToString(CultureInfo.InvariantCulture));
         Row(sb, "coverage features", stats.Features.ToString(CultureInfo.InvariantCulture));
         Row(sb, "corpus: working set / queue", $"{stats.CorpusSize.ToString(CultureInfo.InvariantCulture)} / {stats.QueueSize.ToString(CultureInfo.InvariantCulture)} (culled entries are in queue/culled)");
         Row(sb, "findings", $"{stats.Findings.Count} distinct, {stats.Duplicates} duplicates");
@@ -56,12 +59,39 @@ public static class HtmlReport
 
         sb.Append("<h2>Coverage over time</h2>\n");
         sb.Append(Chart(stats.History, h => h.RulesHit, "rules hit", "#1f77b4"));
+        sb.Append(Chart(stats.History, h => h.ClassesHit, "value classes hit", "#ff7f0e"));
+        if (stats.CodeEdges > 0)
+        {
+            sb.Append(Chart(stats.History, h => h.CodeEdges, "code edges", "#8c564b"));
+        }
+
         sb.Append(Chart(stats.History, h => h.Features, "coverage features", "#2ca02c"));
         sb.Append("<h2>Executions and probes per second</h2>\n");
         sb.Append(Chart(stats.History, h => h.ExecPerSecond, "exec/s", "#d62728"));
         sb.Append(Chart(stats.History, h => h.ProbesPerSecond, "probes/s", "#9467bd"));
 
         sb.Append("<h2>Rules hit</h2>\n<p>").Append(E(string.Join(' ', stats.RulesHitNames))).Append("</p>\n");
+
+        sb.Append("<h2>Value classes never hit</h2>\n");
+        if (stats.ClassesNeverHit.Count == 0)
+        {
+            sb.Append("<p>None: every class of the written list was hit.</p>\n");
+        }
+        else
+        {
+            sb.Append("<table><tr><th>class</th></tr>\n");
+            foreach (string c in stats.ClassesNeverHit)
+            {
+                sb.Append("<tr><td>").Append(E(c)).Append("</td></tr>\n");
+            }
+
+            sb.Append("</table>\n");
+        }
+
+        if (stats.CodeEdges > 0)
+        {
+            sb.Append("<h2>Implementation methods never reached</h2>\n<p>Not computed: SharpFuzz's edge index is (location XOR previous location / 2), which does not map back to a method.</p>\n");
+        }
 
         sb.Append("<h2>Findings</h2>\n");
         if (stats.Findings.Count == 0)

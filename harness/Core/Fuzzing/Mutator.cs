@@ -94,12 +94,29 @@ public static class Mutator
         {
             int at = prefix + rng.Below(steps.Count - prefix + 1);
             StepFactory f = FactoryAt(steps, at, rng);
-            Step step = rng.Weighted([45, 40, 8, f.GuestPaging ? 7 : 0]) switch
+            if (f.GuestPaging && rng.Chance(4))
+            {
+                // A guest page with a PAT index, an INVEPT and an access: several steps at once.
+                foreach (Step typed in f.TypedGMap())
+                {
+                    if (steps.Count < MaxSteps)
+                    {
+                        steps.Insert(at++, typed);
+                    }
+                }
+
+                continue;
+            }
+
+            Step step = rng.Weighted([45, 40, 8, f.GuestPaging ? 7 : 0, 2, f.GuestPaging ? 2 : 0, 3]) switch
             {
                 0 => f.Operation(),
                 1 => f.Probe(),
                 2 => f.Edit(),
-                _ => f.GMap(),
+                3 => f.GMap(),
+                4 => f.Poke(),
+                5 => f.GEdit(),
+                _ => new InveptStep(rng.Chance(70) ? InveptType.SingleContext : InveptType.Global),
             };
             steps.Insert(at, step);
 
@@ -135,10 +152,15 @@ public static class Mutator
         (steps[a], steps[b]) = (steps[b], steps[a]);
     }
 
-    /// <summary>Changes one field of one step: a neighbouring address, another size, permission, level or access kind.</summary>
+    /// <summary>
+    /// Changes one field of one step, of any kind: a neighbouring address, another size,
+    /// permission, memory type, level, bit, access kind, processor capability, EPTP field, guest
+    /// paging control, memory range or identity-map offset.
+    /// </summary>
     private static void Tweak(List<Step> steps, Prng rng)
     {
-        int prefix = Prefix(steps);
+        // The processor and the first EPTP are tweaked too, now and then (never deleted or moved).
+        int prefix = rng.Chance(8) ? 0 : Prefix(steps);
         if (steps.Count == prefix)
         {
             return;
@@ -168,11 +190,80 @@ public static class Mutator
                 : a with { Cpl = a.Cpl == 3 ? (byte)0 : (byte)3 },
             EditStep e => rng.Coin() ? e with { Level = (EptLevel)(byte)(1 + rng.Below(f.WalkLength)) } : f.Edit(),
             EntryStep e => e with { Level = (EptLevel)(byte)(1 + rng.Below(f.WalkLength)) },
-            GMapStep g => g with { Permissions = (GuestPagePermissions)rng.Below(8) },
+            GMapStep g => rng.Below(3) switch
+            {
+                0 => g with { Permissions = (GuestPagePermissions)rng.Below(8) },
+                1 => g with { Size = OtherSize(g.Size, rng) },
+                _ => g with { Gpa = new Gpa(Neighbour(g.Gpa.Value, rng)) },
+            },
+            GEditStep ge => rng.Coin() ? ge with { Level = (EptLevel)(byte)(1 + rng.Below(4)) } : f.GEdit(),
+            PokeStep => f.Poke(),
+            InveptStep inv => inv with { Type = inv.Type == InveptType.Global ? InveptType.SingleContext : InveptType.Global },
+            IdentityMapStep im => TweakIdentityMap(im, rng),
+            MemoryStep mem => rng.Coin()
+                ? mem with { MemoryType = rng.Pick<MemoryType>([MemoryType.UC, MemoryType.WC, MemoryType.WT, MemoryType.WP, MemoryType.WB, (MemoryType)2]) }
+                : mem with { End = new Gpa(MovedEnd(mem, rng)) },
+            GuestStep { Paging: true } gs => rng.Below(4) switch
+            {
+                0 => gs with { Wp = !(gs.Wp ?? true) },
+                1 => gs with { Nxe = !(gs.Nxe ?? false) },
+                2 => gs with { Smep = !(gs.Smep ?? false) },
+                _ => gs with { Pat = ValidPat(rng) },
+            },
+            ControlsStep c => c with { Mbec = !(c.Mbec ?? false) },
+            EptpStep { Raw: { } raw } e => e with { Raw = raw ^ (1UL << rng.Below(12)) },
+            EptpStep e => rng.Below(3) switch
+            {
+                0 => e with { WalkLength = e.WalkLength == 5 ? 4 : 5 },
+                1 => e with { AccessedDirty = !(e.AccessedDirty ?? false) },
+                _ => e with { MemoryType = e.MemoryType == MemoryType.UC ? MemoryType.WB : MemoryType.UC },
+            },
+            CpuStep cpu => TweakCpu(cpu, rng),
             Step s when s.Category == StepCategory.Operation && s is not (GuestStep or EptpStep or ControlsStep or MemoryStep or IdentityMapStep) => f.Operation(),
             var s => s,
         };
     }
+
+    /// <summary>A memory range's end moved by a 4K or 2M page either way (never a huge jump: an identity map of it is built page by page).</summary>
+    private static ulong MovedEnd(MemoryStep mem, Prng rng)
+    {
+        ulong delta = rng.Coin() ? 1UL << 12 : 1UL << 21;
+        ulong end = mem.End.Value;
+        return rng.Coin() ? end + delta : end - delta > mem.Start.Value && end > delta ? end - delta : end + delta;
+    }
+
+    private static IdentityMapStep TweakIdentityMap(IdentityMapStep im, Prng rng) => rng.Below(4) switch
+    {
+        // An offset that keeps 1G, only 2M or only 4K alignment, or none.
+        0 => im with { Offset = (1UL << 30) * (1 + rng.Below(4UL)), OffsetFrom = im.OffsetFrom ?? new Gpa(0) },
+        1 => im with { Offset = (1UL << 21) * (1 + rng.Below(511UL)), OffsetFrom = im.OffsetFrom ?? new Gpa(0) },
+        2 => im with { Offset = (1UL << 12) * (1 + rng.Below(511UL)), OffsetFrom = im.OffsetFrom ?? new Gpa(0) },
+        _ => im.Offset is null ? im with { Offset = 1UL << 30, OffsetFrom = new Gpa(1UL << 21) } : new IdentityMapStep(),
+    };
+
+    /// <summary>A guest PAT whose eight entries are each a valid type (UC, WC, WT, WP, WB, UC-): the case format refuses the reserved 2 and 3.</summary>
+    private static ulong ValidPat(Prng rng)
+    {
+        ulong pat = 0;
+        for (int i = 0; i < 8; i++)
+        {
+            pat |= (ulong)rng.Pick<int>([0, 1, 4, 5, 6, 7]) << (8 * i);
+        }
+
+        return pat;
+    }
+
+    private static CpuStep TweakCpu(CpuStep c, Prng rng) => rng.Below(8) switch
+    {
+        0 => c with { MaxPhyAddr = rng.Pick<int>([36, 39, 40, 42, 46, 48, 52]) },
+        1 => c with { ExecuteOnly = !(c.ExecuteOnly ?? true) },
+        2 => c with { Page1G = !(c.Page1G ?? true) },
+        3 => c with { AccessedDirty = !(c.AccessedDirty ?? true) },
+        4 => c with { Mbec = !(c.Mbec ?? false) },
+        5 => c with { Walk5 = !(c.Walk5 ?? false) },
+        6 => c with { AdvancedExitInfo = !(c.AdvancedExitInfo ?? false) },
+        _ => c with { Page2M = !(c.Page2M ?? true) },
+    };
 
     private static void Splice(List<Step> steps, Prng rng, EptCase other)
     {

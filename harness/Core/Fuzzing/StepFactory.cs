@@ -27,8 +27,13 @@ internal sealed class StepFactory
         0x80, // LargePage (reserved at PML4E/PML5E and in a PTE it is ignored)
         0x100, 0x200, // Accessed, Dirty
         0x400, // UserModeExecute
+        0x800, // ignored
         1UL << 63, // SuppressVe
     ];
+
+    /// <summary>Guest paging-entry bits a <c>gedit</c> sets or clears: P, R/W, U/S, PWT, PCD, A, D, PS (PAT in a PTE), G, the ignored 9-11, PAT of a large page, XD, a reserved bit.</summary>
+    private static readonly ulong[] GuestBitsToFlip =
+        [0x1, 0x2, 0x4, 0x8, 0x10, 0x20, 0x40, 0x80, 0x100, 0x200, 0x400, 0x800, 0x1000, 1UL << 63, 1UL << 51];
 
     private readonly Prng rng;
     private readonly List<(ulong Gpa, ulong Hpa, ulong Size)> mapped = new(32);
@@ -208,18 +213,27 @@ internal sealed class StepFactory
         };
     }
 
-    /// <summary>Sizes for range operations: whole pages, several pages, or a part of a huge page.</summary>
+    /// <summary>Sizes for range operations: whole pages, several pages, a part of a huge page, or (rarely) one that is no multiple of 4K.</summary>
     private ulong RangeSize()
     {
-        return rng.Weighted([40, 25, 10, 10, 5]) switch
+        return rng.Weighted([40, 25, 10, 10, 5, 1]) switch
         {
             0 => K4,
             1 => M2,
             2 => G1,
             3 => K4 * (2 + rng.Below(8UL)),
-            _ => rng.Chance(80) ? M2 * 2 : K4 * 513,
+            4 => rng.Chance(80) ? M2 * 2 : K4 * 513,
+            _ => OddSize(),
         };
     }
+
+    /// <summary>A size that is not a page size: several 4K pages, a 2M page and one 4K more, or no multiple of 4K at all.</summary>
+    private ulong OddSize() => rng.Below(3) switch
+    {
+        0 => K4 * (2 + rng.Below(4UL)),
+        1 => M2 + K4,
+        _ => K4 + (8UL << rng.Below(8)),
+    };
 
     private EptPermissions Permissions()
     {
@@ -265,16 +279,29 @@ internal sealed class StepFactory
 
     public MapStep Map()
     {
-        ulong size = PageSizeBytes();
+        ulong size = rng.Chance(1) ? OddSize() : PageSizeBytes();
         ulong gpa = Gpa(rng.Chance(95) ? size : K4);
         ulong hpa = Hpa(gpa, size);
+        if (rng.Chance(1))
+        {
+            // Addresses the API must refuse as Unaligned.
+            if (rng.Coin())
+            {
+                gpa |= 1UL << rng.Below(12);
+            }
+            else
+            {
+                hpa |= 1UL << rng.Below(12);
+            }
+        }
+
         MemoryType? mt = rng.Chance(35) ? MemType() : null;
         bool? ipat = rng.Chance(15) ? rng.Coin() : null;
         Remember(gpa, hpa, size);
         return new MapStep(new Gpa(gpa), new Hpa(hpa), size, Permissions(), mt, ipat);
     }
 
-    private Gpa RangeStart(ulong size) => new(Gpa(rng.Chance(92) ? Math.Min(size, G1) : K4));
+    private Gpa RangeStart(ulong size) => new(Gpa(rng.Chance(92) ? Math.Min(size, G1) : K4) | (rng.Chance(1) ? 8UL << rng.Below(8) : 0));
 
     public Step Operation()
     {
@@ -304,8 +331,8 @@ internal sealed class StepFactory
                 return new SplitStep(new Gpa(Gpa(K4) + (rng.Chance(20) ? rng.Below(512UL) * 8 : 0)));
             case 5:
             {
-                ulong size = rng.Chance(80) ? M2 : G1;
-                return new MergeStep(new Gpa(Gpa(rng.Chance(95) ? size : K4)), size);
+                ulong size = rng.Chance(3) ? rng.Pick<ulong>([K4, 2 * M2, M2 + K4]) : rng.Chance(80) ? M2 : G1;
+                return new MergeStep(new Gpa(Gpa(rng.Chance(95) ? size : K4) | (rng.Chance(1) ? 8UL << rng.Below(8) : 0)), size);
             }
 
             case 6:
@@ -367,15 +394,24 @@ internal sealed class StepFactory
                 leafHpa = new Hpa(Hpa(gpa & ~(span - 1), span) & ~(rng.Chance(80) ? span - 1 : K4 - 1));
                 break;
             case 7:
-                set = rng.Pick<ulong>(EptBitsToFlip);
+                set = EditBit();
                 break;
             default:
-                clear = rng.Pick<ulong>(EptBitsToFlip);
+                clear = EditBit();
                 break;
         }
 
         return new EditStep(new Gpa(gpa), level, set, clear, leafHpa);
     }
+
+    /// <summary>One EPT bit to set or clear: a permission, type, flag or ignored bit; sometimes an address bit below or above MAXPHYADDR, or one of bits 52-62.</summary>
+    private ulong EditBit() => rng.Weighted([80, 8, 6, 6]) switch
+    {
+        0 => rng.Pick<ulong>(EptBitsToFlip),
+        1 => 1UL << (12 + rng.Below(Math.Max(1, Cpu.MaxPhyAddr - 12))),
+        2 => 1UL << (Cpu.MaxPhyAddr + rng.Below(Math.Max(1, 52 - Cpu.MaxPhyAddr))),
+        _ => 1UL << (52 + rng.Below(11)),
+    };
 
     public PokeStep Poke()
     {
@@ -389,6 +425,13 @@ internal sealed class StepFactory
             _ => rng.NextU64(),
         };
         return new PokeStep(new Hpa(hpa), value);
+    }
+
+    /// <summary>Turns guest paging off again (guest-linear addresses are then guest-physical).</summary>
+    public GuestStep GuestOff()
+    {
+        GuestPaging = false;
+        return GuestStep.Off();
     }
 
     public Step Probe()
@@ -459,7 +502,52 @@ internal sealed class StepFactory
             rng.Chance(30) ? rng.Coin() : null,
             rng.Chance(60) ? rng.Coin() : null,
             rng.Chance(30) ? rng.Coin() : null,
-            rng.Chance(10) ? rng.Pick<ulong>([0x0007_0106_0007_0106UL, 0x0606_0606_0606_0606UL, 0, 0x0001_0405_0007_0406UL]) : null);
+            rng.Weighted([75, 5, 10, 10]) switch
+            {
+                0 => null,
+                1 => Contract.GuestPaging.PowerOnPat,
+                2 => rng.Pick<ulong>([0x0007_0106_0007_0106UL, 0x0606_0606_0606_0606UL, 0, 0x0001_0405_0007_0406UL]),
+                _ => RandomPat(),
+            });
+    }
+
+    /// <summary>A guest PAT whose eight entries are each a valid type (UC, WC, WT, WP, WB, UC-).</summary>
+    private ulong RandomPat()
+    {
+        ulong pat = 0;
+        for (int i = 0; i < 8; i++)
+        {
+            pat |= (ulong)rng.Pick<int>([0, 1, 4, 5, 6, 7]) << (8 * i);
+        }
+
+        return pat;
+    }
+
+    /// <summary>
+    /// A guest mapping whose leaf then gets a PAT index (PWT, PCD and PAT bits by <c>gedit</c>), and
+    /// an INVEPT so that the accesses after it are compared: every guest PAT type then meets every
+    /// EPT memory type.
+    /// </summary>
+    public IEnumerable<Step> TypedGMap()
+    {
+        GMapStep g = GMap();
+        yield return g;
+        int index = 1 + rng.Below(7);
+        bool large = g.Size != K4;
+        ulong set = ((index & 1) != 0 ? 0x8UL : 0) | ((index & 2) != 0 ? 0x10UL : 0) | ((index & 4) != 0 ? (large ? 0x1000UL : 0x80UL) : 0);
+        var level = g.Size == G1 ? EptLevel.Pdpte : g.Size == M2 ? EptLevel.Pde : EptLevel.Pte;
+        yield return new GEditStep(g.Gva, level, set, null);
+        if (rng.Chance(50))
+        {
+            // The EPT side of the combination: the guest page's own EPT memory type.
+            yield return new RetypeStep(new Gpa(g.Gpa.Value & ~(K4 - 1)), K4, rng.Pick<MemoryType>([MemoryType.UC, MemoryType.WC, MemoryType.WT, MemoryType.WP, MemoryType.WB]), rng.Chance(10) ? true : null);
+        }
+
+        yield return new InveptStep(rng.Chance(70) ? InveptType.SingleContext : InveptType.Global);
+        if (rng.Chance(70))
+        {
+            yield return AccessStep.Linear(Kind(), g.Gva, rng.Chance(75) ? (byte)(rng.Coin() ? 3 : 0) : null);
+        }
     }
 
     /// <summary>A guest mapping of a fresh or reused linear address onto mapped (or nearby) guest-physical memory.</summary>
@@ -471,13 +559,22 @@ internal sealed class StepFactory
             1 => M2,
             _ => G1,
         };
+        if (rng.Chance(1))
+        {
+            size = OddSize();
+        }
+
         ulong gva = Canonical(FreshGva() & ~(size - 1));
         if (rng.Chance(15))
         {
             gva = Canonical(gva | 0xFFFF_8000_0000_0000UL);
         }
+        else if (rng.Chance(1))
+        {
+            gva |= 1UL << (48 + rng.Below(15)); // not canonical: OutOfRange
+        }
 
-        ulong gpa = Gpa(size);
+        ulong gpa = Gpa(size) | (rng.Chance(1) ? 8UL << rng.Below(8) : 0);
         if (rng.Chance(10) && tablePages.Count > 0)
         {
             // A guest page that is the guest's own page table.
@@ -497,8 +594,7 @@ internal sealed class StepFactory
     {
         ulong gva = GuestAddress();
         var level = (EptLevel)(byte)(1 + rng.Below(4));
-        // P, R/W, U/S, A, D, PS, XD: the bits that change a guest walk.
-        ulong bit = rng.Pick<ulong>([0x1, 0x2, 0x4, 0x20, 0x40, 0x80, 1UL << 63, 1UL << 51]);
+        ulong bit = rng.Pick<ulong>(GuestBitsToFlip);
         return rng.Coin() ? new GEditStep(new Gva(gva), level, bit, null) : new GEditStep(new Gva(gva), level, null, bit);
     }
 
@@ -523,15 +619,25 @@ internal sealed class StepFactory
                 1 => M2 * (1 + rng.Below(8UL)),
                 _ => G1,
             };
-            yield return new MemoryStep(new Gpa(cursor), new Gpa(cursor + length), rng.Chance(70) ? MemoryType.WB : MemType());
+            bool odd = rng.Chance(3);
+            yield return new MemoryStep(new Gpa(cursor | (odd && rng.Coin() ? 0x800UL : 0)), new Gpa(cursor + length + (odd ? 0x10UL : 0)), rng.Chance(70) ? MemoryType.WB : MemType());
             Remember(cursor, cursor, Math.Min(length, G1));
             cursor += length + (rng.Chance(50) ? 0UL : K4 * rng.Below(1024UL));
         }
 
-        if (rng.Chance(25))
+        if (rng.Chance(50))
         {
-            ulong from = M2 * rng.Below(4UL);
-            yield return new IdentityMapStep(G1 * (1 + rng.Below(4UL)), new Gpa(from));
+            // The JOS layout: GPA + offset from offset-from on. The offset need not keep the huge
+            // pages' alignment: a 2M-aligned GPA may meet an HPA that is only 4K-aligned.
+            ulong offset = rng.Weighted([40, 25, 25, 5]) switch
+            {
+                0 => G1 * (1 + rng.Below(4UL)),
+                1 => M2 * (1 + rng.Below(511UL)),
+                2 => K4 * (1 + rng.Below(511UL)),
+                _ => 0,
+            };
+            ulong from = rng.Chance(80) ? M2 * rng.Below(4UL) : K4 * (1 + rng.Below(511UL));
+            yield return new IdentityMapStep(offset, new Gpa(from));
         }
         else
         {

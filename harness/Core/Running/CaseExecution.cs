@@ -25,6 +25,9 @@ internal sealed class CaseExecution : IDisposable
     private readonly ITarget[] targets;
     private readonly ITargetSession[] sessions;
     private readonly IntentModel intent;
+
+    /// <summary>Guest paging as the case's successful <c>guest</c> steps left it (what a <c>gmap</c>'s result depends on).</summary>
+    private bool guestPagingOn;
     private readonly RunScratch scratch;
     private readonly StaleTranslations stale;
     private readonly EffectForwarder forwarder;
@@ -182,6 +185,17 @@ internal sealed class CaseExecution : IDisposable
             // and after it cannot say what maps there.
             intended = null;
             intent.MarkUnknown(from, to);
+        }
+
+        if (options.CheckIntent && step is GMapStep or GuestStep && (options.Features & HypervisorFeatures.GuestPaging) != 0 && GuestIntent.Check(step, result, guestPagingOn, cpu.MaxPhyAddr) is { } guestWant)
+        {
+            var signature = new DivergenceSignature(step.Verb, hypervisor.Name, result.ToString(), "intent", guestWant, "result");
+            return Diverged(step, signature, $"{step.Verb}: {hypervisor.Name} says {result}, its arguments mean {guestWant}", null, null);
+        }
+
+        if (step is GuestStep gs && result == ApiResult.Ok)
+        {
+            guestPagingOn = gs.Paging;
         }
 
         if (options.CheckIntent && intended is { } want && want != result)

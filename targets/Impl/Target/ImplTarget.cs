@@ -20,7 +20,7 @@ public sealed class ImplTarget : ITarget
 
     public TargetTraits Traits =>
         TargetTraits.MemoryType | TargetTraits.AccessedDirtyWrites | TargetTraits.Walk | TargetTraits.Entries
-        | TargetTraits.VmEntry | TargetTraits.Immediate | TargetTraits.AdvancedExitInfo | TargetTraits.Mbec | TargetTraits.TranslatedGpa
+        | TargetTraits.VmEntry | TargetTraits.Immediate | TargetTraits.AdvancedExitInfo | TargetTraits.Mbec | TargetTraits.TranslatedGpa | TargetTraits.TranslatedPermissions
         | (_cachesTranslations ? TargetTraits.CachesTranslations : TargetTraits.None);
 
     /// <summary>This target does not model rules; <see cref="Observation.Rules"/> stays empty.</summary>

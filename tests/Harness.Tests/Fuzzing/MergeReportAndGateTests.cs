@@ -103,8 +103,10 @@ public sealed class MergeReportAndGateTests : IDisposable
         Assert.StartsWith("<!DOCTYPE html>", html, StringComparison.Ordinal);
         Assert.DoesNotContain("<script", html, StringComparison.Ordinal);
         Assert.DoesNotContain("src=", html, StringComparison.Ordinal);
-        // Rules hit, coverage features, exec/s and probes/s.
-        Assert.Equal(4, CountOf(html, "<svg"));
+        // Rules hit, value classes hit, coverage features, exec/s and probes/s (no code edges: not instrumented).
+        Assert.Equal(5, CountOf(html, "<svg"));
+        Assert.Contains(">value classes hit</text>", html, StringComparison.Ordinal);
+        Assert.Contains("<h2>Value classes never hit</h2>", html, StringComparison.Ordinal);
         Assert.Contains(">probes/s</text>", html, StringComparison.Ordinal);
         Assert.Contains("cpu profile random, 32 steps per case, probe weight 38", html, StringComparison.Ordinal);
         Assert.Contains($"<th>probes</th><td>{stats.Probes}</td>", html, StringComparison.Ordinal);
