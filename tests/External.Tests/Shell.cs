@@ -29,14 +29,17 @@ internal static class Shell
     }
 
     /// <summary>The C compiler the samples build with, or null (a test then skips with the reason, unless CI requires it).</summary>
-    public static string? CCompiler()
+    public static string? CCompiler() => Find("cc");
+
+    /// <summary>The full path of an executable on PATH, or null.</summary>
+    public static string? Find(string name)
     {
-        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? string.Empty).Split(':'))
+        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? string.Empty).Split(':', StringSplitOptions.RemoveEmptyEntries))
         {
-            var cc = System.IO.Path.Combine(dir, "cc");
-            if (File.Exists(cc))
+            var path = System.IO.Path.Combine(dir, name);
+            if (File.Exists(path))
             {
-                return cc;
+                return path;
             }
         }
 

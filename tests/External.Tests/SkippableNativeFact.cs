@@ -9,9 +9,9 @@ internal sealed class SkippableNativeFactAttribute : FactAttribute
 {
     public SkippableNativeFactAttribute()
     {
-        if (Shell.CCompiler() is null && Environment.GetEnvironmentVariable("EPTFUZZ_REQUIRE_NATIVE") != "1")
+        if ((Shell.CCompiler() is null || Shell.Find("make") is null) && Environment.GetEnvironmentVariable("EPTFUZZ_REQUIRE_NATIVE") != "1")
         {
-            Skip = "no C compiler (cc) on PATH: install build-essential, or set EPTFUZZ_REQUIRE_NATIVE=1 to fail instead";
+            Skip = "no C compiler (cc) or make on PATH: install build-essential, or set EPTFUZZ_REQUIRE_NATIVE=1 to fail instead";
         }
     }
 }
