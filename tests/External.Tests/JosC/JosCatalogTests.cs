@@ -6,7 +6,7 @@ using Xunit.Abstractions;
 namespace EptFuzz.External.Tests.JosC;
 
 /// <summary>
-/// The fuzzer finds every bug of jos-c's catalog (BUGS.md) within <see cref="JosDetection.Budget"/>
+/// The fuzzer finds every bug of jos-c's catalog (BUGS.md) within <see cref="ExternalDetection.Budget"/>
 /// executions against <c>model,exec:bug-NAME</c>, reduces it to at most
 /// <see cref="MaxReducedSteps"/> steps that pass on the sample (so the finding is the bug's doing),
 /// and reports a crash as a crash and a hang as a hang; and the sample itself, fuzzed the same way
@@ -36,14 +36,14 @@ public sealed class JosCatalogTests(ITestOutputHelper output)
     {
         string sample = JosSample.Build("jos-c-test");
         DirectoryInfo temp = Directory.CreateTempSubdirectory("eptfuzz-jos-");
-        var rows = new List<(string Bug, JosDetectionResult Result, CaseStatus? OnSample)>();
+        var rows = new List<(string Bug, ExternalDetectionResult Result, CaseStatus? OnSample)>();
         try
         {
             foreach (string bug in JosSample.Bugs)
             {
                 string build = JosSample.Build("bug-" + bug);
-                JosDetectionResult r = JosDetection.Run(bug, build, Path.Combine(temp.FullName, bug), stopAtFirst: true);
-                CaseStatus? onSample = r.Reduced is { } c ? JosDetection.Replay(c, sample).Status : null;
+                ExternalDetectionResult r = JosSample.Detection.Run(bug, build, Path.Combine(temp.FullName, bug), stopAtFirst: true);
+                CaseStatus? onSample = r.Reduced is { } c ? JosSample.Detection.Replay(c, sample).Status : null;
                 rows.Add((bug, r, onSample));
             }
         }
@@ -61,7 +61,7 @@ public sealed class JosCatalogTests(ITestOutputHelper output)
         {
             if (r.Finding is not { } f || r.Reduced is not { } reduced)
             {
-                failures.Add($"{bug}: missed within {JosDetection.Budget} executions");
+                failures.Add($"{bug}: missed within {ExternalDetection.Budget} executions");
                 continue;
             }
 
@@ -91,10 +91,10 @@ public sealed class JosCatalogTests(ITestOutputHelper output)
         DirectoryInfo temp = Directory.CreateTempSubdirectory("eptfuzz-jos-");
         try
         {
-            JosDetectionResult r = JosDetection.Run("sample", sample, temp.FullName, stopAtFirst: false);
+            ExternalDetectionResult r = JosSample.Detection.Run("sample", sample, temp.FullName, stopAtFirst: false);
             output.WriteLine($"sample: {r.Executions} executions in {r.Elapsed.TotalSeconds:0.0} s, first finding: {r.Finding?.Signature ?? "none"}");
             Assert.True(r.Finding is null, $"the sample diverged at execution {r.Finding?.FoundAtExecution}: {r.Finding?.Signature}\n{r.Finding?.Message}");
-            Assert.Equal(JosDetection.Budget, r.Executions);
+            Assert.Equal(ExternalDetection.Budget, r.Executions);
         }
         finally
         {
@@ -102,10 +102,10 @@ public sealed class JosCatalogTests(ITestOutputHelper output)
         }
     }
 
-    private static string Table(List<(string Bug, JosDetectionResult Result, CaseStatus? OnSample)> rows)
+    private static string Table(List<(string Bug, ExternalDetectionResult Result, CaseStatus? OnSample)> rows)
     {
         var text = new StringBuilder();
-        text.AppendLine(CultureInfo.InvariantCulture, $"Seed 0x{JosDetection.Seed:x}, budget {JosDetection.Budget} executions per bug, one worker, reduction cap {JosDetection.ReduceCap.TotalSeconds:0} s, command timeout {JosDetection.CommandTimeout.TotalSeconds:0.#} s.");
+        text.AppendLine(CultureInfo.InvariantCulture, $"Seed 0x{ExternalDetection.Seed:x}, budget {ExternalDetection.Budget} executions per bug, one worker, reduction cap {ExternalDetection.ReduceCap.TotalSeconds:0} s, command timeout {JosSample.Detection.CommandTimeout!.Value.TotalSeconds:0.#} s.");
         text.AppendLine();
         text.AppendLine("| bug | executions to detect | signature | reduced steps | seconds |");
         text.AppendLine("|---|---:|---|---:|---:|");

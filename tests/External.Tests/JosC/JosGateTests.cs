@@ -18,7 +18,7 @@ public sealed class JosGateTests(ITestOutputHelper output)
         var started = new List<ExternalTarget>();
         try
         {
-            RunOptions options = JosDetection.Options(JosSample.Build("jos-c"), started);
+            RunOptions options = JosSample.Detection.Options(JosSample.Build("jos-c"), started);
             var (files, errors) = CorpusReplay.FindCases([Path.Combine(RepositoryRoot.Path, "corpus")]);
             Assert.Empty(errors);
             var results = files.Select(f => CorpusReplay.RunFile(f, options)).ToList();
@@ -34,10 +34,7 @@ public sealed class JosGateTests(ITestOutputHelper output)
         }
         finally
         {
-            foreach (var target in started)
-            {
-                target.Dispose();
-            }
+            ExternalDetection.Dispose(started);
         }
     }
 }

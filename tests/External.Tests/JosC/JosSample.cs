@@ -11,6 +11,9 @@ internal static partial class JosSample
 {
     public static string Directory { get; } = Path.Combine(RepositoryRoot.Path, "targets", "External", "samples", "jos-c");
 
+    /// <summary>The catalog's campaigns: a 1 s command timeout, since the hang bug is reduced by replaying it, each replay one timeout long.</summary>
+    public static ExternalDetection Detection { get; } = new("jos-c", TimeSpan.FromSeconds(1));
+
     /// <summary>The bugs of BUGS.md's first table, in its order (the later table lists bugs not found yet).</summary>
     public static IReadOnlyList<string> Bugs { get; } = ReadBugs();
 

@@ -7,7 +7,7 @@ namespace EptFuzz.External.Tests.KeosRust;
 
 /// <summary>
 /// The fuzzer finds every reachable bug of keos-rust's catalog (BUGS.md) within
-/// <see cref="KeosRustDetection.Budget"/> executions against <c>model,impl,exec:BUILD</c>, reduces it to
+/// <see cref="ExternalDetection.Budget"/> executions against <c>model,impl,exec:BUILD</c>, reduces it to
 /// at most <see cref="MaxReducedSteps"/> steps that pass on the sample (so the finding is the bug's
 /// doing), and reports a panic or a stray write as a crash with its message; and the sample itself,
 /// fuzzed the same way over the whole budget, shows nothing. Every build is made by cargo, offline.
@@ -42,15 +42,15 @@ public sealed class KeosRustCatalogTests(ITestOutputHelper output)
     public void Fuzzer_FindsEveryKeosRustBug_WithinBudget_AndReducesItToTenSteps()
     {
         DirectoryInfo temp = Directory.CreateTempSubdirectory("eptfuzz-keos-");
-        var rows = new List<(string Bug, KeosRustDetectionResult Result, CaseStatus? OnSample)>();
+        var rows = new List<(string Bug, ExternalDetectionResult Result, CaseStatus? OnSample)>();
         try
         {
             string sample = KeosRustSample.Build(Path.Combine(temp.FullName, "build"), bug: null);
             foreach (var (bug, _) in KeosRustSample.Bugs.Where(b => b.Reachable))
             {
                 string build = KeosRustSample.Build(Path.Combine(temp.FullName, "build"), bug);
-                KeosRustDetectionResult r = KeosRustDetection.Run(bug, build, Path.Combine(temp.FullName, bug), stopAtFirst: true);
-                CaseStatus? onSample = r.Reduced is { } c ? KeosRustDetection.Replay(c, sample).Status : null;
+                ExternalDetectionResult r = KeosRustSample.Detection.Run(bug, build, Path.Combine(temp.FullName, bug), stopAtFirst: true);
+                CaseStatus? onSample = r.Reduced is { } c ? KeosRustSample.Detection.Replay(c, sample).Status : null;
                 rows.Add((bug, r, onSample));
             }
         }
@@ -68,7 +68,7 @@ public sealed class KeosRustCatalogTests(ITestOutputHelper output)
         {
             if (r.Finding is not { } f || r.Reduced is not { } reduced)
             {
-                failures.Add($"{bug}: missed within {KeosRustDetection.Budget} executions");
+                failures.Add($"{bug}: missed within {ExternalDetection.Budget} executions");
                 continue;
             }
 
@@ -105,10 +105,10 @@ public sealed class KeosRustCatalogTests(ITestOutputHelper output)
         try
         {
             string sample = KeosRustSample.Build(Path.Combine(temp.FullName, "build"), bug: null);
-            KeosRustDetectionResult r = KeosRustDetection.Run("sample", sample, Path.Combine(temp.FullName, "out"), stopAtFirst: false);
+            ExternalDetectionResult r = KeosRustSample.Detection.Run("sample", sample, Path.Combine(temp.FullName, "out"), stopAtFirst: false);
             output.WriteLine($"sample: {r.Executions} executions in {r.Elapsed.TotalSeconds:0.0} s, first finding: {r.Finding?.Signature ?? "none"}");
             Assert.True(r.Finding is null, $"the sample diverged at execution {r.Finding?.FoundAtExecution}: {r.Finding?.Signature}\n{r.ReducedText}");
-            Assert.Equal(KeosRustDetection.Budget, r.Executions);
+            Assert.Equal(ExternalDetection.Budget, r.Executions);
         }
         finally
         {
@@ -116,10 +116,10 @@ public sealed class KeosRustCatalogTests(ITestOutputHelper output)
         }
     }
 
-    private static string Table(List<(string Bug, KeosRustDetectionResult Result, CaseStatus? OnSample)> rows)
+    private static string Table(List<(string Bug, ExternalDetectionResult Result, CaseStatus? OnSample)> rows)
     {
         var text = new StringBuilder();
-        text.AppendLine(CultureInfo.InvariantCulture, $"Seed 0x{KeosRustDetection.Seed:x}, budget {KeosRustDetection.Budget} executions per bug, one worker, reduction cap {KeosRustDetection.ReduceCap.TotalSeconds:0} s.");
+        text.AppendLine(CultureInfo.InvariantCulture, $"Seed 0x{ExternalDetection.Seed:x}, budget {ExternalDetection.Budget} executions per bug, one worker, reduction cap {ExternalDetection.ReduceCap.TotalSeconds:0} s.");
         text.AppendLine();
         text.AppendLine("| bug | executions to detect | signature | reduced steps | seconds |");
         text.AppendLine("|---|---:|---|---:|---:|");

@@ -20,7 +20,7 @@ public sealed class KeosRustGateTests(ITestOutputHelper output)
         try
         {
             string sample = KeosRustSample.Build(Path.Combine(temp.FullName, "build"), bug: null);
-            RunOptions options = KeosRustDetection.Options(sample, started);
+            RunOptions options = KeosRustSample.Detection.Options(sample, started);
             var (files, errors) = CorpusReplay.FindCases([Path.Combine(RepositoryRoot.Path, "corpus")]);
             Assert.Empty(errors);
             var results = files.Select(f => CorpusReplay.RunFile(f, options)).ToList();

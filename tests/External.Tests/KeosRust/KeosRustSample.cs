@@ -12,6 +12,9 @@ internal static partial class KeosRustSample
 {
     public static string Directory { get; } = Path.Combine(RepositoryRoot.Path, "targets", "External", "samples", "keos-rust");
 
+    /// <summary>The catalog's campaigns, with the default command timeout.</summary>
+    public static ExternalDetection Detection { get; } = new("keos-rust", null);
+
     /// <summary>The bugs of BUGS.md's table, in its order, with whether eptfuzz can reach them.</summary>
     public static IReadOnlyList<(string Name, bool Reachable)> Bugs { get; } = ReadBugs();
 

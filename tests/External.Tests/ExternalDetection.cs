@@ -7,19 +7,22 @@ using EptFuzz.Impl.Target;
 using EptFuzz.Targets.External;
 using EptFuzz.Targets.Model;
 
-namespace EptFuzz.External.Tests.KeosRust;
+namespace EptFuzz.External.Tests;
 
-/// <summary>What one campaign against one build of keos-rust found.</summary>
-internal sealed record KeosRustDetectionResult(string Name, FindingRecord? Finding, EptCase? Reduced, string? ReducedText, long Executions, TimeSpan Elapsed);
+/// <summary>What one campaign against one build of a sample found; the reduced case as text and parsed.</summary>
+internal sealed record ExternalDetectionResult(string Name, FindingRecord? Finding, EptCase? Reduced, string? ReducedText, long Executions, TimeSpan Elapsed);
 
 /// <summary>
-/// Runs the fuzzer's own <see cref="Campaign"/> against a build of keos-rust as <c>eptfuzz fuzz
-/// --targets model,impl,exec:BUILD</c> does: the target builds the tables; the model, the in-tree
-/// virtual CPU (which caches translations, so a missing INVEPT shows) and the target's own lookup
-/// (keos-rust.walk) translate. Defaults everywhere but a fixed seed, a runs budget, one worker,
-/// a shorter reduction cap, and a stop once the first finding is reduced.
+/// Runs the fuzzer's own <see cref="Campaign"/> against a build of a sample target as <c>eptfuzz
+/// fuzz --targets model,impl,exec:BUILD</c> does: the target builds the tables; the model, the
+/// in-tree virtual CPU (which caches translations, so a missing INVEPT shows) and the target's own
+/// lookup translate. Defaults everywhere but a fixed seed, a runs budget, one worker, a shorter
+/// reduction cap, the sample's command timeout, and a stop once the first finding is reduced.
+/// The jos-c and keos-rust catalogs both run through here.
 /// </summary>
-internal static class KeosRustDetection
+/// <param name="Label">The sample's name, for the campaign's command line.</param>
+/// <param name="CommandTimeout">How long a command may take before the target counts as hung; null for the default.</param>
+internal sealed record ExternalDetection(string Label, TimeSpan? CommandTimeout)
 {
     public const ulong Seed = 0x5EED_E97F;
 
@@ -29,9 +32,11 @@ internal static class KeosRustDetection
     public static readonly TimeSpan ReduceCap = TimeSpan.FromSeconds(30);
 
     /// <summary>The run options of one worker; the external target is added to <paramref name="started"/> for disposal.</summary>
-    public static RunOptions Options(string executable, List<ExternalTarget> started)
+    public RunOptions Options(string executable, List<ExternalTarget> started)
     {
-        var external = new ExternalTarget(new ExternalTargetOptions { Path = executable });
+        var external = new ExternalTarget(CommandTimeout is { } timeout
+            ? new ExternalTargetOptions { Path = executable, Timeout = timeout }
+            : new ExternalTargetOptions { Path = executable });
         lock (started)
         {
             started.Add(external);
@@ -46,13 +51,14 @@ internal static class KeosRustDetection
         return new RunOptions { Hypervisor = external.CreateHypervisor, Features = external.Features, Targets = translators };
     }
 
-    public static KeosRustDetectionResult Run(string name, string executable, string outDir, bool stopAtFirst)
+    public ExternalDetectionResult Run(string name, string executable, string outDir, bool stopAtFirst)
     {
         var clock = Stopwatch.StartNew();
         var started = new List<ExternalTarget>();
         try
         {
             var features = Options(executable, started).Features;
+            string timeoutFlag = CommandTimeout is { } t ? $" --target-timeout {t.TotalSeconds}" : string.Empty;
             var options = new CampaignOptions
             {
                 OutDir = outDir,
@@ -63,30 +69,31 @@ internal static class KeosRustDetection
                 ReduceCap = ReduceCap,
                 Profile = new GeneratorProfile { Features = features },
                 StatusInterval = TimeSpan.FromMilliseconds(100),
-                CommandLine = $"keos-rust {name}: eptfuzz fuzz --targets model,impl,exec:{executable} --seed 0x{Seed:x} --runs {Budget} --jobs 1",
+                CommandLine = $"{Label} {name}: eptfuzz fuzz --targets model,impl,exec:{executable} --seed 0x{Seed:x} --runs {Budget} --jobs 1{timeoutFlag}",
             };
             using var stop = new CancellationTokenSource();
             CampaignSummary summary = new Campaign(options).Run(stop.Token, stopAtFirst ? new StopAtFirstReducedFinding(stop, outDir) : null);
             FindingRecord? first = summary.Findings.Where(f => f.Hash.Length > 0).OrderBy(f => f.FoundAtExecution).FirstOrDefault();
             if (first is null)
             {
-                return new KeosRustDetectionResult(name, null, null, null, summary.Final.Executions, clock.Elapsed);
+                return new ExternalDetectionResult(name, null, null, null, summary.Final.Executions, clock.Elapsed);
             }
 
-            string text = File.ReadAllText(Path.Combine(outDir, first.ReducedPath));
-            return new KeosRustDetectionResult(name, first, Parse(text, first.ReducedPath), text, summary.Final.Executions, clock.Elapsed);
+            string path = Path.Combine(outDir, first.ReducedPath);
+            string text = File.ReadAllText(path);
+            ParseResult parsed = CaseParser.Parse(System.Text.Encoding.UTF8.GetBytes(text), path);
+            return parsed.Succeeded
+                ? new ExternalDetectionResult(name, first, parsed.Case, text, summary.Final.Executions, clock.Elapsed)
+                : throw new InvalidOperationException($"the reduced finding does not parse: {parsed.ErrorText()}");
         }
         finally
         {
-            foreach (var target in started)
-            {
-                target.Dispose();
-            }
+            Dispose(started);
         }
     }
 
     /// <summary>Replays a case on a build, the way the campaign runs one.</summary>
-    public static CaseResult Replay(EptCase c, string executable)
+    public CaseResult Replay(EptCase c, string executable)
     {
         var started = new List<ExternalTarget>();
         try
@@ -95,17 +102,16 @@ internal static class KeosRustDetection
         }
         finally
         {
-            foreach (var target in started)
-            {
-                target.Dispose();
-            }
+            Dispose(started);
         }
     }
 
-    private static EptCase Parse(string text, string path)
+    public static void Dispose(List<ExternalTarget> started)
     {
-        ParseResult parsed = CaseParser.Parse(System.Text.Encoding.UTF8.GetBytes(text), path);
-        return parsed.Succeeded ? parsed.Case : throw new InvalidOperationException($"the reduced finding does not parse: {parsed.ErrorText()}");
+        foreach (var target in started)
+        {
+            target.Dispose();
+        }
     }
 
     /// <summary>Cancels the campaign at the first status after its first finding was reduced and written.</summary>
