@@ -19,9 +19,9 @@
  *                       -artifact_prefix, else the current directory)
  *   --reduce_time=SEC   how long the entry point reduces a finding before it reports it (default 10)
  *   --known=FILE        a known-divergences file: listed signatures are not findings
- *   --target_path=P     the program to start (default: dotnet)
- *   --target_arg=A      an argument for it, repeatable (default: EptFuzz.LibFuzzer.dll next to
- *                       this driver)
+ *   --target_path=P     the program to start, and
+ *   --target_arg=A      an argument for it, repeatable (default: the entry point next to this
+ *                       driver, see choose_default_target)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -93,6 +93,63 @@ static void copy_path(char *to, const char *from)
     strcpy(to, from);
 }
 
+/* Whether program is an executable file in a directory of PATH. */
+static int on_path(const char *program)
+{
+    const char *path = getenv("PATH");
+    char candidate[PATH_MAX];
+    while (path && *path)
+    {
+        const char *end = strchr(path, ':');
+        size_t n = end ? (size_t)(end - path) : strlen(path);
+        if (n > 0 && snprintf(candidate, sizeof candidate, "%.*s/%s", (int)n, path, program) < (int)sizeof candidate && access(candidate, X_OK) == 0)
+        {
+            return 1;
+        }
+        path = end ? end + 1 : NULL;
+    }
+    return 0;
+}
+
+/*
+ * The entry point next to this driver: "dotnet EptFuzz.LibFuzzer.dll" where dotnet is on PATH
+ * (a build output), else the EptFuzz.LibFuzzer executable itself (a self-contained publish, as a
+ * ClusterFuzzLite runner without .NET needs).
+ */
+static void choose_default_target(void)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n < 0)
+    {
+        fail_sys("readlink(/proc/self/exe)");
+    }
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    *(slash ? slash + 1 : self) = '\0';
+
+    static char apphost[PATH_MAX];
+    if (snprintf(default_target, sizeof default_target, "%sEptFuzz.LibFuzzer.dll", self) >= (int)sizeof default_target
+        || snprintf(apphost, sizeof apphost, "%sEptFuzz.LibFuzzer", self) >= (int)sizeof apphost)
+    {
+        fail("the entry point's path is longer than PATH_MAX");
+    }
+
+    if (access(default_target, R_OK) == 0 && on_path("dotnet"))
+    {
+        target_args[target_arg_count++] = default_target;
+    }
+    else if (access(apphost, X_OK) == 0)
+    {
+        target_path = apphost;
+    }
+    else
+    {
+        fprintf(stderr, "eptfuzz-libfuzzer: no entry point next to this driver: %s with dotnet on PATH, or the executable %s (build harness/LibFuzzer, or name it with --target_path= and --target_arg=)\n", default_target, apphost);
+        _exit(EXIT_INFRASTRUCTURE);
+    }
+}
+
 static void parse_flags(int argc, char **argv)
 {
     int findings_given = 0;
@@ -143,29 +200,9 @@ static void parse_flags(int argc, char **argv)
 
     if (target_arg_count == 0 && strcmp(target_path, "dotnet") == 0)
     {
-        /* EptFuzz.LibFuzzer.dll in this driver's own directory. */
-        char self[PATH_MAX];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-        if (n < 0)
-        {
-            fail_sys("readlink(/proc/self/exe)");
-        }
-        self[n] = '\0';
-        char *slash = strrchr(self, '/');
-        *(slash ? slash + 1 : self) = '\0';
-        if (snprintf(default_target, sizeof default_target, "%sEptFuzz.LibFuzzer.dll", self) >= (int)sizeof default_target)
-        {
-            fail("the entry point's path is longer than PATH_MAX");
-        }
-        if (access(default_target, R_OK) != 0)
-        {
-            fprintf(stderr, "eptfuzz-libfuzzer: %s: %s (build harness/LibFuzzer, or name the entry point with --target_arg=)\n", default_target, strerror(errno));
-            _exit(EXIT_INFRASTRUCTURE);
-        }
-        target_args[target_arg_count++] = default_target;
+        choose_default_target();
     }
 }
-
 /* The child's argv: target_path, the target arguments, then extra (NULL-terminated). */
 static void exec_target(const char *const *extra)
 {
