@@ -187,7 +187,7 @@ static void parse_flags(int argc, char **argv)
             const char *slash = strrchr(v, '/');
             if (slash)
             {
-                size_t n = (size_t)(slash - v) + 1;
+                size_t n = slash == v ? 1 : (size_t)(slash - v); /* without the slash, but "/" stays */
                 if (n >= PATH_MAX)
                 {
                     fail("-artifact_prefix is longer than PATH_MAX");
