@@ -43,6 +43,7 @@ public sealed partial class Campaign
     private long probes;
     private long sessionStartProbes;
     private long rejected;
+    private long overBudget;
     private long infrastructure;
     private long hangs;
     private long known;
@@ -182,6 +183,7 @@ public sealed partial class Campaign
         probes = stats.Probes;
         sessionStartProbes = probes;
         rejected = stats.Rejected;
+        overBudget = stats.RejectedOverBudget;
         infrastructure = stats.InfrastructureFailures;
         hangs = stats.Hangs;
         known = stats.KnownDivergences;
@@ -514,6 +516,7 @@ public sealed partial class Campaign
             Duplicates = Interlocked.Read(ref duplicates),
             KnownDivergences = Interlocked.Read(ref known),
             Rejected = Interlocked.Read(ref rejected),
+            RejectedOverBudget = Interlocked.Read(ref overBudget),
             InfrastructureFailures = Interlocked.Read(ref infrastructure),
             Hangs = Interlocked.Read(ref hangs),
             Elapsed = TimeSpan.FromSeconds(elapsedBase + seconds),
@@ -529,6 +532,7 @@ public sealed partial class Campaign
             stats.Executions = s.Executions;
             stats.Probes = s.Probes;
             stats.Rejected = s.Rejected;
+            stats.RejectedOverBudget = s.RejectedOverBudget;
             stats.InfrastructureFailures = s.InfrastructureFailures;
             stats.Hangs = s.Hangs;
             stats.KnownDivergences = s.KnownDivergences;
@@ -598,10 +602,17 @@ public sealed partial class Campaign
                 continue;
             }
 
+            // Kept under another budget (a resume with a smaller --case-time or --case-memory).
+            if (CaseCost.Refusal(parsed.Case, options.Budget, path) is { } refusal)
+            {
+                warnings.Add($"queue entry not replayed: {refusal}");
+                continue;
+            }
+
             (_, _, int[] features, _) = worker.RunForCoverage(parsed.Case);
             lock (corpusGate)
             {
-                corpus.Add(new CorpusEntry(parsed.Case, Cost(parsed.Case), features, path));
+                corpus.Add(new CorpusEntry(Unplaced(parsed.Case), Cost(parsed.Case), features, path));
             }
         }
     }
@@ -623,6 +634,13 @@ public sealed partial class Campaign
             }
 
             // Seeds may carry expectations; mutants of them are differential probes.
+            if (CaseCost.Refusal(parsed.Case, options.Budget, path) is { } refusal)
+            {
+                Interlocked.Increment(ref overBudget);
+                RejectSeed(path, refusal.ToString());
+                continue;
+            }
+
             EptCase seed = Running.CaseFeatures.Restrict(new(parsed.Case.Steps.Select(s => s with { Expectation = null }), sourceName: path), options.Profile.Features);
             (int fresh, TimeSpan duration, int[] features, CaseResult result) = worker.RunForCoverage(seed);
             switch (result.Status)
@@ -669,7 +687,7 @@ public sealed partial class Campaign
         lock (corpusGate)
         {
             // In the working set only once its file is complete: a cull may move it.
-            corpus.Add(new CorpusEntry(c, Cost(c), [.. features], path));
+            corpus.Add(new CorpusEntry(Unplaced(c), Cost(c), [.. features], path));
         }
     }
 
@@ -879,6 +897,13 @@ public sealed partial class Campaign
         string name = Path.GetFileName(path);
         return name.Length > 9 && int.TryParse(name.AsSpan(3, 6), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int id) ? id : -1;
     }
+
+    /// <summary>
+    /// The case without the source positions of the file it was read from: a mutant of it is
+    /// another case, and a refusal of the mutant names its step by number, not by a line of its parent.
+    /// </summary>
+    private static EptCase Unplaced(EptCase c) =>
+        c.Steps.All(s => s.Position == SourcePosition.None) ? c : c with { Steps = [.. c.Steps.Select(s => s with { Position = SourcePosition.None })] };
 
     /// <summary>A working-set entry: the case, its cost for parent selection, the features it sets and its file.</summary>
     private sealed record CorpusEntry(EptCase Case, int Cost, int[] Features, string Path);
