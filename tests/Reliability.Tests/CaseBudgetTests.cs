@@ -50,6 +50,37 @@ public sealed class CaseBudgetTests : IDisposable
     }
 
     [Fact]
+    public void ACaseThatRunsThePoolDry_IsRefusedAsBadInput_LocatedLikeEveryOtherBadInput()
+    {
+        // Each GiB page split straight to 4K leaves (no 2M pages) takes a PD and 512 PTs: the
+        // 128th such split (line 3 + 2 * 128) asks for more than the 65,536 pages of the pool.
+        // The plan fits the default budget, so it is the run that refuses the case.
+        var lines = new List<string> { "eptcase 1", "cpu maxphyaddr=46 page2m=0 page1g=1", "eptp mt=WB walk=4 ad=0" };
+        for (ulong i = 1; i <= 128; i++)
+        {
+            lines.Add($"map gpa=0x{i << 30:x} hpa=0x{i << 30:x} size=1G perm=rwx");
+            lines.Add($"  protect gpa=0x{i << 30:x} size=4K perm=r");
+        }
+
+        string file = temp["pool.ept"];
+        File.WriteAllLines(file, lines);
+        ParseResult parsed = CaseFile.Read(file);
+        Assert.True(parsed.Succeeded, parsed.ErrorText());
+        Assert.Null(CaseCost.Refusal(parsed.Case, CaseBudget.Default, file));
+
+        CliRun replay = CliProcess.Run(["replay", file]);
+
+        Assert.True(replay.ExitCode == 2, replay.ToString());
+        string expected = $"{file}:259:3: protect: the case asks for more table pages than the hypervisor's pool allows; refused";
+        Assert.StartsWith(expected, replay.Err, StringComparison.Ordinal);
+
+        CliRun reduce = CliProcess.Run(["reduce", file, "--out", temp["pool.reduced.ept"]]);
+
+        Assert.True(reduce.ExitCode == 2, reduce.ToString());
+        Assert.StartsWith(expected, reduce.Err, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void TheCorpus_FitsTheDefaultBudget()
     {
         foreach (string file in Directory.EnumerateFiles(Path.Combine(CliProcess.Root, "corpus"), "*.ept", SearchOption.AllDirectories))

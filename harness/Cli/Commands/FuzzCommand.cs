@@ -34,6 +34,10 @@ internal static class FuzzCommand
         var reduceTime = new Option<double>("--reduce-time") { Description = "Seconds to reduce each new finding", DefaultValueFactory = _ => Reducer.DefaultCap.TotalSeconds };
         var emitTest = new Option<bool>("--emit-test") { Description = "Also write an xunit regression test for each finding" };
         var known = Shared.Known();
+        var caseTime = Shared.CaseTime();
+        caseTime.Description = "Seconds one case may run by its planned cost: a case planned over it is refused before it runs and counted (rejected, over budget); one that runs long is a hang";
+        var caseMemory = Shared.CaseMemory();
+        caseMemory.Description = "MiB the page entries a case's maps may create are planned to take: a case over it is refused before it runs and counted (rejected, over budget)";
         var coverage = new Option<string>("--coverage")
         {
             Description = $"The feedback that guides the campaign: {CoverageKindsText.Usage}. Default rules,classes (README, Guidance); code needs the instrumented build",
@@ -41,16 +45,18 @@ internal static class FuzzCommand
         };
         var command = new Command("fuzz", "Run a coverage-guided differential fuzz campaign")
         {
-            seed, time, runs, jobs, corpus, output, targets, resume, shard, cpuProfile, steps, probeWeight, reduceTime, emitTest, known, coverage,
+            seed, time, runs, jobs, corpus, output, targets, resume, shard, cpuProfile, steps, probeWeight, reduceTime, emitTest, known, coverage, caseTime, caseMemory,
         };
-        command.SetAction((parse, cancellation) => Task.FromResult(Run(parse, seed, time, runs, jobs, corpus, output, targets, resume, shard, cpuProfile, steps, probeWeight, reduceTime, emitTest, known, coverage, cancellation)));
+        command.SetAction((parse, cancellation) => Task.FromResult(Shared.Budget(parse.GetValue(caseTime), parse.GetValue(caseMemory), out string? budgetError) is { } budget
+            ? Run(parse, seed, time, runs, jobs, corpus, output, targets, resume, shard, cpuProfile, steps, probeWeight, reduceTime, emitTest, known, coverage, budget, cancellation)
+            : Shared.Usage(budgetError!)));
         return command;
     }
 
     private static int Run(
         ParseResult parse, Option<string> seed, Option<double?> time, Option<long?> runs, Option<int> jobs, Option<string?> corpus,
         Option<string> output, Option<string> targets, Option<bool> resume, Option<string> shard, Option<string> cpuProfile,
-        Option<int> steps, Option<int> probeWeight, Option<double> reduceTime, Option<bool> emitTest, Option<string?> known, Option<string> coverage, CancellationToken cancellation)
+        Option<int> steps, Option<int> probeWeight, Option<double> reduceTime, Option<bool> emitTest, Option<string?> known, Option<string> coverage, EptFuzz.Harness.Cases.CaseBudget budget, CancellationToken cancellation)
     {
         if (!CoverageKindsText.TryParse(parse.GetValue(coverage)!, out CoverageKinds feedback, out string coverageError))
         {
@@ -116,6 +122,7 @@ internal static class FuzzCommand
             Shard = shardValue,
             Profile = new GeneratorProfile { Cpu = profile, Steps = parse.GetValue(steps), ProbeWeight = parse.GetValue(probeWeight), Features = probe.Features },
             ReduceCap = TimeSpan.FromSeconds(parse.GetValue(reduceTime)),
+            Budget = budget,
             EmitRegressionTests = parse.GetValue(emitTest),
             RulesModelled = probe.Any(t => t.Name == "model") ? Composition.ModelledRuleCount : null,
             Coverage = feedback,
@@ -155,6 +162,7 @@ internal static class FuzzCommand
         table.AddRow("findings (unique)", f.Findings.ToString(CultureInfo.InvariantCulture));
         table.AddRow("duplicates", f.Duplicates.ToString(CultureInfo.InvariantCulture));
         table.AddRow("known divergences", f.KnownDivergences.ToString(CultureInfo.InvariantCulture));
+        table.AddRow("rejected (over the case budget)", $"{f.Rejected} ({f.RejectedOverBudget})");
         table.AddRow("infrastructure failures", f.InfrastructureFailures.ToString(CultureInfo.InvariantCulture));
         table.AddRow("hangs", f.Hangs.ToString(CultureInfo.InvariantCulture));
         table.Caption($"{summary.OutDir}: stopped ({summary.StopReason}) after {f.Elapsed.TotalSeconds:0.0} s");

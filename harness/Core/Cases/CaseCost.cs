@@ -27,8 +27,9 @@ public static class CaseCost
         bool page2M = true, page1G = true;
         var ranges = new List<MemoryStep>();
         UInt128 work = 0, entries = 0;
-        foreach (Step step in @case.Steps)
+        for (int index = 0; index < @case.Steps.Length; index++)
         {
+            Step step = @case.Steps[index];
             (UInt128 Touched, UInt128 Created) cost = step switch
             {
                 CpuStep c => Remember(c, ref page2M, ref page1G),
@@ -48,13 +49,13 @@ public static class CaseCost
             UInt128 bytes = entries * (UInt128)BytesPerEntry;
             if (seconds > budget.Time.TotalSeconds)
             {
-                return At(file, step, string.Create(CultureInfo.InvariantCulture,
-                    $"{step.Verb}: the case's planned cost exceeds its time budget: by this step its operations may touch {Count(work)} page entries, about {seconds:0.0} s at {NanosecondsPerEntry} ns each, over the {budget.Time.TotalSeconds:0.#} s per case (--case-time)"));
+                return At(file, step, index, string.Create(CultureInfo.InvariantCulture,
+                    $"{step.Verb}: the case's planned cost exceeds its time budget: by this step its operations may touch {Count(work)} page entries, about {seconds:0.0##} s at {NanosecondsPerEntry} ns each, over the {budget.Time.TotalSeconds:0.###} s per case (--case-time)"));
             }
 
             if (bytes > (UInt128)budget.MemoryBytes)
             {
-                return At(file, step, string.Create(CultureInfo.InvariantCulture,
+                return At(file, step, index, string.Create(CultureInfo.InvariantCulture,
                     $"{step.Verb}: the case's planned cost exceeds its memory budget: by this step its maps may create {Count(entries)} page entries, about {(double)bytes / (1 << 20):0} MiB at {BytesPerEntry} B each, over the {budget.MemoryBytes >> 20} MiB per case (--case-memory)"));
             }
         }
@@ -82,7 +83,10 @@ public static class CaseCost
 
     private static string Count(UInt128 n) => n > ulong.MaxValue ? "more than 2^64" : ((ulong)n).ToString("N0", CultureInfo.InvariantCulture);
 
-    private static CaseError At(string file, Step step, string message) => new(file, step.Position.Line, step.Position.Column, message);
+    /// <summary>Located at the step; a step built in code (no position) is named by its number.</summary>
+    private static CaseError At(string file, Step step, int index, string message) => step.Position.Line > 0
+        ? new(file, step.Position.Line, step.Position.Column, message)
+        : new(file, 0, 0, $"step {index + 1}: {message}");
 }
 
 /// <summary>What one case may spend: wall time and memory (<c>--case-time</c>, <c>--case-memory</c>).</summary>

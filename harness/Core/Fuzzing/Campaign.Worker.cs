@@ -16,7 +16,6 @@ public sealed partial class Campaign
         private readonly int index;
         private readonly CoverageMap local;
         private readonly RunOptions observed;
-        private readonly RunOptions quiet;
         private Microsoft.Win32.SafeHandles.SafeFileHandle? slot;
         /// <summary>Bytes of the case now in the slot; after them the file holds only line breaks.</summary>
         private int slotText;
@@ -40,7 +39,6 @@ public sealed partial class Campaign
             Options = options;
             local = new CoverageMap(kinds: campaign.options.Coverage);
             observed = options with { Observer = local };
-            quiet = options with { Observer = null, Trace = null };
         }
 
         public RunOptions Options { get; }
@@ -94,7 +92,7 @@ public sealed partial class Campaign
                 }
                 else
                 {
-                    c = Mutator.Mutate(parent, rng, donor, o.Profile.Steps + (o.Profile.Steps / 2));
+                    c = Mutator.Mutate(parent, rng, donor, o.Profile.Steps + (o.Profile.Steps / 2)) with { SourceName = $"mutant-{seed:x16}.ept" };
                     mutant = true;
                     origin = $"mutant (iteration seed 0x{seed:x16})";
                 }
@@ -106,6 +104,15 @@ public sealed partial class Campaign
         /// <summary>Runs one case (written to its slot first), keeps it when new, and handles what it found.</summary>
         public void RunOne(EptCase c, ulong? seed, bool mutant, string origin)
         {
+            // The same planned-cost check as replay and gate: a case that could run for minutes or
+            // take gigabytes is refused before it runs (never run to a hang), counted with its reason.
+            if (CaseCost.Refusal(c, campaign.options.Budget, c.SourceName) is { } refusal)
+            {
+                Interlocked.Increment(ref campaign.overBudget);
+                Reject(c, seed, origin, refusal.ToString());
+                return;
+            }
+
             if (campaign.options.WriteCurrentCase)
             {
                 WriteSlot(c);
@@ -129,21 +136,14 @@ public sealed partial class Campaign
             {
                 case CaseStatus.Diverged:
                     campaign.coverage.Absorb(local.CaseFeatures);
-                    campaign.OnDivergence(this, c, seed, mutant, result);
+                    campaign.OnDivergence(Options, c, seed, mutant, result);
                     break;
                 case CaseStatus.KnownDivergence:
                     Interlocked.Increment(ref campaign.known);
                     break;
                 case CaseStatus.BadInput:
-                    // A target refused the case (e.g. more table pages than its pool holds): not a
-                    // finding. The first few are logged with the case so that the reason can be seen.
-                    if (Interlocked.Increment(ref campaign.rejected) <= 20)
-                    {
-                        string path = Path.Combine(campaign.files.Rejected, $"{seed ?? 0:x16}-{index}.ept");
-                        FindingFile.WriteAtomic(path, CasePrinter.Print(c with { HeaderComments = [$"rejected: {result.Message}", origin] }));
-                        campaign.files.Log(new CampaignEvent { Type = "rejected", Seconds = campaign.elapsedBase + campaign.session.Elapsed.TotalSeconds, Executions = Interlocked.Read(ref campaign.executions), Path = path, Message = result.Message });
-                    }
-
+                    // A target refused the case (e.g. more table pages than its pool holds): not a finding.
+                    Reject(c, seed, origin, result.Message);
                     break;
                 case CaseStatus.InfrastructureFailure:
                     campaign.OnInfrastructureFailure(result.Message);
@@ -160,6 +160,17 @@ public sealed partial class Campaign
             if (result.Duration >= campaign.options.HangThreshold)
             {
                 RecordHang(c, seed, $"ran {result.Duration.TotalSeconds:0.0} s ({origin})");
+            }
+        }
+
+        /// <summary>A case refused as bad input, not a finding: counted; the first few are logged with the case so that the reason can be seen.</summary>
+        private void Reject(EptCase c, ulong? seed, string origin, string reason)
+        {
+            if (Interlocked.Increment(ref campaign.rejected) <= 20)
+            {
+                string path = Path.Combine(campaign.files.Rejected, $"{seed ?? 0:x16}-{index}.ept");
+                FindingFile.WriteAtomic(path, CasePrinter.Print(c with { HeaderComments = [$"rejected: {reason}", origin] }));
+                campaign.files.Log(new CampaignEvent { Type = "rejected", Seconds = campaign.elapsedBase + campaign.session.Elapsed.TotalSeconds, Executions = Interlocked.Read(ref campaign.executions), Path = path, Message = reason });
             }
         }
 
@@ -216,9 +227,6 @@ public sealed partial class Campaign
             int fresh = result.Status == CaseStatus.Passed || result.Status == CaseStatus.KnownDivergence ? campaign.coverage.Absorb(local.CaseFeatures) : 0;
             return (fresh, result.Duration, [.. local.CaseFeatures], result);
         }
-
-        /// <summary>The run the reducer uses: no coverage observer.</summary>
-        public CaseResult RunQuiet(EptCase c) => CaseRunner.Run(c, quiet);
 
         /// <summary>
         /// Overwrites this worker's slot file with the case about to run. The file stays open and is

@@ -43,6 +43,7 @@ public sealed partial class Campaign
     private long probes;
     private long sessionStartProbes;
     private long rejected;
+    private long overBudget;
     private long infrastructure;
     private long hangs;
     private long known;
@@ -54,6 +55,8 @@ public sealed partial class Campaign
     private TimeSpan lastTick;
     /// <summary>Cancelled to stop the workers (limits, cancellation, a failed worker); also ends a reduction early.</summary>
     private readonly CancellationTokenSource stop = new();
+    /// <summary>Reduces and writes each new finding; it runs its cases itself and calls back into nothing.</summary>
+    private readonly FindingReduction reduction;
     private Exception? workerFailure;
     /// <summary>Infrastructure failures in a row (reset by any case that ran): past the limit the target cannot run, and the campaign stops.</summary>
     private long consecutiveInfrastructure;
@@ -65,6 +68,7 @@ public sealed partial class Campaign
         ArgumentNullException.ThrowIfNull(options);
         this.options = options;
         files = new CampaignFiles(options.OutDir);
+        reduction = new FindingReduction(files, options, stop.Token);
     }
 
     private bool Stopping => stop.IsCancellationRequested;
@@ -179,6 +183,7 @@ public sealed partial class Campaign
         probes = stats.Probes;
         sessionStartProbes = probes;
         rejected = stats.Rejected;
+        overBudget = stats.RejectedOverBudget;
         infrastructure = stats.InfrastructureFailures;
         hangs = stats.Hangs;
         known = stats.KnownDivergences;
@@ -228,7 +233,7 @@ public sealed partial class Campaign
             LoadQueue(workers[0]);
             if (options.Resume)
             {
-                RecoverFindings(workers[0]);
+                RecoverFindings(first);
                 ReplaySlots(workers[0]);
             }
 
@@ -511,6 +516,7 @@ public sealed partial class Campaign
             Duplicates = Interlocked.Read(ref duplicates),
             KnownDivergences = Interlocked.Read(ref known),
             Rejected = Interlocked.Read(ref rejected),
+            RejectedOverBudget = Interlocked.Read(ref overBudget),
             InfrastructureFailures = Interlocked.Read(ref infrastructure),
             Hangs = Interlocked.Read(ref hangs),
             Elapsed = TimeSpan.FromSeconds(elapsedBase + seconds),
@@ -526,6 +532,7 @@ public sealed partial class Campaign
             stats.Executions = s.Executions;
             stats.Probes = s.Probes;
             stats.Rejected = s.Rejected;
+            stats.RejectedOverBudget = s.RejectedOverBudget;
             stats.InfrastructureFailures = s.InfrastructureFailures;
             stats.Hangs = s.Hangs;
             stats.KnownDivergences = s.KnownDivergences;
@@ -595,10 +602,17 @@ public sealed partial class Campaign
                 continue;
             }
 
+            // Kept under another budget (a resume with a smaller --case-time or --case-memory).
+            if (CaseCost.Refusal(parsed.Case, options.Budget, path) is { } refusal)
+            {
+                warnings.Add($"queue entry not replayed: {refusal}");
+                continue;
+            }
+
             (_, _, int[] features, _) = worker.RunForCoverage(parsed.Case);
             lock (corpusGate)
             {
-                corpus.Add(new CorpusEntry(parsed.Case, Cost(parsed.Case), features, path));
+                corpus.Add(new CorpusEntry(Unplaced(parsed.Case), Cost(parsed.Case), features, path));
             }
         }
     }
@@ -620,13 +634,20 @@ public sealed partial class Campaign
             }
 
             // Seeds may carry expectations; mutants of them are differential probes.
+            if (CaseCost.Refusal(parsed.Case, options.Budget, path) is { } refusal)
+            {
+                Interlocked.Increment(ref overBudget);
+                RejectSeed(path, refusal.ToString());
+                continue;
+            }
+
             EptCase seed = Running.CaseFeatures.Restrict(new(parsed.Case.Steps.Select(s => s with { Expectation = null }), sourceName: path), options.Profile.Features);
             (int fresh, TimeSpan duration, int[] features, CaseResult result) = worker.RunForCoverage(seed);
             switch (result.Status)
             {
                 case CaseStatus.Diverged:
                     // A seed that diverges on these targets is the cheapest finding there is.
-                    OnDivergence(worker, seed, null, false, result);
+                    OnDivergence(worker.Options, seed, null, false, result);
                     break;
                 case CaseStatus.KnownDivergence:
                     Interlocked.Increment(ref known);
@@ -666,7 +687,7 @@ public sealed partial class Campaign
         lock (corpusGate)
         {
             // In the working set only once its file is complete: a cull may move it.
-            corpus.Add(new CorpusEntry(c, Cost(c), [.. features], path));
+            corpus.Add(new CorpusEntry(Unplaced(c), Cost(c), [.. features], path));
         }
     }
 
@@ -760,7 +781,8 @@ public sealed partial class Campaign
     // ---- findings --------------------------------------------------------------------------
 
     /// <summary>A divergence: counted when its signature is known, else written raw, reduced, written, then reported.</summary>
-    private void OnDivergence(Worker worker, EptCase c, ulong? seed, bool mutant, CaseResult result)
+    /// <param name="runOptions">How the case ran: the reduction runs it the same way.</param>
+    private void OnDivergence(RunOptions runOptions, EptCase c, ulong? seed, bool mutant, CaseResult result)
     {
         string signature = result.Signature!;
         string hash = FindingFile.HashOf(signature);
@@ -781,8 +803,8 @@ public sealed partial class Campaign
 
         var origin = new FindingOrigin(options.CommandLine, seed, options.Profile.Cpu) { Mutant = mutant };
         string rawPath = files.RawPath(hash);
-        FindingFile.WriteAtomic(rawPath, CasePrinter.Print(CampaignFiles.AnnotateRaw(c, result, origin, rawPath, worker.Options.ReplayCommand)));
-        FindingRecord record = Reduce(worker, c, signature, hash, origin) with { CaseSeed = seed ?? 0, Mutant = mutant, FoundAtExecution = at, FoundAtSeconds = seconds };
+        FindingFile.WriteAtomic(rawPath, CasePrinter.Print(CampaignFiles.AnnotateRaw(c, result, origin, rawPath, runOptions.ReplayCommand)));
+        FindingRecord record = reduction.Reduce(c, signature, hash, origin, runOptions) with { CaseSeed = seed ?? 0, Mutant = mutant, FoundAtExecution = at, FoundAtSeconds = seconds };
         lock (findingGate)
         {
             long count = findings[signature].Count;
@@ -793,33 +815,8 @@ public sealed partial class Campaign
         files.Log(new CampaignEvent { Type = "finding", Seconds = seconds, Executions = at, Signature = signature, Hash = hash, Path = files.ReducedPath(hash), Message = record.Message });
     }
 
-    /// <summary>Reduces and writes findings/HASH.ept (+ .json, + .test.cs); the raw file is already on disk.</summary>
-    private FindingRecord Reduce(Worker worker, EptCase c, string signature, string hash, FindingOrigin origin)
-    {
-        ReductionResult r = Reducer.Reduce(c, worker.RunQuiet, signature, options.ReduceCap, stop.Token);
-        string path = files.ReducedPath(hash);
-        EptCase annotated = FindingFile.Annotate(r, origin, path, worker.Options.ReplayCommand);
-        var record = new FindingRecord
-        {
-            Signature = signature,
-            Hash = hash,
-            StepsBefore = r.StepsBefore,
-            StepsAfter = r.StepsAfter,
-            ReduceSeconds = r.Elapsed.TotalSeconds,
-            Message = r.Result.Message,
-        };
-        FindingFile.WriteAtomic(files.DetailPath(hash), CampaignFiles.DetailJson(record, r.Result));
-        if (options.EmitRegressionTests)
-        {
-            FindingFile.WriteAtomic(files.TestPath(hash), RegressionTestEmitter.Emit(r.Case, signature, options.RegressionOptionsExpression));
-        }
-
-        FindingFile.WriteAtomic(path, CasePrinter.Print(annotated));
-        return record;
-    }
-
     /// <summary>After a kill: raw findings without a reduced file (or missing from stats.json) are reduced now.</summary>
-    private void RecoverFindings(Worker worker)
+    private void RecoverFindings(RunOptions runOptions)
     {
         foreach (string raw in Directory.EnumerateFiles(files.Findings, "*.raw.ept").Order(StringComparer.Ordinal))
         {
@@ -852,7 +849,7 @@ public sealed partial class Campaign
 
             EptCase c = parsed.Case with { HeaderComments = [] };
             var origin = new FindingOrigin(options.CommandLine, seedLine?.Seed, options.Profile.Cpu) { Mutant = seedLine?.Mutant ?? false };
-            FindingRecord record = Reduce(worker, c, signature, hash, origin) with { CaseSeed = seedLine?.Seed ?? 0, Mutant = seedLine?.Mutant ?? false, FoundAtExecution = Interlocked.Read(ref executions), FoundAtSeconds = elapsedBase };
+            FindingRecord record = reduction.Reduce(c, signature, hash, origin, runOptions) with { CaseSeed = seedLine?.Seed ?? 0, Mutant = seedLine?.Mutant ?? false, FoundAtExecution = Interlocked.Read(ref executions), FoundAtSeconds = elapsedBase };
             lock (findingGate)
             {
                 findings[signature] = findings.TryGetValue(signature, out FindingRecord? old) ? record with { Count = old.Count, FoundAtExecution = old.FoundAtExecution, FoundAtSeconds = old.FoundAtSeconds } : record;
@@ -900,6 +897,13 @@ public sealed partial class Campaign
         string name = Path.GetFileName(path);
         return name.Length > 9 && int.TryParse(name.AsSpan(3, 6), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int id) ? id : -1;
     }
+
+    /// <summary>
+    /// The case without the source positions of the file it was read from: a mutant of it is
+    /// another case, and a refusal of the mutant names its step by number, not by a line of its parent.
+    /// </summary>
+    private static EptCase Unplaced(EptCase c) =>
+        c.Steps.All(s => s.Position == SourcePosition.None) ? c : c with { Steps = [.. c.Steps.Select(s => s with { Position = SourcePosition.None })] };
 
     /// <summary>A working-set entry: the case, its cost for parent selection, the features it sets and its file.</summary>
     private sealed record CorpusEntry(EptCase Case, int Cost, int[] Features, string Path);

@@ -96,6 +96,7 @@ public static class CampaignMerge
                 Executions = all.Sum(a => a.Stats.Executions),
                 Probes = all.Sum(a => a.Stats.Probes),
                 Rejected = all.Sum(a => a.Stats.Rejected),
+                RejectedOverBudget = all.Sum(a => a.Stats.RejectedOverBudget),
                 InfrastructureFailures = all.Sum(a => a.Stats.InfrastructureFailures),
                 Hangs = all.Sum(a => a.Stats.Hangs),
                 KnownDivergences = all.Sum(a => a.Stats.KnownDivergences),

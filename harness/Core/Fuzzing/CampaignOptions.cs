@@ -1,4 +1,5 @@
 using System.Globalization;
+using EptFuzz.Harness.Cases;
 using EptFuzz.Harness.Running;
 
 namespace EptFuzz.Harness.Fuzzing;
@@ -46,6 +47,14 @@ public sealed record CampaignOptions
 
     /// <summary>How often a status is reported, written to stats.json and logged in events.jsonl.</summary>
     public TimeSpan StatusInterval { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// <c>--case-time</c>, <c>--case-memory</c>: a case (generated, mutated, a corpus seed) whose
+    /// planned cost exceeds it is refused before it runs, as replay and gate refuse it, and counted
+    /// in <see cref="CampaignStatus.RejectedOverBudget"/>. A campaign does not time a running case
+    /// out (it cannot be interrupted in-process): one running past <see cref="HangThreshold"/> is a hang.
+    /// </summary>
+    public CaseBudget Budget { get; init; } = CaseBudget.Default;
 
     /// <summary>A case that runs longer than this is copied to hangs/.</summary>
     public TimeSpan HangThreshold { get; init; } = TimeSpan.FromSeconds(5);
@@ -195,8 +204,11 @@ public sealed record CampaignStatus
 
     public long KnownDivergences { get; init; }
 
-    /// <summary>Cases a target refused as bad input (e.g. more table pages than the pool allows).</summary>
+    /// <summary>Cases refused as bad input: by a target (e.g. more table pages than the pool allows) or by their planned cost.</summary>
     public long Rejected { get; init; }
+
+    /// <summary>Of <see cref="Rejected"/>: cases refused before running because their planned cost exceeds <see cref="CampaignOptions.Budget"/>.</summary>
+    public long RejectedOverBudget { get; init; }
 
     public long InfrastructureFailures { get; init; }
 
@@ -208,7 +220,7 @@ public sealed record CampaignStatus
     /// <summary>One plain status line.</summary>
     public string Line() => string.Create(
         CultureInfo.InvariantCulture,
-        $"[{(int)Elapsed.TotalHours:00}:{Elapsed:mm\\:ss}] execs {Executions} ({ExecPerSecond:0}/s)  probes {Probes} ({ProbesPerSecond:0}/s)  rules {RulesHit}/{RulesModelled}  classes {ClassesHit}/{ValueClasses.Count}  edges {CodeEdges}  features {Features}  corpus {CorpusSize}  findings {Findings} (+{Duplicates} dup)  rejected {Rejected}  infra {InfrastructureFailures}  hangs {Hangs}");
+        $"[{(int)Elapsed.TotalHours:00}:{Elapsed:mm\\:ss}] execs {Executions} ({ExecPerSecond:0}/s)  probes {Probes} ({ProbesPerSecond:0}/s)  rules {RulesHit}/{RulesModelled}  classes {ClassesHit}/{ValueClasses.Count}  edges {CodeEdges}  features {Features}  corpus {CorpusSize}  findings {Findings} (+{Duplicates} dup)  rejected {Rejected} ({RejectedOverBudget} over budget)  infra {InfrastructureFailures}  hangs {Hangs}");
 }
 
 /// <summary>One distinct finding (a divergence signature).</summary>

@@ -75,6 +75,9 @@ public sealed class CampaignStats
 
     public long Rejected { get; set; }
 
+    /// <summary>Of <see cref="Rejected"/>: refused before running, their planned cost over <c>--case-time</c>/<c>--case-memory</c>; a stats.json from before it was counted has none and starts at 0.</summary>
+    public long RejectedOverBudget { get; set; }
+
     public long InfrastructureFailures { get; set; }
 
     public long Hangs { get; set; }

@@ -54,7 +54,7 @@ public static class HtmlReport
         Row(sb, "coverage features", stats.Features.ToString(CultureInfo.InvariantCulture));
         Row(sb, "corpus: working set / queue", $"{stats.CorpusSize.ToString(CultureInfo.InvariantCulture)} / {stats.QueueSize.ToString(CultureInfo.InvariantCulture)} (culled entries are in queue/culled)");
         Row(sb, "findings", $"{stats.Findings.Count} distinct, {stats.Duplicates} duplicates");
-        Row(sb, "rejected / infrastructure failures / hangs / known divergences", $"{stats.Rejected} / {stats.InfrastructureFailures} / {stats.Hangs} / {stats.KnownDivergences}");
+        Row(sb, "rejected / infrastructure failures / hangs / known divergences", $"{stats.Rejected} ({stats.RejectedOverBudget} over the per-case budget) / {stats.InfrastructureFailures} / {stats.Hangs} / {stats.KnownDivergences}");
         sb.Append("</table>\n");
 
         sb.Append("<h2>Coverage over time</h2>\n");

@@ -38,7 +38,7 @@ public static class ReduceCommand
             return new ReduceFileResult { Message = parsed.ErrorText(), ExitCode = ExitCodes.BadInput };
         }
 
-        CaseResult first = CaseRunner.Run(parsed.Case, options);
+        CaseResult first = CaseRunner.Run(parsed.Case with { SourceName = path }, options);
         if (first.Status == CaseStatus.InfrastructureFailure)
         {
             return new ReduceFileResult { Message = $"{path}: {first.Message}", ExitCode = ExitCodes.Infrastructure };
@@ -46,7 +46,8 @@ public static class ReduceCommand
 
         if (first.Status == CaseStatus.BadInput)
         {
-            return new ReduceFileResult { Message = $"{path}: {first.Message}", ExitCode = ExitCodes.BadInput };
+            // Located already: FILE:LINE:COLUMN: message.
+            return new ReduceFileResult { Message = first.Message, ExitCode = ExitCodes.BadInput };
         }
 
         if (Reducer.KeyOf(first) is not { } key)

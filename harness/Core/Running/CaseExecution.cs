@@ -117,7 +117,7 @@ internal sealed class CaseExecution : IDisposable
         var configured = hypervisor.Configure(cpu);
         if (configured != ApiResult.Ok)
         {
-            return Fail(CaseStatus.BadInput, 0, $"the hypervisor refused the processor ({configured})");
+            return Refused(Array.FindIndex(@case.Steps.AsSpan().ToArray(), s => s is CpuStep), $"cpu: the hypervisor refused the processor ({configured})");
         }
 
         for (int i = 0; i < @case.Steps.Length; i++)
@@ -187,7 +187,7 @@ internal sealed class CaseExecution : IDisposable
         blame.Who = hypervisor.Name;
         if (OperationDispatch.Apply(hypervisor, intent, step, consultIntent) is not { } outcome)
         {
-            return Fail(CaseStatus.BadInput, step.Line, $"step {step.Verb} is not an operation");
+            return Refused(currentIndex, $"step {step.Verb} is not an operation");
         }
 
         var (result, intended, raw, tables) = outcome;
@@ -198,7 +198,9 @@ internal sealed class CaseExecution : IDisposable
 
         if (result == ApiResult.ResourceLimit)
         {
-            return Fail(CaseStatus.BadInput, step.Line, $"{step.Verb}: the case asks for more table pages than the hypervisor's pool allows; refused");
+            return Refused(currentIndex, step is GMapStep
+                ? $"{step.Verb}: the guest paging step's tables= range has no page left for another guest page table; refused"
+                : $"{step.Verb}: the case asks for more table pages than the hypervisor's pool allows; refused");
         }
 
         forwarder.Forward(raw, tables);
@@ -244,7 +246,7 @@ internal sealed class CaseExecution : IDisposable
             expectations++;
             if (expectation is not ResultExpectation expected)
             {
-                return Fail(CaseStatus.BadInput, step.Line, $"{step.Verb} is an operation: its expectation must be ok or an error name");
+                return Refused(currentIndex, $"{step.Verb} is an operation: its expectation must be ok or an error name");
             }
 
             if (expected.Result != result)
@@ -576,6 +578,33 @@ internal sealed class CaseExecution : IDisposable
             Observations = all is null ? [] : Answers(all),
             Triage = triage,
             Replay = options.ReplayCommand(@case.SourceName),
+            Counters = Counters,
+        };
+    }
+
+    /// <summary>
+    /// The case asks for something no target can give it (more table pages than the pool holds):
+    /// bad input, located like a parse error, <c>FILE:LINE:COLUMN: message</c> (a case built in
+    /// code, without positions, names its step number instead).
+    /// </summary>
+    private CaseResult Refused(int index, string message)
+    {
+        string file = @case.SourceName.Length > 0 ? @case.SourceName : "case";
+        Step? step = index >= 0 ? @case.Steps[index] : null;
+        string where = step switch
+        {
+            null => file,
+            { Line: > 0 } => $"{file}:{step.Line}:{step.Position.Column}",
+            _ => $"{file}: step {index + 1}",
+        };
+        return new CaseResult
+        {
+            File = @case.SourceName,
+            Status = CaseStatus.BadInput,
+            Message = $"{where}: {message}",
+            Line = step?.Line ?? 0,
+            Column = step?.Position.Column ?? 0,
+            StepNumber = index + 1,
             Counters = Counters,
         };
     }
