@@ -82,6 +82,21 @@ public sealed class QueueWriterTests : IDisposable
         Assert.False(File.Exists(temp["id-1.ept"]));
     }
 
+    [Fact]
+    public void AnAtomicWrite_MakesANewTemporary_EvenWhereAKilledWriterLeftOneOfItsName()
+    {
+        // The temporary is created new (never truncated: on ext4 that starts a disk write at its
+        // close); one a killed writer of the same process id and thread left is replaced.
+        string path = temp["entry.ept"];
+        string stale = temp[$".entry.ept.{Environment.ProcessId}.{Environment.CurrentManagedThreadId}.tmp"];
+        File.WriteAllText(stale, "torn by a kill");
+
+        FindingFile.WriteAtomic(path, "eptcase 1\n", durable: false);
+
+        Assert.Equal("eptcase 1\n", File.ReadAllText(path));
+        Assert.False(File.Exists(stale));
+    }
+
     private static EptCase Entry()
     {
         ParseResult parsed = CaseParser.Parse("eptcase 1\neptp mt=WB walk=4 ad=0\nmap gpa=0x1000 hpa=0x2000 size=4K perm=rwx\n", "entry.ept");
