@@ -50,6 +50,25 @@ public sealed class DependencyRules
         Assert.True(foreign.Count == 0, $"{assembly} references [{string.Join(", ", foreign)}]; allowed besides the platform: [{string.Join(", ", allowed)}]");
     }
 
+    /// <summary>
+    /// The libFuzzer entry point composes like the CLI, but only what it runs: the harness, the
+    /// model target and the implementation (instrumented), and SharpFuzz. Checked on the project
+    /// file only: its built copy of the implementation is the instrumented one, not loaded here.
+    /// </summary>
+    [Fact]
+    public void LibFuzzerEntryPoint_ReferencesOnlyWhatItRuns()
+    {
+        string[] allowed = ["EptFuzz.Harness", "EptFuzz.Targets.Model", "EptFuzz.Impl", "SharpFuzz"];
+        var project = XDocument.Load(Path.Combine(RepositoryRoot.Path, "harness/LibFuzzer/EptFuzz.LibFuzzer.csproj"));
+        var references = project.Descendants()
+            .Where(e => e.Name.LocalName is "ProjectReference" or "PackageReference" or "Reference")
+            .Select(e => Path.GetFileNameWithoutExtension((string?)e.Attribute("Include") ?? string.Empty))
+            .ToList();
+        Assert.NotEmpty(references);
+        var forbidden = references.Where(r => !allowed.Contains(r)).ToList();
+        Assert.True(forbidden.Count == 0, $"the libFuzzer entry point may reference only [{string.Join(", ", allowed)}] but references [{string.Join(", ", forbidden)}]");
+    }
+
     [Fact]
     public void Implementation_NeverReferencesTheReferenceModel()
     {

@@ -27,6 +27,10 @@ public sealed class ImplCompiler
         global using System.Net.Http;
         global using System.Threading;
         global using System.Threading.Tasks;
+
+        // The version an SDK build stamps (Version 1.0.0): the entry point and the CLI, which a
+        // test runs with a compiled implementation in place of theirs, reference that version.
+        [assembly: System.Reflection.AssemblyVersion("1.0.0.0")]
         """;
 
     private static readonly CSharpParseOptions ParseOptions = new(LanguageVersion.Latest);
@@ -105,6 +109,13 @@ public sealed class ImplCompiler
     /// <summary>Compiles the implementation (with <paramref name="mutant"/> applied, or unpatched when null) and loads it.</summary>
     public CompiledImpl Compile(Mutant? mutant)
     {
+        using var image = new MemoryStream(Emit(mutant));
+        return CompiledImpl.Load(mutant?.Name ?? "control", image);
+    }
+
+    /// <summary>The compiled EptFuzz.Impl.dll (with <paramref name="mutant"/> applied, or unpatched when null), for a process of its own.</summary>
+    public byte[] Emit(Mutant? mutant)
+    {
         var trees = new Dictionary<string, SyntaxTree>(_trees, StringComparer.Ordinal);
         if (mutant is not null)
         {
@@ -129,8 +140,7 @@ public sealed class ImplCompiler
             throw new InvalidOperationException($"{mutant?.Name ?? "the unpatched implementation"} does not compile:{Environment.NewLine}{errors}");
         }
 
-        image.Position = 0;
-        return CompiledImpl.Load(mutant?.Name ?? "control", image);
+        return image.ToArray();
     }
 
     private static SyntaxTree Parse(string text, string path) =>

@@ -16,7 +16,6 @@ public sealed partial class Campaign
         private readonly int index;
         private readonly CoverageMap local;
         private readonly RunOptions observed;
-        private readonly RunOptions quiet;
         private Microsoft.Win32.SafeHandles.SafeFileHandle? slot;
         /// <summary>Bytes of the case now in the slot; after them the file holds only line breaks.</summary>
         private int slotText;
@@ -40,7 +39,6 @@ public sealed partial class Campaign
             Options = options;
             local = new CoverageMap(kinds: campaign.options.Coverage);
             observed = options with { Observer = local };
-            quiet = options with { Observer = null, Trace = null };
         }
 
         public RunOptions Options { get; }
@@ -138,7 +136,7 @@ public sealed partial class Campaign
             {
                 case CaseStatus.Diverged:
                     campaign.coverage.Absorb(local.CaseFeatures);
-                    campaign.OnDivergence(this, c, seed, mutant, result);
+                    campaign.OnDivergence(Options, c, seed, mutant, result);
                     break;
                 case CaseStatus.KnownDivergence:
                     Interlocked.Increment(ref campaign.known);
@@ -229,9 +227,6 @@ public sealed partial class Campaign
             int fresh = result.Status == CaseStatus.Passed || result.Status == CaseStatus.KnownDivergence ? campaign.coverage.Absorb(local.CaseFeatures) : 0;
             return (fresh, result.Duration, [.. local.CaseFeatures], result);
         }
-
-        /// <summary>The run the reducer uses: no coverage observer.</summary>
-        public CaseResult RunQuiet(EptCase c) => CaseRunner.Run(c, quiet);
 
         /// <summary>
         /// Overwrites this worker's slot file with the case about to run. The file stays open and is

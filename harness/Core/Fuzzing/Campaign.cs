@@ -57,6 +57,8 @@ public sealed partial class Campaign
     private TimeSpan lastTick;
     /// <summary>Cancelled to stop the workers (limits, cancellation, a failed worker); also ends a reduction early.</summary>
     private readonly CancellationTokenSource stop = new();
+    /// <summary>Reduces and writes each new finding; it runs its cases itself and calls back into nothing.</summary>
+    private readonly FindingReduction reduction;
     private Exception? workerFailure;
     /// <summary>Infrastructure failures in a row (reset by any case that ran): past the limit the target cannot run, and the campaign stops.</summary>
     private long consecutiveInfrastructure;
@@ -68,6 +70,7 @@ public sealed partial class Campaign
         ArgumentNullException.ThrowIfNull(options);
         this.options = options;
         files = new CampaignFiles(options.OutDir);
+        reduction = new FindingReduction(files, options, stop.Token);
     }
 
     private bool Stopping => stop.IsCancellationRequested;
@@ -248,7 +251,7 @@ public sealed partial class Campaign
             LoadQueue(workers[0]);
             if (options.Resume)
             {
-                RecoverFindings(workers[0]);
+                RecoverFindings(first);
                 ReplaySlots(workers[0]);
             }
 
@@ -664,7 +667,7 @@ public sealed partial class Campaign
             {
                 case CaseStatus.Diverged:
                     // A seed that diverges on these targets is the cheapest finding there is.
-                    OnDivergence(worker, seed, null, false, result);
+                    OnDivergence(worker.Options, seed, null, false, result);
                     break;
                 case CaseStatus.KnownDivergence:
                     Interlocked.Increment(ref known);
@@ -797,7 +800,8 @@ public sealed partial class Campaign
     // ---- findings --------------------------------------------------------------------------
 
     /// <summary>A divergence: counted when its signature is known, else written raw, reduced, written, then reported.</summary>
-    private void OnDivergence(Worker worker, EptCase c, ulong? seed, bool mutant, CaseResult result)
+    /// <param name="runOptions">How the case ran: the reduction runs it the same way.</param>
+    private void OnDivergence(RunOptions runOptions, EptCase c, ulong? seed, bool mutant, CaseResult result)
     {
         string signature = result.Signature!;
         string hash = FindingFile.HashOf(signature);
@@ -818,8 +822,8 @@ public sealed partial class Campaign
 
         var origin = new FindingOrigin(options.CommandLine, seed, options.Profile.Cpu) { Mutant = mutant };
         string rawPath = files.RawPath(hash);
-        FindingFile.WriteAtomic(rawPath, CasePrinter.Print(CampaignFiles.AnnotateRaw(c, result, origin, rawPath, worker.Options.ReplayCommand)));
-        FindingRecord record = Reduce(worker, c, signature, hash, origin) with { CaseSeed = seed ?? 0, Mutant = mutant, FoundAtExecution = at, FoundAtSeconds = seconds };
+        FindingFile.WriteAtomic(rawPath, CasePrinter.Print(CampaignFiles.AnnotateRaw(c, result, origin, rawPath, runOptions.ReplayCommand)));
+        FindingRecord record = reduction.Reduce(c, signature, hash, origin, runOptions) with { CaseSeed = seed ?? 0, Mutant = mutant, FoundAtExecution = at, FoundAtSeconds = seconds };
         lock (findingGate)
         {
             long count = findings[signature].Count;
@@ -830,33 +834,8 @@ public sealed partial class Campaign
         files.Log(new CampaignEvent { Type = "finding", Seconds = seconds, Executions = at, Signature = signature, Hash = hash, Path = files.ReducedPath(hash), Message = record.Message });
     }
 
-    /// <summary>Reduces and writes findings/HASH.ept (+ .json, + .test.cs); the raw file is already on disk.</summary>
-    private FindingRecord Reduce(Worker worker, EptCase c, string signature, string hash, FindingOrigin origin)
-    {
-        ReductionResult r = Reducer.Reduce(c, worker.RunQuiet, signature, options.ReduceCap, stop.Token);
-        string path = files.ReducedPath(hash);
-        EptCase annotated = FindingFile.Annotate(r, origin, path, worker.Options.ReplayCommand);
-        var record = new FindingRecord
-        {
-            Signature = signature,
-            Hash = hash,
-            StepsBefore = r.StepsBefore,
-            StepsAfter = r.StepsAfter,
-            ReduceSeconds = r.Elapsed.TotalSeconds,
-            Message = r.Result.Message,
-        };
-        FindingFile.WriteAtomic(files.DetailPath(hash), CampaignFiles.DetailJson(record, r.Result));
-        if (options.EmitRegressionTests)
-        {
-            FindingFile.WriteAtomic(files.TestPath(hash), RegressionTestEmitter.Emit(r.Case, signature, options.RegressionOptionsExpression));
-        }
-
-        FindingFile.WriteAtomic(path, CasePrinter.Print(annotated));
-        return record;
-    }
-
     /// <summary>After a kill: raw findings without a reduced file (or missing from stats.json) are reduced now.</summary>
-    private void RecoverFindings(Worker worker)
+    private void RecoverFindings(RunOptions runOptions)
     {
         foreach (string raw in Directory.EnumerateFiles(files.Findings, "*.raw.ept").Order(StringComparer.Ordinal))
         {
@@ -889,7 +868,7 @@ public sealed partial class Campaign
 
             EptCase c = parsed.Case with { HeaderComments = [] };
             var origin = new FindingOrigin(options.CommandLine, seedLine?.Seed, options.Profile.Cpu) { Mutant = seedLine?.Mutant ?? false };
-            FindingRecord record = Reduce(worker, c, signature, hash, origin) with { CaseSeed = seedLine?.Seed ?? 0, Mutant = seedLine?.Mutant ?? false, FoundAtExecution = Interlocked.Read(ref executions), FoundAtSeconds = elapsedBase };
+            FindingRecord record = reduction.Reduce(c, signature, hash, origin, runOptions) with { CaseSeed = seedLine?.Seed ?? 0, Mutant = seedLine?.Mutant ?? false, FoundAtExecution = Interlocked.Read(ref executions), FoundAtSeconds = elapsedBase };
             lock (findingGate)
             {
                 findings[signature] = findings.TryGetValue(signature, out FindingRecord? old) ? record with { Count = old.Count, FoundAtExecution = old.FoundAtExecution, FoundAtSeconds = old.FoundAtSeconds } : record;

@@ -19,15 +19,23 @@ public static class CaseGenerator
     /// <summary>Bump when the same seed would generate different bytes.</summary>
     public const int Version = 2;
 
-    public static EptCase Generate(ulong seed, GeneratorProfile profile)
+    public static EptCase Generate(ulong seed, GeneratorProfile profile) =>
+        Generate(new Prng(seed), profile, $"gen-{seed:x16}.ept");
+
+    /// <summary>
+    /// The case that <paramref name="rng"/>'s draws choose: a seeded generator's, or a byte
+    /// string's (<see cref="Prng.FromChoices"/>, the libFuzzer entry point's decoder). Any
+    /// sequence of draws gives a valid case: every draw is in range by construction.
+    /// </summary>
+    public static EptCase Generate(Prng rng, GeneratorProfile profile, string sourceName)
     {
+        ArgumentNullException.ThrowIfNull(rng);
         ArgumentNullException.ThrowIfNull(profile);
         if (profile.Validate() is { } why)
         {
             throw new ArgumentException(why, nameof(profile));
         }
 
-        var rng = new Prng(seed);
         var steps = new List<Step>(profile.Steps);
         CpuStep cpuStep = Cpu(rng, profile.Cpu);
         steps.Add(cpuStep);
@@ -88,7 +96,7 @@ public static class CaseGenerator
             }
         }
 
-        return new EptCase(steps, sourceName: $"gen-{seed:x16}.ept");
+        return new EptCase(steps, sourceName: sourceName);
     }
 
     private static void NextSteps(Prng rng, StepFactory f, bool rawSinceInvept, int probeWeight, List<Step> into)

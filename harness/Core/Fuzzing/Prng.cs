@@ -6,9 +6,21 @@ namespace EptFuzz.Harness.Fuzzing;
 /// seed regenerates the same case byte for byte anywhere. <see cref="System.Random"/> is never
 /// used: its algorithm is not specified across .NET versions.
 /// </summary>
+/// <remarks>
+/// A second mode draws from given bytes instead (<see cref="FromChoices"/>): libFuzzer's input is
+/// the sequence of choices the generator makes, so each of its byte-level mutations changes a few
+/// choices and the rest of the case stays put.
+/// </remarks>
 public sealed class Prng
 {
+    /// <summary>The seed of the stream that continues a choice sequence once its bytes run out.</summary>
+    private const ulong ChoicesTailSeed = 0x6C69_6246_757A_7A00UL;
+
     private ulong s0, s1, s2, s3;
+
+    /// <summary>The choices to draw from first (null: the seeded generator alone).</summary>
+    private readonly byte[]? choices;
+    private int position;
 
     public Prng(ulong seed)
     {
@@ -18,6 +30,24 @@ public sealed class Prng
         s2 = SplitMix64(ref x);
         s3 = SplitMix64(ref x);
     }
+
+    private Prng(byte[] choices)
+        : this(ChoicesTailSeed)
+    {
+        this.choices = choices;
+    }
+
+    /// <summary>
+    /// Draws from <paramref name="choices"/>: <see cref="Below(ulong)"/> reads as many bytes as its
+    /// bound needs (one for a bound up to 256, big-endian) and takes them modulo the bound;
+    /// <see cref="NextU64"/> reads eight and <see cref="Coin"/> one. Once the bytes run out, the
+    /// draws continue from a fixed-seed stream, so every byte string, the empty one included, is a
+    /// complete sequence of choices, and the same bytes always give the same draws.
+    /// </summary>
+    public static Prng FromChoices(ReadOnlySpan<byte> choices) => new(choices.ToArray());
+
+    /// <summary>How many of the choice bytes the draws so far have read (0 for a seeded generator).</summary>
+    public int ChoicesRead => position;
 
     /// <summary>
     /// A seed for stream <paramref name="stream"/> of <paramref name="seed"/> (a worker, a shard, a
@@ -38,7 +68,9 @@ public sealed class Prng
         return z ^ (z >> 31);
     }
 
-    public ulong NextU64()
+    public ulong NextU64() => choices is null ? NextState() : ChoiceBytes(8);
+
+    private ulong NextState()
     {
         ulong result = RotateLeft(s1 * 5, 7) * 9;
         ulong t = s1 << 17;
@@ -59,15 +91,22 @@ public sealed class Prng
             throw new ArgumentOutOfRangeException(nameof(bound), "bound must be positive");
         }
 
+        if (choices is not null)
+        {
+            // The bytes the bound needs: 1 for up to 256 values, 2 for up to 65,536, ….
+            int bytes = Math.Max(1, (64 - System.Numerics.BitOperations.LeadingZeroCount(bound - 1) + 7) / 8);
+            return ChoiceBytes(bytes) % bound;
+        }
+
         // Lemire's nearly divisionless method: the division runs only when the low half is small.
         // Math.BigMul is one MUL instruction; UInt128 arithmetic is a call per operator.
-        ulong high = Math.BigMul(NextU64(), bound, out ulong low);
+        ulong high = Math.BigMul(NextState(), bound, out ulong low);
         if (low < bound)
         {
             ulong threshold = (0 - bound) % bound;
             while (low < threshold)
             {
-                high = Math.BigMul(NextU64(), bound, out low);
+                high = Math.BigMul(NextState(), bound, out low);
             }
         }
 
@@ -79,7 +118,7 @@ public sealed class Prng
     /// <summary>True with probability <paramref name="percent"/>/100.</summary>
     public bool Chance(int percent) => Below(100) < percent;
 
-    public bool Coin() => (NextU64() >> 63) != 0;
+    public bool Coin() => choices is null ? (NextState() >> 63) != 0 : (ChoiceBytes(1) & 1) != 0;
 
     public T Pick<T>(ReadOnlySpan<T> items) => items[Below(items.Length)];
 
@@ -105,6 +144,19 @@ public sealed class Prng
         }
 
         return weights.Length - 1;
+    }
+
+    /// <summary>The next <paramref name="count"/> choice bytes, big-endian; past the end, bytes of the fixed-seed stream.</summary>
+    private ulong ChoiceBytes(int count)
+    {
+        ulong value = 0;
+        for (int i = 0; i < count; i++)
+        {
+            ulong next = position < choices!.Length ? choices[position++] : NextState() >> 56;
+            value = (value << 8) | next;
+        }
+
+        return value;
     }
 
     private static ulong RotateLeft(ulong x, int k) => (x << k) | (x >> (64 - k));

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Numerics;
 using EptFuzz.Contract;
 using EptFuzz.Harness.Cases;
+using EptFuzz.Harness.Fuzzing.Simplifiers;
 using EptFuzz.Harness.Running;
 
 namespace EptFuzz.Harness.Fuzzing;
@@ -35,9 +36,10 @@ public sealed record ReductionResult
 
 /// <summary>
 /// Shrinks a diverging case while it keeps the same divergence signature and stays valid: first
-/// delta debugging over the steps (ddmin, removing complements), then each step simplified
-/// (optional keys dropped, smaller page sizes, fewer permissions and bits, page-aligned and
-/// smaller addresses) until nothing more helps or the time cap is reached. A candidate is taken
+/// delta debugging over the steps (ddmin, removing complements), then each step simplified by
+/// its kind's unit in <see cref="StepSimplifiers"/> (optional keys dropped, smaller page sizes,
+/// fewer permissions and bits, page-aligned and smaller addresses), and mapped regions moved to
+/// small addresses, until nothing more helps or the time cap is reached. A candidate is taken
 /// only when it is strictly smaller (<see cref="Cost"/>), so the result never grows.
 /// </summary>
 public static class Reducer
@@ -217,147 +219,6 @@ public static class Reducer
         }
     }
 
-    /// <summary>Simpler variants of one step, most promising first. Each is checked by the caller.</summary>
-    internal static IEnumerable<Step> Simplifications(Step step)
-    {
-        if (step.Expectation is not null)
-        {
-            yield return step with { Expectation = null };
-        }
-
-        switch (step)
-        {
-            case CpuStep c:
-                if (c.MaxPhyAddr is not null) yield return c with { MaxPhyAddr = null };
-                if (c.ExecuteOnly is not null) yield return c with { ExecuteOnly = null };
-                if (c.Page2M is not null) yield return c with { Page2M = null };
-                if (c.Page1G is not null) yield return c with { Page1G = null };
-                if (c.AccessedDirty is not null) yield return c with { AccessedDirty = null };
-                if (c.Mbec is not null) yield return c with { Mbec = null };
-                if (c.Walk5 is not null) yield return c with { Walk5 = null };
-                if (c.AdvancedExitInfo is not null) yield return c with { AdvancedExitInfo = null };
-                if (c.EptpUc is not null) yield return c with { EptpUc = null };
-                if (c.EptpWb is not null) yield return c with { EptpWb = null };
-                break;
-            case EptpStep { Raw: null } e:
-                if (e.MemoryType is not null) yield return e with { MemoryType = null };
-                if (e.WalkLength is not null) yield return e with { WalkLength = null };
-                if (e.AccessedDirty is not null) yield return e with { AccessedDirty = null };
-                break;
-            case EptpStep e:
-                yield return new EptpStep { Position = e.Position };
-                break;
-            case GuestStep g when g.Paging:
-                if (g.Wp is not null) yield return g with { Wp = null };
-                if (g.Nxe is not null) yield return g with { Nxe = null };
-                if (g.Smep is not null) yield return g with { Smep = null };
-                if (g.Pat is not null) yield return g with { Pat = null };
-                break;
-            case MapStep m:
-                if (m.MemoryType is not null) yield return m with { MemoryType = null };
-                if (m.IgnorePat is not null) yield return m with { IgnorePat = null };
-                foreach (ulong size in SmallerSizes(m.Size)) yield return m with { Size = size };
-                foreach (EptPermissions p in FewerPermissions(m.Permissions)) yield return m with { Permissions = p };
-                if (m.Hpa.Value != m.Gpa.Value) yield return m with { Hpa = new Hpa(m.Gpa.Value) };
-                foreach (ulong a in SimplerAddresses(m.Hpa.Value, m.Size)) yield return m with { Hpa = new Hpa(a) };
-                foreach (ulong a in SimplerAddresses(m.Gpa.Value, m.Size)) yield return m with { Gpa = new Gpa(a) };
-                break;
-            case UnmapStep u:
-                foreach (ulong size in SmallerSizes(u.Size)) yield return u with { Size = size };
-                foreach (ulong a in SimplerAddresses(u.Gpa.Value, 4096)) yield return u with { Gpa = new Gpa(a) };
-                break;
-            case ProtectStep p:
-                foreach (ulong size in SmallerSizes(p.Size)) yield return p with { Size = size };
-                foreach (EptPermissions q in FewerPermissions(p.Permissions)) yield return p with { Permissions = q };
-                foreach (ulong a in SimplerAddresses(p.Gpa.Value, 4096)) yield return p with { Gpa = new Gpa(a) };
-                break;
-            case RetypeStep r:
-                if (r.IgnorePat is not null) yield return r with { IgnorePat = null };
-                foreach (ulong size in SmallerSizes(r.Size)) yield return r with { Size = size };
-                if (r.MemoryType != MemoryType.WB) yield return r with { MemoryType = MemoryType.WB };
-                break;
-            case SplitStep s:
-                foreach (ulong a in SimplerAddresses(s.Gpa.Value, 4096)) yield return s with { Gpa = new Gpa(a) };
-                break;
-            case EditStep e:
-                if (e.LeafHpa is not null) yield return e with { LeafHpa = null };
-                if (e.Set is not null) yield return e with { Set = null };
-                if (e.Clear is not null) yield return e with { Clear = null };
-                if (e.Set is { } set && BitOperations.PopCount(set) > 1) yield return e with { Set = set & (0 - set) };
-                if (e.Clear is { } clear && BitOperations.PopCount(clear) > 1) yield return e with { Clear = clear & (0 - clear) };
-                foreach (ulong a in SimplerAddresses(e.Gpa.Value, 4096)) yield return e with { Gpa = new Gpa(a) };
-                break;
-            case GMapStep g:
-                foreach (ulong size in SmallerSizes(g.Size)) yield return g with { Size = size };
-                if (g.Permissions != GuestPagePermissions.None) yield return g with { Permissions = GuestPagePermissions.None };
-                break;
-            case GEditStep g:
-                if (g.Set is not null && g.Clear is not null) yield return g with { Set = null };
-                if (g.Clear is not null && g.Set is not null) yield return g with { Clear = null };
-                break;
-            case AccessStep a:
-                if (a.Cpl is not null) yield return a with { Cpl = null };
-                if (a.Gpa is { } gpa)
-                {
-                    foreach (ulong x in SimplerAddresses(gpa.Value, 1)) yield return a with { Gpa = new Gpa(x) };
-                }
-                else if (a.Gva is { } gva && (gva.Value & 0xFFF) != 0)
-                {
-                    yield return a with { Gva = new Gva(gva.Value & ~0xFFFUL) };
-                }
-
-                break;
-            case EntryStep e:
-                foreach (ulong x in SimplerAddresses(e.Gpa.Value, 4096)) yield return e with { Gpa = new Gpa(x) };
-                break;
-            case IdentityMapStep im when im.Offset is not null:
-                yield return new IdentityMapStep { Position = im.Position };
-                break;
-        }
-    }
-
-    private static IEnumerable<ulong> SmallerSizes(ulong size)
-    {
-        foreach (ulong s in (ulong[])[1UL << 12, 1UL << 21, 1UL << 30])
-        {
-            if (s < size)
-            {
-                yield return s;
-            }
-        }
-    }
-
-    private static IEnumerable<EptPermissions> FewerPermissions(EptPermissions p)
-    {
-        foreach (EptPermissions bit in (EptPermissions[])[EptPermissions.UserModeExecute, EptPermissions.ExecuteAccess, EptPermissions.WriteAccess, EptPermissions.ReadAccess])
-        {
-            if (p.HasFlag(bit))
-            {
-                yield return p & ~bit;
-            }
-        }
-    }
-
-    /// <summary>The address with its offset inside the page dropped, and with its highest bit cleared (keeping the alignment).</summary>
-    private static IEnumerable<ulong> SimplerAddresses(ulong a, ulong align)
-    {
-        ulong pageAligned = a & ~0xFFFUL;
-        if (pageAligned != a)
-        {
-            yield return pageAligned;
-        }
-
-        if (a != 0)
-        {
-            ulong top = 1UL << (63 - BitOperations.LeadingZeroCount(a));
-            ulong cleared = a & ~top;
-            if (align <= 1 || (cleared & (align - 1)) == 0)
-            {
-                yield return cleared;
-            }
-        }
-    }
-
     private sealed class Search(EptCase original, Func<EptCase, CaseResult> run, string signature, TimeSpan cap, Stopwatch clock, CancellationToken cancellation)
     {
         public EptCase Original { get; } = original;
@@ -472,7 +333,7 @@ public static class Reducer
                 for (int guard = 0; again && guard < 16; guard++)
                 {
                     again = false;
-                    foreach (Step candidate in Simplifications(steps[i]))
+                    foreach (Step candidate in StepSimplifiers.Variants(steps[i]))
                     {
                         if (!Smaller(candidate, steps[i]))
                         {

@@ -233,6 +233,29 @@ public sealed class VerdictPathTests : IDisposable
         Assert.Equal("leak", TableAccounting.Check(memory, chain, [new Hpa(0x3000)], mbec: false)?.Detail);
     }
 
+    [Fact]
+    public void Accounting_FollowsEveryPresentNonLeafEntry_WhereverItSitsInTheTable()
+    {
+        var memory = new WordMemory();
+        // PML4 0x1000, its last entry (bit 7 is no leaf at this level) -> PDPT 0x2000; entry 5
+        // (read-only) -> PD 0x4000, entry 6 a 1 GiB leaf; PD entry 3 present only by bit 10
+        // (user-mode execute) -> PT 0x5000, entry 4 a 2 MiB leaf.
+        memory.Write(new Hpa(0x1000 + (511 * 8)), 0x2087);
+        memory.Write(new Hpa(0x2000 + (5 * 8)), 0x4001);
+        memory.Write(new Hpa(0x2000 + (6 * 8)), 0x4000_0087);
+        memory.Write(new Hpa(0x4000 + (3 * 8)), 0x5400);
+        memory.Write(new Hpa(0x4000 + (4 * 8)), 0x20_0087);
+        Hpa[] held = [new(0x1000), new(0x2000), new(0x4000), new(0x5000)];
+        Hpa[] root = [new(0x1000 | (3 << 3))];
+        Assert.Null(TableAccounting.Check(memory, held, root, mbec: true));
+        // Without mode-based execute control bit 10 alone is not present: the PT is unreachable.
+        var leak = TableAccounting.Check(memory, held, root, mbec: false);
+        Assert.Equal("leak", leak?.Detail);
+        Assert.Contains("0x5000", leak!.Message, StringComparison.Ordinal);
+        // The leaves' frames are no tables: holding one of them is a leak, not a link.
+        Assert.Equal("leak", TableAccounting.Check(memory, [.. held, new Hpa(0x20_0000)], root, mbec: true)?.Detail);
+    }
+
     private sealed class WordMemory : IHostMemory
     {
         private readonly Dictionary<ulong, ulong> words = [];

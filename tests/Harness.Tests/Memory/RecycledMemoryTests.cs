@@ -122,4 +122,34 @@ public sealed class RecycledMemoryTests
 
         return result;
     }
+
+    [Fact]
+    public void ReadPage_GivesWhatItsReadsGive_FromARecycledPage()
+    {
+        var dirty = new SparseHostMemory();
+        for (ulong i = 0; i < 512; i++)
+        {
+            dirty.Write(new Hpa(0x7000 + (i * 8)), ~0UL);
+        }
+
+        dirty.Release();
+        // Backed by the page the first memory left full of ones: a word never written reads 0.
+        var memory = new SparseHostMemory();
+        memory.Write(new Hpa(0x3000 + 16), 0x1234);
+        var words = new ulong[512];
+        Array.Fill(words, 0xdeadUL);
+        memory.ReadPage(new Hpa(0x3000), words);
+        for (ulong i = 0; i < 512; i++)
+        {
+            Assert.Equal(memory.Read(new Hpa(0x3000 + (i * 8))), words[i]);
+        }
+
+        Assert.Equal(0x1234UL, words[2]);
+        Assert.Equal(0UL, words[3]);
+        Array.Fill(words, 0xdeadUL);
+        memory.ReadPage(new Hpa(0x9000), words);
+        Assert.All(words, w => Assert.Equal(0UL, w));
+        Assert.Throws<ArgumentException>(() => memory.ReadPage(new Hpa(0x3008), words));
+        memory.Release();
+    }
 }
