@@ -4,8 +4,8 @@ namespace EptFuzz.External.Tests.KeosRust;
 
 /// <summary>
 /// The Rust SDK's journal: sending a case's operations and lookups ahead gives every case the
-/// verdict of one command at a time, on the clean sample and on builds with a missing
-/// invalidation, a freed-but-linked table and a panic.
+/// verdict of one command at a time, on the clean sample and on builds that take a wrong table
+/// index, that free a table still linked, and that panic.
 /// </summary>
 public sealed class KeosRustLookAheadTests(ITestOutputHelper output)
 {
@@ -17,7 +17,7 @@ public sealed class KeosRustLookAheadTests(ITestOutputHelper output)
         DirectoryInfo temp = Directory.CreateTempSubdirectory("eptfuzz-keos-ahead-");
         try
         {
-            foreach (string? bug in new[] { null, "bug-no-invept", "bug-free-linked-table", "bug-unwrap-missing-table" })
+            foreach (string? bug in new[] { null, "bug-index-shift", "bug-free-linked-table", "bug-unwrap-missing-table" })
             {
                 int diverged = LookAheadEquivalence.Check(KeosRustSample.Build(Path.Combine(temp.FullName, "build"), bug), Cases);
                 output.WriteLine($"{bug ?? "keos-rust"}: {Cases} cases, {diverged} diverged, the same verdicts both ways");
