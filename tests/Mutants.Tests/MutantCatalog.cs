@@ -248,22 +248,22 @@ public static class MutantCatalog
         new(
             "SingleContextInveptKeepsCombined",
             Tlb,
-            "            Drop(_combined[size], Combined + size, tag, everyTag: false);\n",
+            "            Drop(combined[size], Combined + size, tag, everyTag: false);\n",
             string.Empty,
             "single-context INVEPT drops guest-physical mappings but not combined (linear) ones",
             "EPT-INVEPT-3: single-context INVEPT invalidates guest-physical and combined mappings of the EPTRTA"),
         new(
             "SingleContextInveptWrongTag",
             Cpu,
-            "_tlb.Invalidate(Tag);",
-            "_tlb.Invalidate(Eptp);",
+            "tlb.Invalidate(Tag);",
+            "tlb.Invalidate(Eptp);",
             "single-context INVEPT compares the whole EPTP (type, walk length, A/D) with the EPTRTA tags and invalidates nothing",
             "EPT-INVEPT-3: mappings are tagged with EPTP[51:12]"),
 
         new(
             "NoInveptAfterLiveChange",
             Table,
-            "_tx.AddInvept(LiveChangeInvept);",
+            "tx.AddInvept(LiveChangeInvept);",
             "",
             "protect, unmap, split and merge rewrite present entries without an INVEPT, so the CPU keeps using the old translation",
             "EPT-INVEPT-5: clearing permissions, changing the address, bit 7 or the memory type of a present entry must be followed by INVEPT"),
@@ -360,8 +360,8 @@ public static class MutantCatalog
         new(
             "GMapAcceptsNonCanonical",
             "Hypervisor/GuestPageTables.cs",
-            "if (!GuestBits.IsCanonical(gva.Value) || gpa.Value >= 1UL << _maxPhyAddr",
-            "if (gpa.Value >= 1UL << _maxPhyAddr",
+            "if (!GuestBits.IsCanonical(gva.Value) || gpa.Value >= 1UL << maxPhyAddr",
+            "if (gpa.Value >= 1UL << maxPhyAddr",
             "gmap maps a non-canonical linear address (its bits 63:48 are dropped by the index arithmetic) instead of refusing it",
             "Vol 3A §4.5: linear addresses must be canonical; case-format gmap: OutOfRange"),
 
@@ -369,8 +369,8 @@ public static class MutantCatalog
         new(
             "GMapRefusesCanonical",
             "Hypervisor/GuestPageTables.cs",
-            "if (!GuestBits.IsCanonical(gva.Value) || gpa.Value >= 1UL << _maxPhyAddr",
-            "if (GuestBits.IsCanonical(gva.Value) || gpa.Value >= 1UL << _maxPhyAddr",
+            "if (!GuestBits.IsCanonical(gva.Value) || gpa.Value >= 1UL << maxPhyAddr",
+            "if (GuestBits.IsCanonical(gva.Value) || gpa.Value >= 1UL << maxPhyAddr",
             "gmap refuses every canonical address: no guest table is built, and model and implementation then agree on the page fault",
             "case-format gmap: OutOfRange only for a non-canonical address or a GPA beyond MAXPHYADDR"),
         new(
