@@ -30,6 +30,9 @@ internal static class Composition
     /// <summary>The per-command time limit of external targets (<c>--target-timeout</c>).</summary>
     public static TimeSpan ExternalTimeout { get; set; } = ExternalTargetOptions.DefaultTimeout;
 
+    /// <summary>Whether external targets with a journal get a case's operations ahead (not <c>--target-one-at-a-time</c>).</summary>
+    public static bool ExternalLookAhead { get; set; } = true;
+
     /// <summary>The external target for <paramref name="path"/>, started and asked HELLO once (an infrastructure failure when it cannot run).</summary>
     public static ExternalTarget External(string path)
     {
@@ -43,7 +46,7 @@ internal static class Composition
                     throw new TargetFailureException(ExecPrefix + path, $"no such file: {full}");
                 }
 
-                target = new ExternalTarget(new ExternalTargetOptions { Path = full, Timeout = ExternalTimeout });
+                target = new ExternalTarget(new ExternalTargetOptions { Path = full, Timeout = ExternalTimeout, LookAhead = ExternalLookAhead });
                 target.Declare();
                 s_external[full] = target;
             }

@@ -25,6 +25,12 @@ public static class Program
             Recursive = true,
         };
         root.Options.Add(targetTimeout);
+        var oneAtATime = new Option<bool>("--target-one-at-a-time")
+        {
+            Description = "Send an external (exec:) target one command at a time and wait for each answer, even where its SDK keeps a journal that lets the harness send a case's operations ahead (slower; the verdicts are the same: for checking an SDK of your own)",
+            Recursive = true,
+        };
+        root.Options.Add(oneAtATime);
 
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
@@ -45,6 +51,7 @@ public static class Program
         }
 
         Composition.ExternalTimeout = TimeSpan.FromSeconds(seconds);
+        Composition.ExternalLookAhead = !parsed.GetValue(oneAtATime);
 
         // Our own handler, not System.CommandLine's: its default prints a stack trace and exits 1,
         // which here means "a divergence". A target that cannot run at all (an emulator missing,

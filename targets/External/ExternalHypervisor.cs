@@ -9,7 +9,7 @@ namespace EptFuzz.Targets.External;
 /// on the host that the worker thread keeps across cases. Raw steps (<c>edit</c>, <c>poke</c>) are
 /// the harness's, written straight into the arena, as a boot loader or a debugger would.
 /// </summary>
-public sealed class ExternalHypervisor : IEptHypervisor, IDisposable
+public sealed class ExternalHypervisor : IEptHypervisor, ILookAheadHypervisor, IDisposable
 {
     private readonly ExternalHost host;
     private readonly List<HypervisorEffect> effects = [];
@@ -32,6 +32,13 @@ public sealed class ExternalHypervisor : IEptHypervisor, IDisposable
     public GuestPaging GuestPaging => guest?.Paging ?? GuestPaging.Off;
 
     public IHostMemoryImage Memory => memory;
+
+    /// <summary>Where the target keeps a journal, the case's operations go to it ahead, in one write (<see cref="Configure"/>).</summary>
+    public void Plan(IReadOnlyList<PlannedStep> steps)
+    {
+        ArgumentNullException.ThrowIfNull(steps);
+        host.Plan(steps);
+    }
 
     public ApiResult Configure(CpuCapabilities cpu)
     {
@@ -64,7 +71,7 @@ public sealed class ExternalHypervisor : IEptHypervisor, IDisposable
             return ApiResult.Ok;
         }
 
-        host.Writer.Begin(Command.SetEptp).U8((byte)request.MemoryType).U8((byte)request.WalkLength).U8(request.AccessedDirty ? (byte)1 : (byte)0);
+        Commands.SetEptp(host.Writer, request);
         var result = host.Execute(effects, out ulong eptp);
         host.SetEptpAnswer(eptp, result == ApiResult.Ok ? request.WalkLength : host.WalkLength);
         Eptp = eptp;
@@ -73,7 +80,7 @@ public sealed class ExternalHypervisor : IEptHypervisor, IDisposable
 
     public ApiResult SetControls(VmxControls controls)
     {
-        host.Writer.Begin(Command.SetControls).U8(controls.Mbec ? (byte)1 : (byte)0);
+        Commands.SetControls(host.Writer, controls);
         var result = host.Execute(effects, out _);
         if (result == ApiResult.Ok)
         {
@@ -85,55 +92,55 @@ public sealed class ExternalHypervisor : IEptHypervisor, IDisposable
 
     public ApiResult Map(Gpa gpa, Hpa hpa, ulong size, EptPermissions permissions, MemoryType memoryType, bool ignorePat)
     {
-        host.Writer.Begin(Command.Map).U64(gpa.Value).U64(hpa.Value).U64(size).U8((byte)permissions).U8((byte)memoryType).U8(ignorePat ? (byte)1 : (byte)0);
+        Commands.Map(host.Writer, gpa, hpa, size, permissions, memoryType, ignorePat);
         return host.Execute(effects, out _);
     }
 
     public ApiResult Unmap(Gpa gpa, ulong size)
     {
-        host.Writer.Begin(Command.Unmap).U64(gpa.Value).U64(size);
+        Commands.Unmap(host.Writer, gpa, size);
         return host.Execute(effects, out _);
     }
 
     public ApiResult Protect(Gpa gpa, ulong size, EptPermissions permissions)
     {
-        host.Writer.Begin(Command.Protect).U64(gpa.Value).U64(size).U8((byte)permissions);
+        Commands.Protect(host.Writer, gpa, size, permissions);
         return host.Execute(effects, out _);
     }
 
     public ApiResult Retype(Gpa gpa, ulong size, MemoryType memoryType, bool ignorePat)
     {
-        host.Writer.Begin(Command.Retype).U64(gpa.Value).U64(size).U8((byte)memoryType).U8(ignorePat ? (byte)1 : (byte)0);
+        Commands.Retype(host.Writer, gpa, size, memoryType, ignorePat);
         return host.Execute(effects, out _);
     }
 
     public ApiResult Split(Gpa gpa)
     {
-        host.Writer.Begin(Command.Split).U64(gpa.Value);
+        Commands.Split(host.Writer, gpa);
         return host.Execute(effects, out _);
     }
 
     public ApiResult Merge(Gpa gpa, ulong size)
     {
-        host.Writer.Begin(Command.Merge).U64(gpa.Value).U64(size);
+        Commands.Merge(host.Writer, gpa, size);
         return host.Execute(effects, out _);
     }
 
     public ApiResult AddMemoryRange(Gpa start, Gpa end, MemoryType memoryType)
     {
-        host.Writer.Begin(Command.Memory).U64(start.Value).U64(end.Value).U8((byte)memoryType);
+        Commands.Memory(host.Writer, start, end, memoryType);
         return host.Execute(effects, out _);
     }
 
     public ApiResult IdentityMap(ulong offset, Gpa offsetFrom)
     {
-        host.Writer.Begin(Command.IdentityMap).U64(offset).U64(offsetFrom.Value);
+        Commands.IdentityMap(host.Writer, offset, offsetFrom);
         return host.Execute(effects, out _);
     }
 
     public ApiResult Invept(InveptType type)
     {
-        host.Writer.Begin(Command.Invept).U8((byte)type);
+        Commands.Invept(host.Writer, type);
         return host.Execute(effects, out _);
     }
 
@@ -213,7 +220,7 @@ public sealed class ExternalHypervisor : IEptHypervisor, IDisposable
         {
             byte flags = (byte)((paging.Wp ? 1 : 0) | (paging.Nxe ? 2 : 0) | (paging.Smep ? 4 : 0));
             host.Writer.Begin(Command.SetGuest).U8(paging.Enabled ? (byte)1 : (byte)0).U64(paging.Cr3.Value).U8(flags);
-            var told = host.Execute(effects, out _);
+            var told = host.ExecuteHarness(effects);
             if (told != ApiResult.Ok)
             {
                 throw new TargetFaultException(Name, TargetFaultKind.Protocol, "set-guest-result", $"answered SET_GUEST with {told}; it must answer ok");

@@ -87,9 +87,20 @@ internal sealed class ExternalWalkTarget(ExternalTarget owner) : ITarget
 
     public ITargetSession Open(CpuCapabilities cpu) => new Session(owner.Host, owner.Declare().Walkers);
 
-    private sealed class Session(ExternalHost host, TargetWalkers walkers) : ITargetSession
+    private sealed class Session : ITargetSession
     {
+        private readonly ExternalHost host;
+        private readonly TargetWalkers walkers;
         private ulong eptp;
+        private bool disposed;
+
+        public Session(ExternalHost host, TargetWalkers walkers)
+        {
+            this.host = host;
+            this.walkers = walkers;
+            // Opened before the case's plan is read: its probes' lookups may go ahead with the operations.
+            host.WalkSessions++;
+        }
 
         public string? UnsupportedReason => null;
 
@@ -115,17 +126,30 @@ internal sealed class ExternalWalkTarget(ExternalTarget owner) : ITarget
             // A software lookup caches nothing.
         }
 
-        /// <summary>Queues the question; an access it cannot answer gets no answer (counted unsupported).</summary>
+        /// <summary>
+        /// Queues the question (or finds it sent ahead with the operations). Its answer counts
+        /// only where the lookup walks what the translators walk: the target's own root (not a
+        /// raw EPTP's), and for a guest-physical address a walk that stays in the arena (a raw
+        /// edit can link a table anywhere; code that follows such a link gets no pointer from
+        /// its SDK). Otherwise the access gets no answer (counted unsupported).
+        /// </summary>
         public Observation? Submit(in Probe probe)
         {
-            bool answerable = probe.Kind == ProbeKind.Access
-                && walkers.HasFlag(probe.Access.Linear ? TargetWalkers.GuestLinear : TargetWalkers.GuestPhysical)
-                // After a raw EPTP the translators walk a root that is not the target's; its lookup walks its own.
-                && (eptp == 0 || (eptp & EptGeometry.AddressMask) == (host.Eptp & EptGeometry.AddressMask))
+            if (probe.Kind != ProbeKind.Access || !walkers.HasFlag(probe.Access.Linear ? TargetWalkers.GuestLinear : TargetWalkers.GuestPhysical))
+            {
+                return null;
+            }
+
+            bool counts = (eptp == 0 || (eptp & EptGeometry.AddressMask) == (host.Eptp & EptGeometry.AddressMask))
                 && (probe.Access.Linear || host.WalkStaysInArena(probe.Access.Address));
-            if (answerable)
+            if (!host.WalkSentAhead(probe.Step))
             {
                 host.QueueWalk(probe.Step, probe.Access.Linear, probe.Access.Address);
+            }
+
+            if (!counts)
+            {
+                host.DropWalkAnswer(probe.Step);
             }
 
             return null;
@@ -153,6 +177,11 @@ internal sealed class ExternalWalkTarget(ExternalTarget owner) : ITarget
         public void Dispose()
         {
             // The host belongs to the worker thread, not to the case.
+            if (!disposed)
+            {
+                disposed = true;
+                host.WalkSessions--;
+            }
         }
     }
 }

@@ -14,4 +14,11 @@ public sealed record ExternalTargetOptions
     public TimeSpan Timeout { get; init; } = DefaultTimeout;
 
     public int ArenaPages { get; init; } = DefaultArenaPages;
+
+    /// <summary>
+    /// Send a case's operations ahead, in one write, where the target's SDK keeps a journal
+    /// (PROTOCOL.md "Journal mode"); false: one command and its answer at a time, as for an SDK
+    /// without one. The answers, and so every verdict, are the same either way.
+    /// </summary>
+    public bool LookAhead { get; init; } = true;
 }

@@ -69,6 +69,24 @@ public sealed class DependencyRules
         Assert.True(forbidden.Count == 0, $"the libFuzzer entry point may reference only [{string.Join(", ", allowed)}] but references [{string.Join(", ", forbidden)}]");
     }
 
+    /// <summary>
+    /// tests/TestSupport (the repository root, the known-divergences loader, the test fakes) is a
+    /// library for tests: it speaks the contract and the harness only, and nothing shipped references it.
+    /// </summary>
+    [Fact]
+    public void TestSupport_IsForTestsOnly_AndReferencesOnlyTheContractAndTheHarness()
+    {
+        var references = ReferencesOf("tests/TestSupport/EptFuzz.TestSupport.csproj");
+        Assert.NotEmpty(references);
+        Assert.All(references, r => Assert.Contains(r, (string[])["EptFuzz.Contract", "EptFuzz.Harness"]));
+
+        string[] shipped = [.. Rules.Select(row => (string)row[0]), "harness/Cli/EptFuzz.Cli.csproj", "harness/LibFuzzer/EptFuzz.LibFuzzer.csproj", "harness/Benchmarks/EptFuzz.Benchmarks.csproj"];
+        foreach (string project in shipped)
+        {
+            Assert.DoesNotContain("EptFuzz.TestSupport", ReferencesOf(project));
+        }
+    }
+
     [Fact]
     public void Implementation_NeverReferencesTheReferenceModel()
     {
@@ -77,6 +95,11 @@ public sealed class DependencyRules
         Assert.DoesNotContain(impl.GetReferencedAssemblies(), a => a.Name == "EptFuzz.Reference");
         Assert.DoesNotContain(impl.GetReferencedAssemblies(), a => a.Name == "EptFuzz.Targets.Model");
     }
+
+    private static List<string> ReferencesOf(string projectPath) =>
+        [.. XDocument.Load(Path.Combine(RepositoryRoot.Path, projectPath)).Descendants()
+            .Where(e => e.Name.LocalName is "ProjectReference" or "PackageReference" or "Reference")
+            .Select(e => Path.GetFileNameWithoutExtension((string?)e.Attribute("Include") ?? string.Empty))];
 
     private static bool IsPlatform(string name) =>
         name is "netstandard" or "mscorlib" || name.StartsWith("System", StringComparison.Ordinal) || name.StartsWith("Microsoft.", StringComparison.Ordinal);

@@ -15,9 +15,9 @@ public sealed class CorpusReplayTests
     public static TheoryData<string> AllCases()
     {
         var data = new TheoryData<string>();
-        foreach (var file in Directory.EnumerateFiles(Repository.Corpus, "*.ept", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+        foreach (var file in Directory.EnumerateFiles(RepositoryRoot.Corpus, "*.ept", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
         {
-            data.Add(Path.GetRelativePath(Repository.Corpus, file));
+            data.Add(Path.GetRelativePath(RepositoryRoot.Corpus, file));
         }
 
         return data;
@@ -27,28 +27,15 @@ public sealed class CorpusReplayTests
     {
         Hypervisor = () => new EptHypervisor(),
         Targets = [new ModelTarget(), new ImplTarget()],
-        Known = LoadKnown(),
+        Known = KnownDivergencesFile.Corpus(),
         Observer = observer,
     };
-
-    private static KnownDivergences LoadKnown()
-    {
-        var path = Path.Combine(Repository.Corpus, "known-divergences.txt");
-        if (!File.Exists(path))
-        {
-            return KnownDivergences.None;
-        }
-
-        var (known, errors) = KnownDivergences.Parse(File.ReadAllText(path), path);
-        Assert.Empty(errors);
-        return known;
-    }
 
     [Theory]
     [MemberData(nameof(AllCases))]
     public void Case_ReplaysClean_OnModelAndImpl(string relative)
     {
-        var result = CorpusReplay.RunFile(Path.Combine(Repository.Corpus, relative), Options());
+        var result = CorpusReplay.RunFile(Path.Combine(RepositoryRoot.Corpus, relative), Options());
         Assert.True(result.Status is CaseStatus.Passed or CaseStatus.KnownDivergence, $"{result.Status}: {result.Message}\n{result.Detail}");
     }
 
@@ -56,7 +43,7 @@ public sealed class CorpusReplayTests
     public void ConformanceCases_FireEveryModelledRule()
     {
         var collector = new RuleCollector();
-        foreach (var file in Repository.Cases("conformance"))
+        foreach (var file in RepositoryRoot.Cases("conformance"))
         {
             var result = CorpusReplay.RunFile(file, Options(collector));
             Assert.True(result.Status == CaseStatus.Passed, $"{file}: {result.Message}");
@@ -69,7 +56,7 @@ public sealed class CorpusReplayTests
     [Fact]
     public void ConformanceCases_StateTheirOutcomeAndCarryExpectations()
     {
-        foreach (var file in Repository.Cases("conformance"))
+        foreach (var file in RepositoryRoot.Cases("conformance"))
         {
             var name = Path.GetFileNameWithoutExtension(file);
             Assert.True(name.Contains('_', StringComparison.Ordinal), $"{name}: conformance names read Rule_Situation_Outcome");

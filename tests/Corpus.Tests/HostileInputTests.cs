@@ -27,7 +27,7 @@ public sealed class HostileInputTests
     [Fact]
     public void MutatedFiles_AreRejectedWithALocation_OrReplayWithoutDivergence()
     {
-        var seeds = Directory.EnumerateFiles(Repository.Corpus, "*.ept", SearchOption.AllDirectories).Order(StringComparer.Ordinal)
+        var seeds = Directory.EnumerateFiles(RepositoryRoot.Corpus, "*.ept", SearchOption.AllDirectories).Order(StringComparer.Ordinal)
             .Select(File.ReadAllBytes).ToArray();
         var options = new RunOptions { Hypervisor = () => new EptHypervisor(), Targets = [new ModelTarget(), new ImplTarget()] };
         var rng = new Prng(0xbad_1_0_0);

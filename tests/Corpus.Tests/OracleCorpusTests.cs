@@ -17,9 +17,7 @@ public sealed class OracleCorpusTests
     [OracleFact]
     public void Corpus_AgreesOnBochs_OrIsAKnownDivergence()
     {
-        var knownPath = Path.Combine(Repository.Corpus, "known-divergences.txt");
-        var (known, errors) = File.Exists(knownPath) ? KnownDivergences.Parse(File.ReadAllText(knownPath), knownPath) : (KnownDivergences.None, []);
-        Assert.Empty(errors);
+        var known = KnownDivergencesFile.Corpus();
         var options = new RunOptions
         {
             Hypervisor = () => new EptHypervisor(),
@@ -28,7 +26,7 @@ public sealed class OracleCorpusTests
         };
         var failures = new List<string>();
         int compared = 0, unsupported = 0;
-        foreach (var file in Directory.EnumerateFiles(Repository.Corpus, "*.ept", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+        foreach (var file in Directory.EnumerateFiles(RepositoryRoot.Corpus, "*.ept", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
         {
             var result = CorpusReplay.RunFile(file, options);
             compared += result.Counters.Compared;

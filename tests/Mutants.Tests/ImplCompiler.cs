@@ -56,7 +56,7 @@ public sealed class ImplCompiler
     /// <summary>Reads every targets/Impl/**/*.cs of this checkout (build outputs excluded).</summary>
     public static ImplCompiler FromRepository()
     {
-        string root = RepositoryRoot.ImplDirectory;
+        string root = Path.Combine(RepositoryRoot.Path, "targets", "Impl");
         var sources = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (string path in Directory.EnumerateFiles(root, "*.cs", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
         {

@@ -57,7 +57,7 @@ public sealed partial class RuleCoverageTests
     [Fact]
     public void Readme_ListsEveryRuleWithItsStatus()
     {
-        string readme = File.ReadAllText(Path.Combine(RepositoryRoot(), "reference", "README.md"));
+        string readme = File.ReadAllText(Path.Combine(RepositoryRoot.Path, "reference", "README.md"));
         var listed = new Dictionary<string, (bool Modelled, string Section, string Note)>();
         foreach (Match match in ReadmeRow().Matches(readme))
         {
@@ -88,20 +88,6 @@ public sealed partial class RuleCoverageTests
         Assert.Equal([RuleId.EptScope1, RuleId.EptAd1, RuleId.EptVmfunc1], set.Members());
         Assert.Equal(new RuleSet(1UL << (int)RuleId.EptMisconfig8, 0, 0, 0), set.With(RuleId.EptMisconfig8).Except(set));
         Assert.Equal(new RuleSet(0, 1UL << ((int)RuleId.EptVmfunc1 - 64), 0, 0), RuleSet.Empty.With(RuleId.EptVmfunc1));
-    }
-
-    /// <summary>The repository root, found by its marker file (Fuzz.sln), not by counting "..".</summary>
-    private static string RepositoryRoot()
-    {
-        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-        {
-            if (File.Exists(Path.Combine(directory.FullName, "Fuzz.sln")))
-            {
-                return directory.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("Fuzz.sln not found above " + AppContext.BaseDirectory);
     }
 
     // A README table row: | `EPT-VE-1` | not modelled | section | reason |

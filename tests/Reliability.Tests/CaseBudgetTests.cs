@@ -95,7 +95,7 @@ public sealed class CaseBudgetTests : IDisposable
     public void ACaseRunningPastItsTime_IsATimeout_AndItsTargetsAreAbandoned()
     {
         using var release = new ManualResetEventSlim(false);
-        var options = RealTargets.Options(new StuckTarget(release));
+        var options = RealTargets.Options(new BlockingTarget(release));
         ParseResult parsed = CaseFile.Read(Path.Combine(CliProcess.Root, "corpus", "seeds", "split_merge_roundtrip.ept"));
         Assert.True(parsed.Succeeded, parsed.ErrorText());
 
@@ -106,21 +106,5 @@ public sealed class CaseBudgetTests : IDisposable
         Assert.True(abandoned);
         Assert.StartsWith("timeout: the case ran past its time budget of 0.2 s (--case-time)", result.Message, StringComparison.Ordinal);
         Assert.Equal(ExitCodes.Infrastructure, ExitCodes.For([result]));
-    }
-
-    /// <summary>A target whose sessions never open until released: a case on it can only time out.</summary>
-    private sealed class StuckTarget(ManualResetEventSlim release) : ITarget
-    {
-        public string Name => "stuck";
-
-        public TargetTraits Traits => TargetTraits.Immediate;
-
-        public IReadOnlyList<string> RuleNames => [];
-
-        public ITargetSession Open(CpuCapabilities cpu)
-        {
-            release.Wait();
-            throw new TargetFailureException(Name, "released at the end of the test");
-        }
     }
 }

@@ -47,38 +47,60 @@ internal static class FuzzCommand
         {
             seed, time, runs, jobs, corpus, output, targets, resume, shard, cpuProfile, steps, probeWeight, reduceTime, emitTest, known, coverage, caseTime, caseMemory,
         };
-        command.SetAction((parse, cancellation) => Task.FromResult(Shared.Budget(parse.GetValue(caseTime), parse.GetValue(caseMemory), out string? budgetError) is { } budget
-            ? Run(parse, seed, time, runs, jobs, corpus, output, targets, resume, shard, cpuProfile, steps, probeWeight, reduceTime, emitTest, known, coverage, budget, cancellation)
-            : Shared.Usage(budgetError!)));
+        command.SetAction((parse, cancellation) => Task.FromResult(Run(
+            new FuzzArguments
+            {
+                Seed = parse.GetValue(seed)!,
+                MaxTotalTime = parse.GetValue(time),
+                Runs = parse.GetValue(runs),
+                Jobs = parse.GetValue(jobs),
+                Corpus = parse.GetValue(corpus),
+                Out = parse.GetValue(output)!,
+                Targets = parse.GetValue(targets)!,
+                Resume = parse.GetValue(resume),
+                Shard = parse.GetValue(shard)!,
+                CpuProfile = parse.GetValue(cpuProfile)!,
+                Steps = parse.GetValue(steps),
+                ProbeWeight = parse.GetValue(probeWeight),
+                ReduceTime = parse.GetValue(reduceTime),
+                EmitTest = parse.GetValue(emitTest),
+                Known = parse.GetValue(known),
+                Coverage = parse.GetValue(coverage)!,
+                CaseTime = parse.GetValue(caseTime),
+                CaseMemory = parse.GetValue(caseMemory),
+            },
+            cancellation)));
         return command;
     }
 
-    private static int Run(
-        ParseResult parse, Option<string> seed, Option<double?> time, Option<long?> runs, Option<int> jobs, Option<string?> corpus,
-        Option<string> output, Option<string> targets, Option<bool> resume, Option<string> shard, Option<string> cpuProfile,
-        Option<int> steps, Option<int> probeWeight, Option<double> reduceTime, Option<bool> emitTest, Option<string?> known, Option<string> coverage, EptFuzz.Harness.Cases.CaseBudget budget, CancellationToken cancellation)
+    private static int Run(FuzzArguments a, CancellationToken cancellation)
     {
-        if (!CoverageKindsText.TryParse(parse.GetValue(coverage)!, out CoverageKinds feedback, out string coverageError))
+        if (Shared.Budget(a.CaseTime, a.CaseMemory, out string? budgetError) is not { } budget)
+        {
+            return Shared.Usage(budgetError!);
+        }
+
+        if (!CoverageKindsText.TryParse(a.Coverage, out CoverageKinds feedback, out string coverageError))
         {
             return Shared.Usage(coverageError);
         }
 
-        if (!Numbers.TryParse(parse.GetValue(seed)!, out ulong seedValue))
+        if (!Numbers.TryParse(a.Seed, out ulong seedValue))
         {
-            return Shared.Usage($"--seed: '{parse.GetValue(seed)}' is not a number (decimal or 0x hex)");
+            return Shared.Usage($"--seed: '{a.Seed}' is not a number (decimal or 0x hex)");
         }
 
-        if (!Shard.TryParse(parse.GetValue(shard)!, out var shardValue, out var shardError))
+        if (!Shard.TryParse(a.Shard, out var shardValue, out var shardError))
         {
             return Shared.Usage($"--shard: {shardError}");
         }
 
-        if (GeneratorProfile.ParseCpuProfile(parse.GetValue(cpuProfile)!, out var profileError) is not { } profile)
+        if (GeneratorProfile.ParseCpuProfile(a.CpuProfile, out var profileError) is not { } profile)
         {
             return Shared.Usage($"--cpu-profile: {profileError}");
         }
 
-        string targetList = parse.GetValue(targets)!;
+        string targetList = a.Targets;
         var (probe, error) = Composition.CreateTargets(targetList);
         if (error is not null)
         {
@@ -90,8 +112,8 @@ internal static class FuzzCommand
             return Shared.Infrastructure(unavailable);
         }
 
-        string? corpusDir = parse.GetValue(corpus) ?? (Directory.Exists(Composition.DefaultCorpus) ? Composition.DefaultCorpus : null);
-        var (knownDivergences, knownErrors) = Composition.LoadKnown(parse.GetValue(known), corpusDir ?? Composition.DefaultCorpus);
+        string? corpusDir = a.Corpus ?? (Directory.Exists(Composition.DefaultCorpus) ? Composition.DefaultCorpus : null);
+        var (knownDivergences, knownErrors) = Composition.LoadKnown(a.Known, corpusDir ?? Composition.DefaultCorpus);
         if (knownErrors.Count > 0)
         {
             return Shared.Usage(string.Join(Environment.NewLine + "eptfuzz: ", knownErrors));
@@ -107,23 +129,23 @@ internal static class FuzzCommand
             }
         }
 
-        long? runBudget = parse.GetValue(runs);
-        double? seconds = parse.GetValue(time) ?? (runBudget is null ? 60 : null);
+        long? runBudget = a.Runs;
+        double? seconds = a.MaxTotalTime ?? (runBudget is null ? 60 : null);
         var options = new CampaignOptions
         {
-            OutDir = parse.GetValue(output)!,
+            OutDir = a.Out,
             Targets = () => Composition.Options(Composition.CreateTargets(targetList).Targets, knownDivergences, null, targetList),
             Seed = seedValue,
             MaxTotalTime = seconds is { } s ? TimeSpan.FromSeconds(s) : null,
             Runs = runBudget,
-            Jobs = parse.GetValue(jobs),
+            Jobs = a.Jobs,
             CorpusDir = corpusDir,
-            Resume = parse.GetValue(resume),
+            Resume = a.Resume,
             Shard = shardValue,
-            Profile = new GeneratorProfile { Cpu = profile, Steps = parse.GetValue(steps), ProbeWeight = parse.GetValue(probeWeight), Features = probe.Features },
-            ReduceCap = TimeSpan.FromSeconds(parse.GetValue(reduceTime)),
+            Profile = new GeneratorProfile { Cpu = profile, Steps = a.Steps, ProbeWeight = a.ProbeWeight, Features = probe.Features },
+            ReduceCap = TimeSpan.FromSeconds(a.ReduceTime),
             Budget = budget,
-            EmitRegressionTests = parse.GetValue(emitTest),
+            EmitRegressionTests = a.EmitTest,
             RulesModelled = probe.Any(t => t.Name == "model") ? Composition.ModelledRuleCount : null,
             Coverage = feedback,
             CodeCoverage = code,
@@ -180,4 +202,44 @@ internal static class FuzzCommand
 
         return summary.ExitCode;
     }
+}
+
+/// <summary>What <c>eptfuzz fuzz</c> was given, one property per flag, as read before it is checked.</summary>
+internal sealed record FuzzArguments
+{
+    public required string Seed { get; init; }
+
+    public double? MaxTotalTime { get; init; }
+
+    public long? Runs { get; init; }
+
+    public int Jobs { get; init; } = 1;
+
+    public string? Corpus { get; init; }
+
+    public required string Out { get; init; }
+
+    public required string Targets { get; init; }
+
+    public bool Resume { get; init; }
+
+    public required string Shard { get; init; }
+
+    public required string CpuProfile { get; init; }
+
+    public int Steps { get; init; }
+
+    public int ProbeWeight { get; init; }
+
+    public double ReduceTime { get; init; }
+
+    public bool EmitTest { get; init; }
+
+    public string? Known { get; init; }
+
+    public required string Coverage { get; init; }
+
+    public double CaseTime { get; init; }
+
+    public long CaseMemory { get; init; }
 }

@@ -32,32 +32,43 @@ internal static class GateCommand
         {
             corpus, targets, known, junit, tap, sarif, json, random, seed, randomDir, caseTime, caseMemory,
         };
-        command.SetAction(parse =>
+        command.SetAction(parse => Run(new GateArguments
         {
-            if (!Numbers.TryParse(parse.GetValue(seed)!, out ulong seedValue))
-            {
-                return Shared.Usage($"--seed: '{parse.GetValue(seed)}' is not a number (decimal or 0x hex)");
-            }
-
-            if (parse.GetValue(random) is var count && count < 0)
-            {
-                return Shared.Usage("--random must not be negative");
-            }
-
-            if (Shared.Budget(parse.GetValue(caseTime), parse.GetValue(caseMemory), out string? budgetError) is not { } budget)
-            {
-                return Shared.Usage(budgetError!);
-            }
-
-            return Run(
-                parse.GetValue(corpus)!, parse.GetValue(targets)!, parse.GetValue(known),
-                parse.GetValue(junit), parse.GetValue(tap), parse.GetValue(sarif), parse.GetValue(json), count, seedValue, parse.GetValue(randomDir)!, budget);
-        });
+            Corpus = parse.GetValue(corpus)!,
+            Targets = parse.GetValue(targets)!,
+            Known = parse.GetValue(known),
+            JUnit = parse.GetValue(junit),
+            Tap = parse.GetValue(tap),
+            Sarif = parse.GetValue(sarif),
+            Json = parse.GetValue(json),
+            Random = parse.GetValue(random),
+            Seed = parse.GetValue(seed)!,
+            RandomDir = parse.GetValue(randomDir)!,
+            CaseTime = parse.GetValue(caseTime),
+            CaseMemory = parse.GetValue(caseMemory),
+        }));
         return command;
     }
 
-    private static int Run(string corpus, string targetList, string? knownPath, string? junit, string? tap, string? sarif, string? json, int randomCount, ulong seed, string randomDir, CaseBudget budget)
+    private static int Run(GateArguments a)
     {
+        if (!Numbers.TryParse(a.Seed, out ulong seed))
+        {
+            return Shared.Usage($"--seed: '{a.Seed}' is not a number (decimal or 0x hex)");
+        }
+
+        if (a.Random < 0)
+        {
+            return Shared.Usage("--random must not be negative");
+        }
+
+        if (Shared.Budget(a.CaseTime, a.CaseMemory, out string? budgetError) is not { } budget)
+        {
+            return Shared.Usage(budgetError!);
+        }
+
+        string corpus = a.Corpus;
+        string targetList = a.Targets;
         if (!Directory.Exists(corpus))
         {
             return Shared.Usage($"--corpus: no such directory: {corpus}");
@@ -74,7 +85,7 @@ internal static class GateCommand
             return Shared.Infrastructure(unavailable);
         }
 
-        var (known, knownErrors) = Composition.LoadKnown(knownPath, corpus);
+        var (known, knownErrors) = Composition.LoadKnown(a.Known, corpus);
         if (knownErrors.Count > 0)
         {
             return Shared.Usage(string.Join(Environment.NewLine + "eptfuzz: ", knownErrors));
@@ -96,9 +107,9 @@ internal static class GateCommand
 
         // The fixed-seed random set: the same cases on every machine. A generated case that does
         // not pass is written to --random-dir first, so the report points at a file that replays.
-        foreach (var generated in RandomSet.Generate(seed, randomCount, new GeneratorProfile { Features = targets.Features }))
+        foreach (var generated in RandomSet.Generate(seed, a.Random, new GeneratorProfile { Features = targets.Features }))
         {
-            var path = Path.Combine(randomDir, Path.GetFileName(generated.SourceName));
+            var path = Path.Combine(a.RandomDir, Path.GetFileName(generated.SourceName));
             var result = BudgetedRun.Run(generated with { SourceName = path }, options, budget, out bool abandoned);
             if (abandoned)
             {
@@ -114,7 +125,7 @@ internal static class GateCommand
         }
 
         var report = new GateReport("eptfuzz", typeof(GateCommand).Assembly.GetName().Version?.ToString() ?? "0", [.. targets.Select(t => t.Name), .. targets.External is { } x ? [x.Declare().Name] : Array.Empty<string>()], results, clock.Elapsed);
-        foreach (var (path, text) in new[] { (junit, (Func<GateReport, string>)JUnitWriter.Write), (tap, TapWriter.Write), (sarif, SarifWriter.Write), (json, JsonReportWriter.Write) })
+        foreach (var (path, text) in new[] { (a.JUnit, (Func<GateReport, string>)JUnitWriter.Write), (a.Tap, TapWriter.Write), (a.Sarif, SarifWriter.Write), (a.Json, JsonReportWriter.Write) })
         {
             if (path is not null)
             {
@@ -125,4 +136,33 @@ internal static class GateCommand
         Shared.PrintSummary(results, clock.Elapsed);
         return report.ExitCode;
     }
+}
+
+/// <summary>What <c>eptfuzz gate</c> was given, one property per flag, as read before it is checked.</summary>
+internal sealed record GateArguments
+{
+    public required string Corpus { get; init; }
+
+    public required string Targets { get; init; }
+
+    public string? Known { get; init; }
+
+    public string? JUnit { get; init; }
+
+    public string? Tap { get; init; }
+
+    public string? Sarif { get; init; }
+
+    public string? Json { get; init; }
+
+    /// <summary>How many fixed-seed generated cases to replay after the corpus.</summary>
+    public int Random { get; init; }
+
+    public required string Seed { get; init; }
+
+    public required string RandomDir { get; init; }
+
+    public double CaseTime { get; init; }
+
+    public long CaseMemory { get; init; }
 }

@@ -16,45 +16,71 @@ internal static class ReduceCommandLine
         var targets = Shared.Targets();
         var known = Shared.Known();
         var command = new Command("reduce", "Minimise a diverging case, keeping its divergence signature") { file, output, reduceTime, emitTest, targets, known };
-        command.SetAction(parse =>
+        command.SetAction(parse => Run(new ReduceArguments
         {
-            string targetList = parse.GetValue(targets)!;
-            var (list, error) = Composition.CreateTargets(targetList);
-            if (error is not null)
-            {
-                return Shared.Usage(error);
-            }
-
-            var (knownDivergences, knownErrors) = Composition.LoadKnown(parse.GetValue(known), Composition.DefaultCorpus);
-            if (knownErrors.Count > 0)
-            {
-                return Shared.Usage(string.Join(Environment.NewLine + "eptfuzz: ", knownErrors));
-            }
-
-            if (parse.GetValue(reduceTime) is var seconds && seconds < 0)
-            {
-                return Shared.Usage("--reduce-time must not be negative");
-            }
-
-            var result = ReduceCommand.Run(parse.GetValue(file)!, Composition.Options(list, knownDivergences, null, targetList), TimeSpan.FromSeconds(seconds), parse.GetValue(output), parse.GetValue(emitTest));
-            (result.ExitCode == ExitCodes.BadInput ? Console.Error : Console.Out).WriteLine(result.Message);
-            if (result.OutputPath is not null)
-            {
-                Console.Out.WriteLine($"reduced: {result.OutputPath}");
-            }
-
-            if (result.TestPath is not null)
-            {
-                Console.Out.WriteLine($"regression test: {result.TestPath}");
-            }
-
-            if (result.Replay is not null)
-            {
-                Console.Out.WriteLine($"replay: {result.Replay}");
-            }
-
-            return result.ExitCode;
-        });
+            File = parse.GetValue(file)!,
+            Out = parse.GetValue(output),
+            ReduceTime = parse.GetValue(reduceTime),
+            EmitTest = parse.GetValue(emitTest),
+            Targets = parse.GetValue(targets)!,
+            Known = parse.GetValue(known),
+        }));
         return command;
     }
+
+    private static int Run(ReduceArguments a)
+    {
+        string targetList = a.Targets;
+        var (list, error) = Composition.CreateTargets(targetList);
+        if (error is not null)
+        {
+            return Shared.Usage(error);
+        }
+
+        var (knownDivergences, knownErrors) = Composition.LoadKnown(a.Known, Composition.DefaultCorpus);
+        if (knownErrors.Count > 0)
+        {
+            return Shared.Usage(string.Join(Environment.NewLine + "eptfuzz: ", knownErrors));
+        }
+
+        if (a.ReduceTime < 0)
+        {
+            return Shared.Usage("--reduce-time must not be negative");
+        }
+
+        var result = ReduceCommand.Run(a.File, Composition.Options(list, knownDivergences, null, targetList), TimeSpan.FromSeconds(a.ReduceTime), a.Out, a.EmitTest);
+        (result.ExitCode == ExitCodes.BadInput ? Console.Error : Console.Out).WriteLine(result.Message);
+        if (result.OutputPath is not null)
+        {
+            Console.Out.WriteLine($"reduced: {result.OutputPath}");
+        }
+
+        if (result.TestPath is not null)
+        {
+            Console.Out.WriteLine($"regression test: {result.TestPath}");
+        }
+
+        if (result.Replay is not null)
+        {
+            Console.Out.WriteLine($"replay: {result.Replay}");
+        }
+
+        return result.ExitCode;
+    }
+}
+
+/// <summary>What <c>eptfuzz reduce</c> was given, one property per argument and flag, as read before it is checked.</summary>
+internal sealed record ReduceArguments
+{
+    public required string File { get; init; }
+
+    public string? Out { get; init; }
+
+    public double ReduceTime { get; init; }
+
+    public bool EmitTest { get; init; }
+
+    public required string Targets { get; init; }
+
+    public string? Known { get; init; }
 }

@@ -17,14 +17,29 @@ internal static class ReplayCommand
         var caseTime = Shared.CaseTime();
         var caseMemory = Shared.CaseMemory();
         var command = new Command("replay", "Replay cases on the selected translators and compare them step by step") { paths, targets, trace, known, caseTime, caseMemory };
-        command.SetAction(parse => Shared.Budget(parse.GetValue(caseTime), parse.GetValue(caseMemory), out string? error) is { } budget
-            ? Run(parse.GetValue(paths)!, parse.GetValue(targets)!, parse.GetValue(trace), parse.GetValue(known), budget)
-            : Shared.Usage(error!));
+        command.SetAction(parse => Run(new ReplayArguments
+        {
+            Paths = parse.GetValue(paths)!,
+            Targets = parse.GetValue(targets)!,
+            Trace = parse.GetValue(trace),
+            Known = parse.GetValue(known),
+            CaseTime = parse.GetValue(caseTime),
+            CaseMemory = parse.GetValue(caseMemory),
+        }));
         return command;
     }
 
-    private static int Run(string[] paths, string targetList, bool trace, string? knownPath, CaseBudget budget)
+    private static int Run(ReplayArguments a)
     {
+        if (Shared.Budget(a.CaseTime, a.CaseMemory, out string? budgetError) is not { } budget)
+        {
+            return Shared.Usage(budgetError!);
+        }
+
+        string[] paths = a.Paths;
+        string targetList = a.Targets;
+        bool trace = a.Trace;
+        string? knownPath = a.Known;
         var (files, missing) = CorpusReplay.FindCases(paths);
         if (missing.Count > 0)
         {
@@ -82,4 +97,20 @@ internal static class ReplayCommand
         Shared.PrintSummary(results, clock.Elapsed);
         return ExitCodes.For(results);
     }
+}
+
+/// <summary>What <c>eptfuzz replay</c> was given, one property per argument and flag, as read before it is checked.</summary>
+internal sealed record ReplayArguments
+{
+    public required string[] Paths { get; init; }
+
+    public required string Targets { get; init; }
+
+    public bool Trace { get; init; }
+
+    public string? Known { get; init; }
+
+    public double CaseTime { get; init; }
+
+    public long CaseMemory { get; init; }
 }

@@ -109,6 +109,11 @@ internal sealed class CaseExecution : IDisposable
         }
 
         blame.Who = hypervisor.Name;
+        if (hypervisor is ILookAheadHypervisor ahead)
+        {
+            ahead.Plan(Plan());
+        }
+
         var configured = hypervisor.Configure(cpu);
         if (configured != ApiResult.Ok)
         {
@@ -137,6 +142,36 @@ internal sealed class CaseExecution : IDisposable
 
         return FinishBatchTargets() ?? new CaseResult { File = @case.SourceName, Status = CaseStatus.Passed, Counters = Counters };
     }
+
+    /// <summary>The case's steps as a hypervisor that looks ahead sees them: the calls and probes the loop below will make, in order.</summary>
+    private List<PlannedStep> Plan()
+    {
+        var plan = new List<PlannedStep>(@case.Steps.Length);
+        for (int i = 0; i < @case.Steps.Length; i++)
+        {
+            var step = @case.Steps[i];
+            if (step.Category == StepCategory.Operation)
+            {
+                if (OperationDispatch.CallOf(step) is { } call)
+                {
+                    plan.Add(new PlannedStep(i, call, null));
+                }
+            }
+            else
+            {
+                plan.Add(new PlannedStep(i, null, ProbeOf(i, step)));
+            }
+        }
+
+        return plan;
+    }
+
+    private static Probe ProbeOf(int index, Step step) => step switch
+    {
+        AccessStep a => Contract.Probe.ForAccess(index, a.ToAccess()),
+        EntryStep e => Contract.Probe.ForEntry(index, e.Gpa, e.Level),
+        _ => Contract.Probe.ForVmEntry(index),
+    };
 
     private CaseResult? Operation(int index, Step step)
     {
@@ -294,12 +329,7 @@ internal sealed class CaseExecution : IDisposable
     private CaseResult? Probe(int index, Step step)
     {
         probeCount++;
-        Probe probe = step switch
-        {
-            AccessStep a => Contract.Probe.ForAccess(index, a.ToAccess()),
-            EntryStep e => Contract.Probe.ForEntry(index, e.Gpa, e.Level),
-            _ => Contract.Probe.ForVmEntry(index),
-        };
+        Probe probe = ProbeOf(index, step);
 
         var observations = new Observation?[sessions.Length];
         for (int t = 0; t < sessions.Length; t++)

@@ -14,18 +14,47 @@ internal readonly record struct OperationOutcome(ApiResult Result, ApiResult? In
 /// <summary>Step dispatch: calls the hypervisor's API for an operation step, and the intent model beside it.</summary>
 internal static class OperationDispatch
 {
+    /// <summary>
+    /// The hypervisor call an operation step makes, as a function of the hypervisor, or null for a
+    /// step that makes none: what <see cref="Apply"/> calls, for a hypervisor that looks ahead.
+    /// </summary>
+    public static Func<IEptHypervisor, ApiResult>? CallOf(Step step) => step switch
+    {
+        EptpStep e => h => h.SetEptp(e.ToRequest()),
+        ControlsStep c => h => h.SetControls(c.ToControls()),
+        GuestStep g => h => h.SetGuestPaging(g.ToGuestPaging(), g.TablesStart ?? default, g.TablesEnd ?? default),
+        MapStep m => h => h.Map(m.Gpa, m.Hpa, m.Size, m.Permissions, m.EffectiveMemoryType, m.IgnorePat ?? false),
+        UnmapStep u => h => h.Unmap(u.Gpa, u.Size),
+        ProtectStep p => h => h.Protect(p.Gpa, p.Size, p.Permissions),
+        RetypeStep r => h => h.Retype(r.Gpa, r.Size, r.MemoryType, r.IgnorePat ?? false),
+        SplitStep s => h => h.Split(s.Gpa),
+        MergeStep m => h => h.Merge(m.Gpa, m.Size),
+        MemoryStep m => h => h.AddMemoryRange(m.Start, m.End, m.MemoryType),
+        IdentityMapStep im => h => h.IdentityMap(im.Offset ?? 0, im.OffsetFrom ?? default),
+        InveptStep inv => h => h.Invept(inv.Type),
+        EditStep e => h => h.Edit(e.Gpa, e.Level, e.Set ?? 0, e.Clear ?? 0, e.LeafHpa),
+        PokeStep p => h => h.Poke(p.Hpa, p.Value),
+        GMapStep gm => h => h.GMap(gm.Gva, gm.Gpa, gm.Size, gm.Permissions.HasFlag(GuestPagePermissions.Writable), gm.Permissions.HasFlag(GuestPagePermissions.User), gm.Permissions.HasFlag(GuestPagePermissions.Executable)),
+        GEditStep ge => h => h.GEdit(ge.Gva, ge.Level, ge.Set ?? 0, ge.Clear ?? 0),
+        _ => null,
+    };
+
     /// <param name="consultIntent">False once the intent's answers would be discarded anyway (after a raw write made everything unknown).</param>
     /// <returns>Null when the step is not an operation the hypervisor answers (<c>cpu</c> is read before the case runs).</returns>
     public static OperationOutcome? Apply(IEptHypervisor hypervisor, IntentModel intent, Step step, bool consultIntent)
     {
-        ApiResult result;
+        if (CallOf(step) is not { } call)
+        {
+            return null;
+        }
+
+        ApiResult result = call(hypervisor);
         ApiResult? intended = null;
         bool raw = false;
         bool tables = true;
         switch (step)
         {
             case EptpStep e:
-                result = hypervisor.SetEptp(e.ToRequest());
                 if (result == ApiResult.Ok)
                 {
                     if (e.Raw is null)
@@ -41,51 +70,37 @@ internal static class OperationDispatch
                 }
 
                 break;
-            case ControlsStep c:
-                result = hypervisor.SetControls(c.ToControls());
+            case ControlsStep:
                 intent.Controls = hypervisor.Controls;
                 break;
-            case GuestStep g:
-                result = hypervisor.SetGuestPaging(g.ToGuestPaging(), g.TablesStart ?? default, g.TablesEnd ?? default);
+            case GuestStep:
                 tables = false;
                 break;
             case MapStep m:
-                result = hypervisor.Map(m.Gpa, m.Hpa, m.Size, m.Permissions, m.EffectiveMemoryType, m.IgnorePat ?? false);
                 intended = consultIntent ? intent.Map(m.Gpa.Value, m.Hpa.Value, m.Size, m.Permissions, m.EffectiveMemoryType, m.IgnorePat ?? false) : null;
                 break;
             case UnmapStep u:
-                result = hypervisor.Unmap(u.Gpa, u.Size);
                 intended = consultIntent ? intent.Unmap(u.Gpa.Value, u.Size) : null;
                 break;
             case ProtectStep p:
-                result = hypervisor.Protect(p.Gpa, p.Size, p.Permissions);
                 intended = consultIntent ? intent.Protect(p.Gpa.Value, p.Size, p.Permissions) : null;
                 break;
             case RetypeStep r:
-                result = hypervisor.Retype(r.Gpa, r.Size, r.MemoryType, r.IgnorePat ?? false);
                 intended = consultIntent ? intent.Retype(r.Gpa.Value, r.Size, r.MemoryType, r.IgnorePat ?? false) : null;
                 break;
             case SplitStep s:
-                result = hypervisor.Split(s.Gpa);
                 intended = consultIntent ? intent.Split(s.Gpa.Value) : null;
                 break;
             case MergeStep m:
-                result = hypervisor.Merge(m.Gpa, m.Size);
                 intended = consultIntent ? intent.Merge(m.Gpa.Value, m.Size) : null;
                 break;
             case MemoryStep m:
-                result = hypervisor.AddMemoryRange(m.Start, m.End, m.MemoryType);
                 intended = intent.AddMemoryRange(m.Start.Value, m.End.Value, m.MemoryType);
                 break;
             case IdentityMapStep im:
-                result = hypervisor.IdentityMap(im.Offset ?? 0, im.OffsetFrom ?? default);
                 intended = consultIntent ? intent.IdentityMap(im.Offset ?? 0, (im.OffsetFrom ?? default).Value) : null;
                 break;
-            case InveptStep inv:
-                result = hypervisor.Invept(inv.Type);
-                break;
             case EditStep e:
-                result = hypervisor.Edit(e.Gpa, e.Level, e.Set ?? 0, e.Clear ?? 0, e.LeafHpa);
                 raw = true;
                 tables = false;
                 if (result == ApiResult.Ok)
@@ -96,8 +111,7 @@ internal static class OperationDispatch
                 }
 
                 break;
-            case PokeStep p:
-                result = hypervisor.Poke(p.Hpa, p.Value);
+            case PokeStep:
                 raw = true;
                 tables = false;
                 if (result == ApiResult.Ok)
@@ -107,18 +121,10 @@ internal static class OperationDispatch
                 }
 
                 break;
-            case GMapStep gm:
-                result = hypervisor.GMap(gm.Gva, gm.Gpa, gm.Size, gm.Permissions.HasFlag(GuestPagePermissions.Writable), gm.Permissions.HasFlag(GuestPagePermissions.User), gm.Permissions.HasFlag(GuestPagePermissions.Executable));
+            case GMapStep or GEditStep:
                 raw = true;
                 tables = false;
                 break;
-            case GEditStep ge:
-                result = hypervisor.GEdit(ge.Gva, ge.Level, ge.Set ?? 0, ge.Clear ?? 0);
-                raw = true;
-                tables = false;
-                break;
-            default:
-                return null;
         }
 
         return new OperationOutcome(result, intended, raw, tables);

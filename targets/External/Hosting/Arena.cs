@@ -25,7 +25,8 @@ internal sealed unsafe class Arena : IDisposable
         string dir = Directory.Exists("/dev/shm") ? "/dev/shm" : Path.GetTempPath();
         RemoveOrphans(dir);
         FilePath = Path.Combine(dir, $"eptfuzz-arena-{Environment.ProcessId}-{Interlocked.Increment(ref s_counter)}");
-        long bytes = (long)pages * PageBytes;
+        // The arena, then its journal copy (PROTOCOL.md "Journal mode"): as many pages again.
+        long bytes = 2L * pages * PageBytes;
         using (var stream = new FileStream(FilePath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.ReadWrite))
         {
             stream.SetLength(bytes);
@@ -50,8 +51,16 @@ internal sealed unsafe class Arena : IDisposable
         }
     }
 
+    /// <summary>
+    /// The journal's copy of arena page <paramref name="page"/>: what the target's SDK last reported
+    /// of it. The harness writes it beside the arena word when it writes a word between commands.
+    /// </summary>
+    public Span<ulong> Shadow(uint page) => Page(page, Pages);
+
     /// <summary>The 512 words of arena page <paramref name="page"/>, live (the target writes them).</summary>
-    public Span<ulong> Page(uint page)
+    public Span<ulong> Page(uint page) => Page(page, 0);
+
+    private Span<ulong> Page(uint page, int offset)
     {
         ObjectDisposedException.ThrowIf(disposed, this);
         if (page >= (uint)Pages)
@@ -59,7 +68,7 @@ internal sealed unsafe class Arena : IDisposable
             throw new ArgumentOutOfRangeException(nameof(page), page, $"the arena has {Pages} pages");
         }
 
-        return new Span<ulong>(basePointer + ((long)page * PageBytes), WordsPerPage);
+        return new Span<ulong>(basePointer + (((long)page + offset) * PageBytes), WordsPerPage);
     }
 
     public void Dispose()
@@ -111,5 +120,9 @@ internal sealed unsafe class Arena : IDisposable
     }
 
     /// <summary>Zeroes an arena page from the harness side.</summary>
-    public void Clear(uint page) => MemoryMarshal.AsBytes(Page(page)).Clear();
+    public void Clear(uint page)
+    {
+        MemoryMarshal.AsBytes(Page(page)).Clear();
+        MemoryMarshal.AsBytes(Shadow(page)).Clear();
+    }
 }

@@ -42,6 +42,37 @@ internal sealed class ExternalHost : IDisposable
     /// <summary>At most this many lookups wait for the next command: their answers must fit the target's output pipe while we still write.</summary>
     private const int MaxPendingWalks = 512;
 
+    // Look-ahead (PROTOCOL.md "Journal mode"): commands sent whose answers are not read yet, in order.
+    private enum Pending : byte
+    {
+        Operation,
+        Walk,
+        JournalOff,
+    }
+
+    /// <param name="Start">For an operation: where its frame lies in <see cref="segment"/> (its call must send the same bytes).</param>
+    private readonly record struct Sent(Pending Kind, int Step, int Start, int Length);
+
+    private readonly Queue<Sent> sent = new();
+    private int sentOperations;
+    /// <summary>The target reports its writes (WRITE events) instead of the harness comparing pages.</summary>
+    private bool journal;
+    private IReadOnlyList<PlannedStep>? plan;
+    private int planCursor;
+    /// <summary>Journal mode is on and the plan has steps not sent yet.</summary>
+    private bool planOpen;
+    private readonly PlanEncoder encoder = new();
+    private readonly FrameWriter journalWriter = new();
+    private byte[] segment = new byte[4096];
+    private int segmentLength;
+    /// <summary>Probes whose WALK went with the plan: their sessions ask nothing more.</summary>
+    private readonly HashSet<int> plannedWalks = [];
+    /// <summary>A segment of look-ahead stays well inside a pipe's 64 KiB, so the write never waits for the target to read.</summary>
+    private const int SegmentBytes = 16 * 1024;
+    /// <summary>Runs of more writes than this to one page become one page effect.</summary>
+    private const int PageEffectThreshold = 16;
+    private readonly List<(uint Page, int Word, ulong Value)> journalRun = [];
+
     public ExternalHost(ExternalTargetOptions options)
     {
         this.options = options;
@@ -124,11 +155,26 @@ internal sealed class ExternalHost : IDisposable
     }
 
     /// <summary>
+    /// The case about to start, as a list of its steps (<see cref="ILookAheadHypervisor"/>): when the
+    /// target keeps a journal, <see cref="Reset"/> sends its operations ahead. Used by the next
+    /// <see cref="Reset"/> only.
+    /// </summary>
+    public void Plan(IReadOnlyList<PlannedStep> steps) => plan = steps;
+
+    /// <summary>Lookup sessions open on this host: only then are the probes' WALKs sent ahead.</summary>
+    public int WalkSessions { get; set; }
+
+    /// <summary>
     /// Starts a case: the target forgets everything, then loads the default EPTP; the arena pages the
     /// harness wrote are zeroed. The EPTP's result and value count only when RESET answered ok.
+    /// With a plan and a target that keeps a journal, the case's operations up to the first step
+    /// the harness must do itself go in the same write.
     /// </summary>
     public (ApiResult Reset, ApiResult SetEptp, ulong Eptp) Reset(CpuCapabilities cpu, EptpRequest defaultEptp, List<HypervisorEffect> effects)
     {
+        var steps = plan;
+        plan = null;
+        Abandon();
         EnsureRunning();
         foreach (uint page in harnessWritten)
         {
@@ -139,10 +185,14 @@ internal sealed class ExternalHost : IDisposable
         pendingWalks.Clear();
         pendingWalkLength = 0;
         walkAnswers.Clear();
+        plannedWalks.Clear();
+        droppedWalks.Clear();
         held.Clear();
         touched.Clear();
         told.Clear();
         outside.Clear();
+        journal = false;
+        planOpen = false;
         Eptp = 0;
         WalkLength = 4;
         maxPhyAddr = cpu.MaxPhyAddr;
@@ -154,15 +204,40 @@ internal sealed class ExternalHost : IDisposable
             (cpu.ExecuteOnly ? 1 << 0 : 0) | (cpu.Page2M ? 1 << 1 : 0) | (cpu.Page1G ? 1 << 2 : 0)
             | (cpu.AccessedDirty ? 1 << 3 : 0) | (cpu.Mbec ? 1 << 4 : 0) | (cpu.Walk5 ? 1 << 5 : 0)
             | (cpu.AdvancedExitInfo ? 1 << 6 : 0) | (cpu.EptpUc ? 1 << 7 : 0) | (cpu.EptpWb ? 1 << 8 : 0));
-        var reset = writer.Begin(Command.Reset).U64(arenaHpa).U32(usablePages).U8((byte)cpu.MaxPhyAddr).U16(flags).Finish().ToArray();
+        bool lookAhead = steps is not null && options.LookAhead && Declaration!.Operations.HasFlag(TargetOperations.Journal);
+        segmentLength = 0;
+        writer.Begin(Command.Reset).U64(arenaHpa).U32(usablePages).U8((byte)cpu.MaxPhyAddr).U16(flags);
+        AppendToSegment(writer.Finish());
+        if (lookAhead)
+        {
+            Commands.Journal(writer, true);
+            AppendToSegment(writer.Finish());
+        }
+
         // The case format's default EPTP travels with RESET: one round trip for both.
-        writer.Begin(Command.SetEptp).U8((byte)defaultEptp.MemoryType).U8((byte)defaultEptp.WalkLength).U8(defaultEptp.AccessedDirty ? (byte)1 : (byte)0);
+        Commands.SetEptp(writer, defaultEptp);
+        AppendToSegment(writer.Finish());
+        if (lookAhead)
+        {
+            activePlan = steps;
+            planCursor = 0;
+            planOpen = true;
+            encoder.Reset();
+            FillSegment([]);
+        }
+
         var p = process!;
         try
         {
-            p.Send(reset);
-            p.Send(writer.Finish());
+            // From RESET on the target may be ahead of what the harness reads: nothing is compared.
+            journal = lookAhead;
+            p.Send(segment.AsSpan(0, segmentLength));
             var result = ReadOperationReply(p, null, out _);
+            if (lookAhead && ReadOperationReply(p, effects, out _) is var on && on != ApiResult.Ok)
+            {
+                throw new ProtocolViolation("journal-result", $"answered JOURNAL on with {on}; it must answer ok");
+            }
+
             var eptpResult = ReadOperationReply(p, effects, out ulong eptp);
             if (result == ApiResult.Ok)
             {
@@ -184,10 +259,306 @@ internal sealed class ExternalHost : IDisposable
         }
     }
 
-    /// <summary>Sends an operation command already written into <see cref="Writer"/>; appends what it changed.</summary>
+    private IReadOnlyList<PlannedStep>? activePlan;
+
+    private void AppendToSegment(ReadOnlySpan<byte> frame)
+    {
+        if (segmentLength + frame.Length > segment.Length)
+        {
+            Array.Resize(ref segment, Math.Max(segment.Length * 2, segmentLength + frame.Length));
+        }
+
+        frame.CopyTo(segment.AsSpan(segmentLength));
+        segmentLength += frame.Length;
+    }
+
+    /// <summary>
+    /// Appends the plan's next commands to the segment: its operations and the WALKs of its probes
+    /// (when a lookup session is open), up to a step the harness does itself (the target must be
+    /// idle then: the segment ends before it), a probe that may make the harness write memory
+    /// (accessed/dirty flags, guest paging: the segment ends after it), or the segment's size; at
+    /// the plan's end, JOURNAL off. <paramref name="call"/>, when not empty, is the frame of the
+    /// call that asks for this segment: the steps before it in the plan are behind the runner
+    /// (done by the harness, or asked by the lookup already) and are passed over.
+    /// </summary>
+    private void FillSegment(ReadOnlySpan<byte> call)
+    {
+        var steps = activePlan!;
+        var walkers = Declaration!.Walkers;
+        bool catchingUp = !call.IsEmpty;
+        bool any = false;
+        while (planCursor < steps.Count)
+        {
+            var step = steps[planCursor];
+            if (step.Call is { } operation)
+            {
+                encoder.Encode(operation);
+                if (encoder.HarnessStep)
+                {
+                    if (!catchingUp)
+                    {
+                        // Encoded again when the segment after it is filled (its flags are sticky);
+                        // with no operation after it, journal mode ends here.
+                        if (!OperationsAfter(planCursor))
+                        {
+                            CloseJournal();
+                        }
+
+                        return;
+                    }
+
+                    planCursor++;
+                    continue;
+                }
+
+                if (any && segmentLength >= SegmentBytes)
+                {
+                    return;
+                }
+
+                if (catchingUp)
+                {
+                    if (!encoder.Frame.SequenceEqual(call))
+                    {
+                        throw new InvalidOperationException($"the call that continues the case is not the plan's next operation (step {step.Index + 1})");
+                    }
+
+                    catchingUp = false;
+                }
+
+                int start = segmentLength;
+                AppendToSegment(encoder.Frame);
+                sent.Enqueue(new Sent(Pending.Operation, step.Index, start, segmentLength - start));
+                sentOperations++;
+                any = true;
+            }
+            else if (step.Probe is { Kind: ProbeKind.Access } probe && !catchingUp)
+            {
+                if (WalkSessions > 0 && walkers.HasFlag(probe.Access.Linear ? TargetWalkers.GuestLinear : TargetWalkers.GuestPhysical))
+                {
+                    Commands.Walk(journalWriter, probe.Access.Linear, probe.Access.Address);
+                    AppendToSegment(journalWriter.Finish());
+                    sent.Enqueue(new Sent(Pending.Walk, step.Index, 0, 0));
+                    plannedWalks.Add(step.Index);
+                }
+
+                if (encoder.AccessedDirty || (encoder.GuestPagingOn && probe.Access.Linear))
+                {
+                    // The translators may set accessed/dirty flags at this probe, which the harness
+                    // then writes into memory: nothing after it may run before.
+                    planCursor++;
+                    return;
+                }
+            }
+
+            planCursor++;
+        }
+
+        if (catchingUp)
+        {
+            throw new InvalidOperationException("the call that continues the case is past the plan's end");
+        }
+
+        CloseJournal();
+    }
+
+    private bool OperationsAfter(int index)
+    {
+        var steps = activePlan!;
+        for (int i = index + 1; i < steps.Count; i++)
+        {
+            if (steps[i].Call is { } operation)
+            {
+                encoder.Encode(operation);
+                if (!encoder.HarnessStep)
+                {
+                    return true;
+                }
+            }
+        }
+
+        return false;
+    }
+
+    private void CloseJournal()
+    {
+        Commands.Journal(journalWriter, false);
+        AppendToSegment(journalWriter.Finish());
+        sent.Enqueue(new Sent(Pending.JournalOff, -1, 0, 0));
+        planOpen = false;
+        activePlan = null;
+    }
+
+    /// <summary>The answer to the lookup at <paramref name="step"/> is not compared (see the lookup session).</summary>
+    public void DropWalkAnswer(int step) => droppedWalks.Add(step);
+
+    private readonly HashSet<int> droppedWalks = [];
+
+    /// <summary>Whether the WALK for the probe at <paramref name="step"/> went ahead with the plan.</summary>
+    public bool WalkSentAhead(int step) => plannedWalks.Contains(step);
+
+    /// <summary>
+    /// The answers of commands the last case sent ahead and never asked for (it ended early: a
+    /// divergence, a refusal) are read and dropped. They belong to steps that case never reached,
+    /// so a fault among them is no finding of it: the process is restarted instead.
+    /// </summary>
+    private void Abandon()
+    {
+        if (sent.Count == 0)
+        {
+            return;
+        }
+
+        var p = process;
+        int count = sent.Count;
+        sent.Clear();
+        sentOperations = 0;
+        planOpen = false;
+        activePlan = null;
+        if (p is null)
+        {
+            return;
+        }
+
+        try
+        {
+            for (int i = 0; i < count; i++)
+            {
+                var code = (Answer)p.Receive()[0];
+                if (code is Answer.Fault or Answer.Error)
+                {
+                    Stop();
+                    return;
+                }
+
+                if (code == Answer.Events)
+                {
+                    // More of the same operation's answer.
+                    i--;
+                }
+            }
+        }
+        catch (TargetFaultException)
+        {
+            // Crashed or hung on a step the case never reached (see above): start afresh.
+            Stop();
+        }
+        catch (ProtocolViolation)
+        {
+            Stop();
+        }
+    }
+
+    /// <summary>
+    /// Sends a command of the harness's own (<c>SET_GUEST</c>, <c>WRITE</c>) already written into
+    /// <see cref="Writer"/>, between the case's operations: the target is idle (everything sent
+    /// before is answered first).
+    /// </summary>
+    public ApiResult ExecuteHarness(List<HypervisorEffect>? effects)
+    {
+        var p = process ?? throw new InvalidOperationException("the target is not running");
+        try
+        {
+            Quiesce(p);
+        }
+        catch (ProtocolViolation e)
+        {
+            string log = p.StderrTail;
+            Stop();
+            throw new TargetFaultException(Name, TargetFaultKind.Protocol, e.Rule, $"broke the protocol: {e.Message}", log);
+        }
+        catch (TargetFaultException)
+        {
+            Stop();
+            throw;
+        }
+
+        return SendAndRead(p, effects, out _);
+    }
+
+    /// <summary>Everything sent is answered: the target is idle (a step the harness does itself may write memory now).</summary>
+    private void Quiesce(TargetProcess p)
+    {
+        if (sentOperations > 0)
+        {
+            throw new InvalidOperationException("the harness's own step came while operations sent ahead were unanswered: the plan must end a segment before it");
+        }
+
+        ReadLeading(p);
+    }
+
+    /// <summary>
+    /// Sends an operation command already written into <see cref="Writer"/>; appends what it changed.
+    /// When the command went ahead with the plan, only its answer is read (the bytes must be the
+    /// ones sent: a call out of step with the plan is a harness bug).
+    /// </summary>
     public ApiResult Execute(List<HypervisorEffect>? effects, out ulong extra)
     {
         var p = process ?? throw new InvalidOperationException("the target is not running");
+        try
+        {
+            if (sentOperations == 0 && planOpen)
+            {
+                // The plan continues past the last segment: send the next one (with any lookups queued since).
+                segmentLength = 0;
+                if (pendingWalks.Count > 0)
+                {
+                    AppendToSegment(pendingWalkBytes.AsSpan(0, pendingWalkLength));
+                    foreach (var (step, _, _) in pendingWalks)
+                    {
+                        sent.Enqueue(new Sent(Pending.Walk, step, 0, 0));
+                    }
+
+                    pendingWalks.Clear();
+                    pendingWalkLength = 0;
+                }
+
+                FillSegment(writer.Finish());
+                p.Send(segment.AsSpan(0, segmentLength));
+            }
+
+            if (sentOperations > 0)
+            {
+                ReadLeading(p);
+                var head = sent.Dequeue();
+                sentOperations--;
+                if (!segment.AsSpan(head.Start, head.Length).SequenceEqual(writer.Finish()))
+                {
+                    throw new InvalidOperationException($"the call for step {head.Step + 1} is not the command the plan sent ahead for it");
+                }
+
+                var result = ReadOperationReply(p, effects, out extra);
+               
+                if (sentOperations == 0 && !planOpen)
+                {
+                    // The last operation sent ahead: read what follows it (lookups, JOURNAL off) now,
+                    // so that the journal is checked against the arena within this step.
+                    ReadLeading(p);
+                }
+
+                return result;
+            }
+
+            ReadLeading(p);
+        }
+        catch (ProtocolViolation e)
+        {
+            string log = p.StderrTail;
+            Stop();
+            throw new TargetFaultException(Name, TargetFaultKind.Protocol, e.Rule, $"broke the protocol: {e.Message}", log);
+        }
+        catch (TargetFaultException)
+        {
+            Stop();
+            throw;
+        }
+
+        return SendAndRead(p, effects, out extra);
+    }
+
+    /// <summary>One command and its answer (with the lookups queued before it).</summary>
+    private ApiResult SendAndRead(TargetProcess p, List<HypervisorEffect>? effects, out ulong extra)
+    {
         try
         {
             if (pendingWalks.Count > 0)
@@ -231,6 +602,54 @@ internal sealed class ExternalHost : IDisposable
         }
     }
 
+    /// <summary>Reads the answers at the head of what was sent ahead up to the next operation: lookups, and JOURNAL off (then checks the journal).</summary>
+    private void ReadLeading(TargetProcess p)
+    {
+        while (sent.Count > 0 && sent.Peek().Kind != Pending.Operation)
+        {
+            var entry = sent.Dequeue();
+            if (entry.Kind == Pending.Walk)
+            {
+                ReadWalkAnswer(p, entry.Step);
+                continue;
+            }
+
+            var result = ReadOperationReply(p, null, out _);
+            if (result != ApiResult.Ok)
+            {
+                throw new ProtocolViolation("journal-result", $"answered JOURNAL off with {result}; it must answer ok");
+            }
+
+            journal = false;
+            CheckJournal();
+        }
+    }
+
+    /// <summary>
+    /// The end of journal mode: the translators were told every write the target reported; the
+    /// arena must hold exactly that (else a write went unreported), and no page given back may have changed.
+    /// </summary>
+    private void CheckJournal()
+    {
+        foreach (uint page in held)
+        {
+            var live = arena!.Page(page);
+            bool known = told.TryGetValue(page, out var words);
+            if (known ? !live.SequenceEqual(words) : live.ContainsAnyExcept(0UL))
+            {
+                int word = 0;
+                while (word < Arena.WordsPerPage && live[word] == (known ? words![word] : 0))
+                {
+                    word++;
+                }
+
+                throw new ProtocolViolation("journal-missed-write", $"arena page {page} word {word} holds 0x{live[word]:x}, which no WRITE event reported (a write outside an operation, or an SDK that missed one)");
+            }
+        }
+
+        CheckGivenBack();
+    }
+
     /// <summary>Reads answers up to the REPLY of the command sent last-but-pending, handling NOTIFY on the way.</summary>
     private ApiResult ReadOperationReply(TargetProcess p, List<HypervisorEffect>? effects, out ulong extra)
     {
@@ -256,7 +675,21 @@ internal sealed class ExternalHost : IDisposable
                         return (ApiResult)result;
                     }
 
+                case Answer.Events:
+                    if (!journal)
+                    {
+                        throw new ProtocolViolation("events-outside-journal", "an EVENTS answer while journal mode is off");
+                    }
+
+                    ReadEvents(ref reader, effects);
+                    reader.End("EVENTS");
+                    continue;
                 case Answer.Notify:
+                    if (journal)
+                    {
+                        throw new ProtocolViolation("notify-in-journal", "NOTIFY in journal mode (an INVEPT inside an operation is a WRITE-then-INVEPT run of events there)");
+                    }
+
                     ReadEvents(ref reader, effects);
                     reader.End("NOTIFY");
                     Compare(effects);
@@ -320,11 +753,23 @@ internal sealed class ExternalHost : IDisposable
             return;
         }
 
+        if (sentOperations > 0)
+        {
+            throw new InvalidOperationException("lookups queued while operations sent ahead are unanswered: their answers would come after those");
+        }
+
         var p = process ?? throw new InvalidOperationException("the target is not running");
         try
         {
+            ReadLeading(p);
             p.Send(pendingWalkBytes.AsSpan(0, pendingWalkLength));
             ReadWalkAnswers(p);
+        }
+        catch (ProtocolViolation e)
+        {
+            string log = p.StderrTail;
+            Stop();
+            throw new TargetFaultException(Name, TargetFaultKind.Protocol, e.Rule, $"broke the protocol: {e.Message}", log);
         }
         catch (TargetFaultException)
         {
@@ -333,12 +778,40 @@ internal sealed class ExternalHost : IDisposable
         }
     }
 
-    /// <summary>The answers of the lookups flushed so far in this case, by step; taken once.</summary>
+    /// <summary>
+    /// The answers of the lookups asked so far in this case, by step; taken once. Lookups sent ahead
+    /// are read up to the first operation the runner did not reach (a case that stopped early).
+    /// </summary>
     public Dictionary<int, WalkAnswer> TakeWalkAnswers()
     {
+        if (process is { } p && sent.Count > 0)
+        {
+            try
+            {
+                ReadLeading(p);
+            }
+            catch (ProtocolViolation e)
+            {
+                string log = p.StderrTail;
+                Stop();
+                throw new TargetFaultException(Name, TargetFaultKind.Protocol, e.Rule, $"broke the protocol: {e.Message}", log);
+            }
+            catch (TargetFaultException)
+            {
+                Stop();
+                throw;
+            }
+        }
+
         FlushWalks();
         var answers = new Dictionary<int, WalkAnswer>(walkAnswers);
+        foreach (int step in droppedWalks)
+        {
+            answers.Remove(step);
+        }
+
         walkAnswers.Clear();
+        droppedWalks.Clear();
         return answers;
     }
 
@@ -349,19 +822,24 @@ internal sealed class ExternalHost : IDisposable
         pendingWalkLength = 0;
         foreach (var (step, _, _) in walks)
         {
-            try
-            {
-                walkAnswers[step] = ReadWalkAnswer(p.Receive());
-            }
-            catch (ProtocolViolation e)
-            {
-                throw new TargetFaultException(Name, TargetFaultKind.Protocol, e.Rule, $"broke the protocol: {e.Message}", p.StderrTail) { StepIndex = step };
-            }
-            catch (TargetFaultException e) when (e.StepIndex is null)
-            {
-                // The lookup of this probe is what the target failed on, not the command it travelled with.
-                throw new TargetFaultException(e.Target, e.Kind, e.Detail, e.Message[(e.Target.Length + 2)..], e.Log) { StepIndex = step };
-            }
+            ReadWalkAnswer(p, step);
+        }
+    }
+
+    private void ReadWalkAnswer(TargetProcess p, int step)
+    {
+        try
+        {
+            walkAnswers[step] = ReadWalkAnswer(p.Receive());
+        }
+        catch (ProtocolViolation e)
+        {
+            throw new TargetFaultException(Name, TargetFaultKind.Protocol, e.Rule, $"broke the protocol: {e.Message}", p.StderrTail) { StepIndex = step };
+        }
+        catch (TargetFaultException e) when (e.StepIndex is null)
+        {
+            // The lookup of this probe is what the target failed on, not the command it travelled with.
+            throw new TargetFaultException(e.Target, e.Kind, e.Detail, e.Message[(e.Target.Length + 2)..], e.Log) { StepIndex = step };
         }
     }
 
@@ -492,26 +970,94 @@ internal sealed class ExternalHost : IDisposable
                     Compare(effects);
                     effects?.Add(HypervisorEffect.Of((InveptType)value));
                     break;
+                case EventKind.Write:
+                    {
+                        ulong word = reader.U64();
+                        if (!journal)
+                        {
+                            throw new ProtocolViolation("write-outside-journal", "a WRITE event while journal mode is off");
+                        }
+
+                        uint page = value >> 9;
+                        if (!held.Contains(page))
+                        {
+                            throw new ProtocolViolation("write-not-held", $"a WRITE event for arena page {page}, which the target does not hold");
+                        }
+
+                        if (journalRun.Count > 0 && journalRun[^1].Page != page)
+                        {
+                            FlushJournalRun(effects);
+                        }
+
+                        journalRun.Add((page, (int)(value & 511), word));
+                        break;
+                    }
+
                 default:
-                    throw new ProtocolViolation("unknown-event", $"event kind {(byte)kind} (1 to 3 allowed)");
+                    throw new ProtocolViolation("unknown-event", $"event kind {(byte)kind} (1 to 4 allowed)");
             }
         }
+
+        FlushJournalRun(effects);
     }
 
-    /// <summary>Every word of a held or just-released page that differs from what the translators were told becomes a write.</summary>
-    private void Compare(List<HypervisorEffect>? effects)
+    /// <summary>
+    /// Journal mode: the reported writes to one page become what the translators are told, as the
+    /// page comparison would have made them (many changed words: one page effect).
+    /// </summary>
+    private void FlushJournalRun(List<HypervisorEffect>? effects)
     {
-        foreach (var (page, known) in told)
+        if (journalRun.Count == 0)
         {
-            // A page given back in an earlier answer is not the target's any more: a change there
-            // is a write through a dangling pointer (a page given back in this answer may have been
-            // written before it went, and is compared below).
-            if (!held.Contains(page) && !touched.Contains(page) && !harnessWritten.Contains(page) && !arena!.Page(page).SequenceEqual(known))
+            return;
+        }
+
+        uint page = journalRun[0].Page;
+        if (!told.TryGetValue(page, out var known))
+        {
+            known = new ulong[Arena.WordsPerPage];
+            told[page] = known;
+        }
+
+        ulong address = arenaHpa + ((ulong)page << 12);
+        if (journalRun.Count > PageEffectThreshold)
+        {
+            foreach (var (_, word, value) in journalRun)
             {
-                throw new TargetFaultException(Name, TargetFaultKind.Accounting, "write-after-free", $"wrote arena page {page} (hpa 0x{arenaHpa + ((ulong)page << 12):x}) after giving it back", process?.StderrTail);
+                known[word] = value;
+            }
+
+            effects?.Add(HypervisorEffect.OfPage(new Hpa(address), (ulong[])known.Clone()));
+        }
+        else
+        {
+            foreach (var (_, word, value) in journalRun)
+            {
+                if (known[word] != value)
+                {
+                    known[word] = value;
+                    effects?.Add(HypervisorEffect.Of(new MemoryWrite(new Hpa(address + ((ulong)word << 3)), value)));
+                }
             }
         }
 
+        journalRun.Clear();
+    }
+
+    /// <summary>
+    /// Every word of a held or just-released page that differs from what the translators were told
+    /// becomes a write. In journal mode the target reports its writes itself (and may be ahead):
+    /// nothing to compare.
+    /// </summary>
+    private void Compare(List<HypervisorEffect>? effects)
+    {
+        if (journal)
+        {
+            FlushJournalRun(effects);
+            return;
+        }
+
+        CheckGivenBack();
         foreach (uint page in held)
         {
             ComparePage(page, effects);
@@ -526,6 +1072,21 @@ internal sealed class ExternalHost : IDisposable
         }
 
         touched.Clear();
+    }
+
+    /// <summary>A page given back earlier must stay as it was: a change is a write through a dangling pointer.</summary>
+    private void CheckGivenBack()
+    {
+        foreach (var (page, known) in told)
+        {
+            // A page given back in an earlier answer is not the target's any more: a change there
+            // is a write through a dangling pointer (a page given back in this answer may have been
+            // written before it went, and is compared below).
+            if (!held.Contains(page) && !touched.Contains(page) && !harnessWritten.Contains(page) && !arena!.Page(page).SequenceEqual(known))
+            {
+                throw new TargetFaultException(Name, TargetFaultKind.Accounting, "write-after-free", $"wrote arena page {page} (hpa 0x{arenaHpa + ((ulong)page << 12):x}) after giving it back", process?.StderrTail);
+            }
+        }
     }
 
     private void ComparePage(uint page, List<HypervisorEffect>? effects)
@@ -586,11 +1147,15 @@ internal sealed class ExternalHost : IDisposable
         return false;
     }
 
+    /// <summary>
+    /// Host memory as the translators know it: for the arena, what the target's answers so far
+    /// wrote (the same bytes as the arena itself, except while operations sent ahead run).
+    /// </summary>
     public ulong Read(ulong hpa)
     {
         if (InArena(hpa, out uint page, out int word))
         {
-            return arena!.Page(page)[word];
+            return told.TryGetValue(page, out var known) ? known[word] : 0;
         }
 
         return outside.TryGetValue(hpa >> 12, out var words) ? words[(hpa & 0xFFF) >> 3] : 0;
@@ -604,6 +1169,27 @@ internal sealed class ExternalHost : IDisposable
     /// </summary>
     public void Write(ulong hpa, ulong value)
     {
+        if (process is { } p && sent.Count > 0)
+        {
+            // The plan ends a segment before every step that may write (PlanEncoder): what is still
+            // unanswered here is lookups and JOURNAL off, read now so that the target is idle.
+            try
+            {
+                Quiesce(p);
+            }
+            catch (ProtocolViolation e)
+            {
+                string log = p.StderrTail;
+                Stop();
+                throw new TargetFaultException(Name, TargetFaultKind.Protocol, e.Rule, $"broke the protocol: {e.Message}", log);
+            }
+            catch (TargetFaultException)
+            {
+                Stop();
+                throw;
+            }
+        }
+
         if (InArena(hpa, out uint page, out int word))
         {
             // A queued lookup must see the tables as they were when its probe ran: bits 8 and 9
@@ -614,6 +1200,12 @@ internal sealed class ExternalHost : IDisposable
             }
 
             arena!.Page(page)[word] = value;
+            if (journal)
+            {
+                // The journal compares with this copy: a word the harness wrote is known, not the target's.
+                arena.Shadow(page)[word] = value;
+            }
+
             if (!told.TryGetValue(page, out var known))
             {
                 known = new ulong[Arena.WordsPerPage];
@@ -641,7 +1233,7 @@ internal sealed class ExternalHost : IDisposable
         if (Declaration is { } d && d.Walkers.HasFlag(TargetWalkers.GuestLinear) && process is not null)
         {
             writer.Begin(Command.Write).U64(hpa).U64(value);
-            var result = Execute(null, out _);
+            var result = ExecuteHarness(null);
             if (result != ApiResult.Ok)
             {
                 throw new TargetFaultException(Name, TargetFaultKind.Protocol, "write-result", $"answered WRITE with {result}; it must answer ok", process?.StderrTail);

@@ -25,6 +25,10 @@ internal sealed class TargetProcess : IDisposable
     private readonly Timer watchdog;
     private readonly TimeSpan timeout;
     private byte[] body = new byte[4096];
+    // Answers arrive many to a read when commands went ahead: read in large pieces.
+    private readonly byte[] input = new byte[1 << 16];
+    private int inputStart;
+    private int inputEnd;
     // Stopwatch ticks when the pending command must have been answered; 0 while idle.
     private long deadline;
     private volatile bool killedForHang;
@@ -115,22 +119,31 @@ internal sealed class TargetProcess : IDisposable
         int done = 0;
         while (done < into.Length)
         {
-            int n;
-            try
+            if (inputStart == inputEnd)
             {
-                n = fromTarget.Read(into[done..]);
-            }
-            catch (IOException e)
-            {
-                throw Died("its output broke", e);
+                int n;
+                try
+                {
+                    n = fromTarget.Read(input);
+                }
+                catch (IOException e)
+                {
+                    throw Died("its output broke", e);
+                }
+
+                if (n == 0)
+                {
+                    throw Died(done == 0 ? "no answer came" : "an answer stopped half-way", null);
+                }
+
+                inputStart = 0;
+                inputEnd = n;
             }
 
-            if (n == 0)
-            {
-                throw Died(done == 0 ? "no answer came" : "an answer stopped half-way", null);
-            }
-
-            done += n;
+            int take = Math.Min(into.Length - done, inputEnd - inputStart);
+            input.AsSpan(inputStart, take).CopyTo(into[done..]);
+            inputStart += take;
+            done += take;
         }
     }
 

@@ -7,6 +7,7 @@ internal enum Command : byte
     Reset = 0x02,
     SetEptp = 0x03,
     SetControls = 0x04,
+    Journal = 0x05,
     Map = 0x10,
     Unmap = 0x11,
     Protect = 0x12,
@@ -31,6 +32,8 @@ internal enum Answer : byte
     Notify = 0x83,
     Fault = 0x84,
     Error = 0x85,
+    /// <summary>Journal mode: events of the operation in progress that did not fit its reply.</summary>
+    Events = 0x86,
 }
 
 internal enum EventKind : byte
@@ -38,6 +41,8 @@ internal enum EventKind : byte
     Alloc = 1,
     Free = 2,
     Invept = 3,
+    /// <summary>Journal mode: one changed word of a held page (u32 page × 512 + word, then the u64 value).</summary>
+    Write = 4,
 }
 
 /// <summary>One allocator or INVEPT event, in the order it happened.</summary>
@@ -59,6 +64,8 @@ public enum TargetOperations : uint
     Walk5 = 1 << 8,
     AccessedDirty = 1 << 9,
     Mbec = 1 << 10,
+    /// <summary>The SDK keeps a journal (JOURNAL, WRITE events): the harness may send a case's commands ahead.</summary>
+    Journal = 1 << 11,
 }
 
 /// <summary>Page sizes the target's <c>map</c> accepts (bit 0 4 KiB, 1 2 MiB, 2 1 GiB).</summary>

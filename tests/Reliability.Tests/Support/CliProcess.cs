@@ -15,7 +15,7 @@ internal sealed record CliRun(int ExitCode, string Out, string Err)
 internal static class CliProcess
 {
     /// <summary>The repository root, by its marker file.</summary>
-    public static string Root { get; } = FindRoot();
+    public static string Root => RepositoryRoot.Path;
 
     /// <summary>The dotnet host, found once on the test's own PATH (tests may give the CLI another PATH).</summary>
     public static string Dotnet { get; } = FindDotnet();
@@ -76,19 +76,6 @@ internal static class CliProcess
     /// <summary>A stack trace's frame lines, which no failure the tool expects may print.</summary>
     public static bool HasStackTrace(string text) =>
         text.Split('\n').Any(l => l.TrimStart().StartsWith("at ", StringComparison.Ordinal) && l.Contains('(', StringComparison.Ordinal));
-
-    private static string FindRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, ".eptfuzz-root")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException($"no .eptfuzz-root above {AppContext.BaseDirectory}");
-    }
 
     private static string FindDotnet()
     {

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -31,7 +32,7 @@
 
 /* Command codes (harness -> target). */
 enum {
-    CMD_HELLO = 0x01, CMD_RESET = 0x02, CMD_SET_EPTP = 0x03, CMD_SET_CONTROLS = 0x04,
+    CMD_HELLO = 0x01, CMD_RESET = 0x02, CMD_SET_EPTP = 0x03, CMD_SET_CONTROLS = 0x04, CMD_JOURNAL = 0x05,
     CMD_MAP = 0x10, CMD_UNMAP = 0x11, CMD_PROTECT = 0x12, CMD_RETYPE = 0x13,
     CMD_SPLIT = 0x14, CMD_MERGE = 0x15, CMD_MEMORY = 0x16, CMD_IDENTITY_MAP = 0x17,
     CMD_INVEPT = 0x18, CMD_WALK = 0x20, CMD_WRITE = 0x21, CMD_ACK = 0x30,
@@ -40,17 +41,17 @@ enum {
 /* Answer codes (target -> harness). */
 enum {
     ANS_REPLY = 0x80, ANS_HELLO = 0x81, ANS_WALK = 0x82, ANS_NOTIFY = 0x83,
-    ANS_FAULT = 0x84, ANS_ERROR = 0x85,
+    ANS_FAULT = 0x84, ANS_ERROR = 0x85, ANS_EVENTS = 0x86,
 };
 
-enum { EVENT_ALLOC = 1, EVENT_FREE = 2, EVENT_INVEPT = 3 };
+enum { EVENT_ALLOC = 1, EVENT_FREE = 2, EVENT_INVEPT = 3, EVENT_WRITE = 4 };
 enum { FAULT_DOUBLE_FREE = 1, FAULT_FREE_NOT_TAKEN = 2, FAULT_FAIL = 3 };
 
 /* Operation bits of the HELLO reply. */
 enum {
     OP_MAP = 1u << 0, OP_UNMAP = 1u << 1, OP_PROTECT = 1u << 2, OP_RETYPE = 1u << 3,
     OP_SPLIT = 1u << 4, OP_MERGE = 1u << 5, OP_IDENTITY_MAP = 1u << 6, OP_INVEPT = 1u << 7,
-    OP_WALK5 = 1u << 8, OP_AD = 1u << 9, OP_MBEC = 1u << 10,
+    OP_WALK5 = 1u << 8, OP_AD = 1u << 9, OP_MBEC = 1u << 10, OP_JOURNAL = 1u << 11,
 };
 
 /* What the SDK knows of each arena page in the current case. */
@@ -70,6 +71,14 @@ static uint32_t high_water;
 static uint32_t first_maybe_free;
 static int own_allocator;
 
+/* Journal mode (PROTOCOL.md): what the harness was last told of each held page, and which those are. */
+static int journaling;
+static unsigned operations_since_reset;
+static uint8_t *shadow;          /* arena_pages pages after the arena in its file; NULL: no journal */
+static uint32_t *held_pages;     /* the held pages, in no order */
+static uint32_t *held_slot;      /* where each held page sits in held_pages */
+static uint32_t held_count;
+
 /* The command being answered. */
 static int in_command;
 static int answering_invept;
@@ -83,8 +92,13 @@ struct buffer {
 };
 
 static struct buffer out;    /* the answer being built */
-static struct buffer events; /* events since the last answer, 5 bytes each */
+static struct buffer events; /* events since the last answer */
+static uint32_t event_count;
 static uint8_t *in_body;     /* the command being read */
+/* Input is read in large pieces: a harness that sends commands ahead sends many in one write. */
+static uint8_t *in_buffer;
+static size_t in_start, in_end;
+#define IN_BUFFER (1u << 16)
 
 static void die(const char *message)
 {
@@ -147,14 +161,21 @@ static int read_all(uint8_t *bytes, size_t n)
 {
     size_t done = 0;
     while (done < n) {
-        ssize_t got = read(in_fd, bytes + done, n - done);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0)
-            die("cannot read from the harness");
-        if (got == 0)
-            return done == 0 ? 0 : -1;
-        done += (size_t)got;
+        if (in_start == in_end) {
+            ssize_t got = read(in_fd, in_buffer, IN_BUFFER);
+            if (got < 0 && errno == EINTR)
+                continue;
+            if (got < 0)
+                die("cannot read from the harness");
+            if (got == 0)
+                return done == 0 ? 0 : -1;
+            in_start = 0;
+            in_end = (size_t)got;
+        }
+        size_t take = in_end - in_start < n - done ? in_end - in_start : n - done;
+        memcpy(bytes + done, in_buffer + in_start, take);
+        in_start += take;
+        done += take;
     }
     return 1;
 }
@@ -244,17 +265,34 @@ static void get_end(const struct reader *r)
 
 static void add_event(uint8_t kind, uint32_t value)
 {
-    if (events.length + 5 > MAX_BODY - 64)
+    if (events.length + 13 > MAX_BODY - 64)
         eptfuzz_fail("more events in one operation than a frame holds");
     put_uint(&events, kind, 1);
     put_uint(&events, value, 4);
+    event_count++;
 }
 
 static void put_events(void)
 {
-    put_uint(&out, events.length / 5, 4);
+    put_uint(&out, event_count, 4);
     put_bytes(&out, events.bytes, events.length);
     events.length = 0;
+    event_count = 0;
+}
+
+/* Journal mode: events beyond this go ahead in an EVENTS answer, so that no operation outgrows a frame. */
+#define EVENTS_AHEAD (256u * 1024u)
+
+static void add_write(uint32_t index, uint64_t value)
+{
+    if (events.length + 13 > EVENTS_AHEAD) {
+        /* Never while an answer is being built: the journal is read before one starts. */
+        begin_answer(ANS_EVENTS);
+        put_events();
+        send_frame(&out);
+    }
+    add_event(EVENT_WRITE, index);
+    put_uint(&events, value, 8);
 }
 
 /* ------------------------------------------------------------------ failures */
@@ -343,14 +381,61 @@ static void map_arena(const char *path, uint32_t pages)
         send_error("cannot open the arena %s: %s", path, strerror(errno));
     /* Mapped inaccessible: a page becomes read-write while the target holds it. */
     void *mapping = mmap(NULL, (size_t)pages * EPTFUZZ_PAGE_SIZE, PROT_NONE, MAP_SHARED, fd, 0);
+    /* The journal's copy follows the arena in the file (PROTOCOL.md "Journal mode"). */
+    struct stat st;
+    void *copy = MAP_FAILED;
+    if (fstat(fd, &st) == 0 && (uint64_t)st.st_size >= 2ull * pages * EPTFUZZ_PAGE_SIZE)
+        copy = mmap(NULL, (size_t)pages * EPTFUZZ_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)pages * EPTFUZZ_PAGE_SIZE);
     close(fd);
     if (mapping == MAP_FAILED)
         send_error("cannot map the arena %s (%u pages): %s", path, pages, strerror(errno));
+    shadow = copy == MAP_FAILED ? NULL : copy;
     arena = mapping;
     arena_pages = pages;
     page_state = calloc(pages, 1);
-    if (!page_state)
+    held_pages = calloc(pages, sizeof *held_pages);
+    held_slot = calloc(pages, sizeof *held_slot);
+    if (!page_state || !held_pages || !held_slot)
         die("out of memory");
+}
+
+/* ------------------------------------------------------------------ the journal */
+
+static void hold(uint32_t i)
+{
+    page_state[i] = PAGE_HELD;
+    held_slot[i] = held_count;
+    held_pages[held_count++] = i;
+}
+
+static void unhold(uint32_t i)
+{
+    uint32_t last = held_pages[--held_count];
+    held_pages[held_slot[i]] = last;
+    held_slot[last] = held_slot[i];
+}
+
+/* Journal mode: every word of page i that changed since the harness was last told is a WRITE event. */
+static void journal_page(uint32_t i)
+{
+    uint64_t *live = (uint64_t *)(arena + (size_t)i * EPTFUZZ_PAGE_SIZE);
+    uint64_t *known = (uint64_t *)(shadow + (size_t)i * EPTFUZZ_PAGE_SIZE);
+    if (memcmp(live, known, EPTFUZZ_PAGE_SIZE) == 0)
+        return;
+    for (uint32_t w = 0; w < EPTFUZZ_PAGE_SIZE / 8; w++) {
+        if (live[w] != known[w]) {
+            add_write(i * (EPTFUZZ_PAGE_SIZE / 8) + w, live[w]);
+            known[w] = live[w];
+        }
+    }
+}
+
+static void journal_held(void)
+{
+    if (!journaling)
+        return;
+    for (uint32_t n = 0; n < held_count; n++)
+        journal_page(held_pages[n]);
 }
 
 /* RESET: every page handed out in the last case is taken back (no FREE events) and zeroed. */
@@ -358,10 +443,15 @@ static void forget_allocations(void)
 {
     protect_pages(0, high_water, PROT_READ | PROT_WRITE);
     for (uint32_t i = 0; i < high_water; i++) {
-        if (page_state[i] != PAGE_NEVER)
+        if (page_state[i] != PAGE_NEVER) {
             memset(arena + (size_t)i * EPTFUZZ_PAGE_SIZE, 0, EPTFUZZ_PAGE_SIZE);
+            if (shadow)
+                memset(shadow + (size_t)i * EPTFUZZ_PAGE_SIZE, 0, EPTFUZZ_PAGE_SIZE);
+        }
         page_state[i] = PAGE_NEVER;
     }
+    held_count = 0;
+    journaling = 0;
     protect_pages(0, high_water, PROT_NONE);
     high_water = 0;
     first_maybe_free = 0;
@@ -382,7 +472,7 @@ void *eptfuzz_page_alloc(void)
     uint8_t *page = arena + (size_t)i * EPTFUZZ_PAGE_SIZE;
     protect_pages(i, 1, PROT_READ | PROT_WRITE);
     memset(page, 0, EPTFUZZ_PAGE_SIZE);
-    page_state[i] = PAGE_HELD;
+    hold(i);
     first_maybe_free = i + 1;
     if (high_water < i + 1)
         high_water = i + 1;
@@ -407,7 +497,11 @@ static uint32_t release(void *page, const char *who)
         snprintf(message, sizeof message, "%s: arena page %ld released but never taken", who, i);
         send_fault(FAULT_FREE_NOT_TAKEN, message);
     }
+    /* The writes it had before it went are the last the harness hears of it. */
+    if (journaling)
+        journal_page((uint32_t)i);
     page_state[i] = PAGE_FREED;
+    unhold((uint32_t)i);
     if ((uint32_t)i < first_maybe_free)
         first_maybe_free = (uint32_t)i;
     add_event(EVENT_FREE, (uint32_t)i);
@@ -441,7 +535,7 @@ void eptfuzz_note_alloc(void *page)
         eptfuzz_fail("eptfuzz_note_alloc(%p): not one of this case's arena pages", page);
     if (page_state[i] == PAGE_HELD)
         eptfuzz_fail("eptfuzz_note_alloc: arena page %ld taken twice", i);
-    page_state[i] = PAGE_HELD;
+    hold((uint32_t)i);
     add_event(EVENT_ALLOC, (uint32_t)i);
 }
 
@@ -490,9 +584,11 @@ void eptfuzz_invept(int type)
         eptfuzz_fail("eptfuzz_invept(%d): the type is 1 (single-context) or 2 (global)", type);
     if (!in_command)
         eptfuzz_fail("eptfuzz_invept outside an operation");
+    /* The writes before the invalidation come before it. */
+    journal_held();
     add_event(EVENT_INVEPT, (uint32_t)type);
-    if (answering_invept)
-        return; /* the INVEPT command: the event goes in the reply */
+    if (answering_invept || journaling)
+        return; /* the event goes in the reply; in journal mode the harness needs no stop here */
     /* Stop here until the harness has read the arena: NOTIFY, then wait for ACK. */
     begin_answer(ANS_NOTIFY);
     put_events();
@@ -591,6 +687,7 @@ static unsigned operations_of(const struct eptfuzz_target *t)
     ops |= t->features & EPTFUZZ_FEATURE_WALK5 ? OP_WALK5 : 0;
     ops |= t->features & EPTFUZZ_FEATURE_AD ? OP_AD : 0;
     ops |= t->features & EPTFUZZ_FEATURE_MBEC ? OP_MBEC : 0;
+    ops |= shadow ? OP_JOURNAL : 0; /* this SDK keeps one where the arena file has room for it */
     return ops;
 }
 
@@ -635,6 +732,7 @@ static void reply(enum eptfuzz_result result, const uint64_t *eptp)
         eptfuzz_fail("an operation returned %d, which is no result", (int)result);
     if (resource_limit_hit)
         result = EPTFUZZ_RESOURCE_LIMIT;
+    journal_held();
     begin_answer(ANS_REPLY);
     put_uint(&out, (uint64_t)result, 1);
     put_events();
@@ -671,6 +769,7 @@ static const char *operation_name(uint8_t code)
     case CMD_RESET: return "RESET";
     case CMD_SET_EPTP: return "SET_EPTP";
     case CMD_SET_CONTROLS: return "SET_CONTROLS";
+    case CMD_JOURNAL: return "JOURNAL";
     case CMD_MAP: return "MAP";
     case CMD_UNMAP: return "UNMAP";
     case CMD_PROTECT: return "PROTECT";
@@ -686,6 +785,8 @@ static const char *operation_name(uint8_t code)
 static void operation(uint8_t code, struct reader *r)
 {
     r->command = operation_name(code);
+    if (code != CMD_RESET && code != CMD_JOURNAL)
+        operations_since_reset++;
     uint64_t a, b, c;
     unsigned p, t, ipat;
     enum eptfuzz_result result = EPTFUZZ_UNSUPPORTED;
@@ -693,6 +794,7 @@ static void operation(uint8_t code, struct reader *r)
     switch (code) {
     case CMD_RESET:
         result = reset(r);
+        operations_since_reset = 0;
         break;
     case CMD_SET_EPTP:
         t = (unsigned)get_uint(r, 1);
@@ -702,6 +804,26 @@ static void operation(uint8_t code, struct reader *r)
         result = target->set_eptp(t, p, (int)a, &eptp);
         reply(result, &eptp);
         return;
+    case CMD_JOURNAL:
+        a = get_uint(r, 1);
+        get_end(r);
+        if (a > 1)
+            send_error("JOURNAL %llu (0 off, 1 on)", (unsigned long long)a);
+        /* Turned on right after RESET, when the harness knows every page as zero: the pages
+         * reset took are reported whole. Off: the writes so far are the last reported. */
+        if (a == 1 && operations_since_reset > 0)
+            send_error("JOURNAL on after an operation: only right after RESET");
+        if (a == 1 && !shadow)
+            send_error("JOURNAL on, but the arena file holds no journal copy (2 x arena_pages pages)");
+        if (a == 1) {
+            journaling = 1;
+            journal_held();
+        } else {
+            journal_held();
+            journaling = 0;
+        }
+        result = EPTFUZZ_OK;
+        break;
     case CMD_SET_CONTROLS:
         a = get_uint(r, 1);
         get_end(r);
@@ -828,7 +950,8 @@ int eptfuzz_main(const struct eptfuzz_target *t)
     take_standard_streams();
     signal(SIGPIPE, SIG_DFL);
     in_body = malloc(MAX_BODY);
-    if (!in_body)
+    in_buffer = malloc(IN_BUFFER);
+    if (!in_body || !in_buffer)
         die("out of memory");
     for (;;) {
         long length = read_frame();
@@ -841,6 +964,7 @@ int eptfuzz_main(const struct eptfuzz_target *t)
         in_command = 1;
         resource_limit_hit = 0;
         events.length = 0;
+        event_count = 0;
         switch (code) {
         case CMD_HELLO:
             r.command = "HELLO";
@@ -854,7 +978,7 @@ int eptfuzz_main(const struct eptfuzz_target *t)
             r.command = "WRITE";
             write_outside(&r);
             break;
-        case CMD_RESET: case CMD_SET_EPTP: case CMD_SET_CONTROLS: case CMD_MAP: case CMD_UNMAP:
+        case CMD_RESET: case CMD_SET_EPTP: case CMD_SET_CONTROLS: case CMD_JOURNAL: case CMD_MAP: case CMD_UNMAP:
         case CMD_PROTECT: case CMD_RETYPE: case CMD_SPLIT: case CMD_MERGE: case CMD_MEMORY:
         case CMD_IDENTITY_MAP: case CMD_INVEPT:
             operation(code, &r);

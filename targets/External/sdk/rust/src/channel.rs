@@ -18,6 +18,7 @@ pub const ANSWER_WALK: u8 = 0x82;
 pub const ANSWER_NOTIFY: u8 = 0x83;
 pub const ANSWER_FAULT: u8 = 0x84;
 pub const ANSWER_ERROR: u8 = 0x85;
+pub const ANSWER_EVENTS: u8 = 0x86;
 
 /// Exit statuses: end of input 0 (the protocol's rule); the others are this SDK's choice.
 pub const EXIT_FAULT: i32 = 1;
@@ -150,11 +151,16 @@ impl Frame {
         self
     }
 
-    /// `u32 count` then each event as `u8 kind, u32 value`.
-    pub fn events(&mut self, events: &[(u8, u32)]) -> &mut Frame {
+    /// `u32 count` then each event as `u8 kind, u32 value`; a WRITE event (kind 4) then has its
+    /// new value, `u64`, taken in order from `words`.
+    pub fn events(&mut self, events: &[(u8, u32)], words: &[u64]) -> &mut Frame {
         self.u32(events.len() as u32);
+        let mut words = words.iter();
         for &(kind, value) in events {
             self.u8(kind).u32(value);
+            if kind == crate::memory::EVENT_WRITE {
+                self.u64(*words.next().expect("a value for every WRITE event"));
+            }
         }
         self
     }

@@ -16,6 +16,8 @@ pub const PAGE_SIZE: u64 = 4096;
 pub const EVENT_ALLOC: u8 = 1;
 pub const EVENT_FREE: u8 = 2;
 pub const EVENT_INVEPT: u8 = 3;
+/// Journal mode: one changed word (value: page × 512 + word; its new value follows).
+pub const EVENT_WRITE: u8 = 4;
 
 /// FAULT kinds the allocator reports itself.
 pub const FAULT_RELEASED_TWICE: u8 = 1;
@@ -58,6 +60,14 @@ struct State {
     exposed_arena: Vec<(u32, Box<ForeignPage>)>,
     /// Events since the last answer, in order.
     events: Vec<(u8, u32)>,
+    /// The new values of the WRITE events among them, in order.
+    event_words: Vec<u64>,
+    /// The journal copy of the arena (PROTOCOL.md "Journal mode"): null where the arena file has none.
+    shadow: *mut u8,
+    journaling: bool,
+    /// The pages held now, in no order, and where each sits in that list.
+    held: Vec<u32>,
+    held_slot: Vec<u32>,
     /// During RESET, tables the target drops are forgotten, not released.
     forgetting: bool,
     /// The arena is private (unit tests): there is no harness to notify.
@@ -79,6 +89,11 @@ thread_local! {
         exposed: Vec::new(),
         exposed_arena: Vec::new(),
         events: Vec::new(),
+        event_words: Vec::new(),
+        shadow: std::ptr::null_mut(),
+        journaling: false,
+        held: Vec::new(),
+        held_slot: Vec::new(),
         forgetting: false,
         private: false,
         ran_out: false,
@@ -97,14 +112,22 @@ pub fn attach(path: &str, pages: u32) -> Result<(), String> {
     if actual < bytes as u64 {
         return Err(format!("the arena {} has {} bytes, HELLO says {} pages", path, actual, pages));
     }
-    let base = sys::map_shared(file.as_raw_fd(), bytes).map_err(|e| format!("cannot map the arena {}: {}", path, e))?;
+    let base = sys::map_shared(file.as_raw_fd(), bytes, 0).map_err(|e| format!("cannot map the arena {}: {}", path, e))?;
+    // The journal copy follows the arena in the file, where the harness made room for it.
+    let shadow = if actual >= 2 * bytes as u64 {
+        sys::map_shared(file.as_raw_fd(), bytes, bytes as u64).map_err(|e| format!("cannot map the arena's journal copy {}: {}", path, e))?
+    } else {
+        std::ptr::null_mut()
+    };
     // The mapping keeps the file's pages; the descriptor is no longer needed.
     drop(file);
     STATE.with(|s| {
         let mut s = s.borrow_mut();
         s.base = base;
+        s.shadow = shadow;
         s.arena_pages = pages;
         s.page_state = vec![NEVER_TAKEN; pages as usize];
+        s.held_slot = vec![0; pages as usize];
     });
     Ok(())
 }
@@ -123,6 +146,7 @@ pub fn attach_private(pages: u32) {
         s.base = base;
         s.arena_pages = pages;
         s.page_state = vec![NEVER_TAKEN; pages as usize];
+        s.held_slot = vec![0; pages as usize];
         s.private = true;
     });
 }
@@ -146,14 +170,21 @@ pub fn begin_reset(arena_hpa: u64, usable: u32) -> Result<(), String> {
         if arena_hpa & (PAGE_SIZE - 1) != 0 {
             return Err(format!("RESET arena_hpa {:#x} is not page-aligned", arena_hpa));
         }
-        let base = s.base;
+        let (base, shadow) = (s.base, s.shadow);
         for (i, state) in s.page_state.iter_mut().enumerate() {
             if *state != NEVER_TAKEN {
-                // SAFETY: i < arena_pages, inside the mapping.
-                unsafe { std::ptr::write_bytes(base.add(i * PAGE_SIZE as usize), 0, PAGE_SIZE as usize) };
+                // SAFETY: i < arena_pages, inside the mapping (and its journal copy, when there is one).
+                unsafe {
+                    std::ptr::write_bytes(base.add(i * PAGE_SIZE as usize), 0, PAGE_SIZE as usize);
+                    if !shadow.is_null() {
+                        std::ptr::write_bytes(shadow.add(i * PAGE_SIZE as usize), 0, PAGE_SIZE as usize);
+                    }
+                }
                 *state = NEVER_TAKEN;
             }
         }
+        s.held.clear();
+        s.journaling = false;
         s.arena_hpa = arena_hpa;
         s.usable = usable;
         s.lowest_free = 0;
@@ -162,6 +193,7 @@ pub fn begin_reset(arena_hpa: u64, usable: u32) -> Result<(), String> {
         s.exposed.clear();
         s.exposed_arena.clear();
         s.events.clear();
+        s.event_words.clear();
         s.forgetting = true;
         Ok(())
     })
@@ -191,7 +223,7 @@ pub fn allocate() -> Option<u64> {
             s.ran_out = true;
             return None;
         }
-        s.page_state[i as usize] = HELD;
+        hold(&mut s, i);
         s.lowest_free = i + 1;
         // SAFETY: i < usable <= arena_pages.
         unsafe { std::ptr::write_bytes(s.base.add(i as usize * PAGE_SIZE as usize), 0, PAGE_SIZE as usize) };
@@ -215,6 +247,11 @@ pub fn release(pa: u64) {
         };
         match s.page_state[index as usize] {
             HELD => {
+                // The writes it had before it went are the last the harness hears of it.
+                if s.journaling {
+                    journal_page(&mut s, index);
+                }
+                unhold(&mut s, index);
                 s.page_state[index as usize] = RELEASED;
                 if index < s.lowest_free {
                     s.lowest_free = index;
@@ -240,13 +277,113 @@ pub fn push_event(kind: u8, value: u32) {
     STATE.with(|s| s.borrow_mut().events.push((kind, value)));
 }
 
-/// The events since the last answer; the list is emptied.
+/// The events since the last answer; the list is emptied. (The values of WRITE events are dropped:
+/// for unit tests, which never turn the journal on.)
 pub fn take_events(into: &mut Vec<(u8, u32)>) {
+    let mut words = Vec::new();
+    take_events_and_words(into, &mut words);
+}
+
+/// The events since the last answer and the new values of the WRITE events among them, in order.
+pub fn take_events_and_words(into: &mut Vec<(u8, u32)>, words: &mut Vec<u64>) {
     STATE.with(|s| {
         let mut s = s.borrow_mut();
         into.clear();
         into.append(&mut s.events);
+        words.clear();
+        words.append(&mut s.event_words);
     });
+}
+
+fn hold(s: &mut State, index: u32) {
+    s.page_state[index as usize] = HELD;
+    s.held_slot[index as usize] = s.held.len() as u32;
+    s.held.push(index);
+}
+
+fn unhold(s: &mut State, index: u32) {
+    let slot = s.held_slot[index as usize] as usize;
+    let last = s.held.pop().expect("a held page is in the list");
+    if last != index {
+        s.held[slot] = last;
+        s.held_slot[last as usize] = slot as u32;
+    }
+}
+
+/// Whether journal mode is on.
+pub fn journaling() -> bool {
+    STATE.with(|s| s.borrow().journaling)
+}
+
+/// Whether the arena file has a journal copy (the HELLO reply says so).
+pub fn can_journal() -> bool {
+    STATE.with(|s| !s.borrow().shadow.is_null())
+}
+
+/// Journal mode on (right after RESET: the pages RESET took are reported whole) or off (the
+/// writes so far are the last reported). Err where the arena file has no journal copy.
+pub fn set_journal(on: bool) -> Result<(), String> {
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        if on && s.shadow.is_null() {
+            return Err("JOURNAL on, but the arena file holds no journal copy (2 x arena_pages pages)".to_string());
+        }
+        if on {
+            s.journaling = true;
+            journal_held_pages(&mut s);
+        } else {
+            journal_held_pages(&mut s);
+            s.journaling = false;
+        }
+        Ok(())
+    })
+}
+
+/// Journal mode: every word of a held page that changed since the harness was last told becomes a
+/// WRITE event (before an INVEPT event, and before every answer's events).
+pub fn journal_held() {
+    STATE.with(|s| journal_held_pages(&mut s.borrow_mut()));
+}
+
+fn journal_held_pages(s: &mut State) {
+    if !s.journaling {
+        return;
+    }
+    for n in 0..s.held.len() {
+        let index = s.held[n];
+        journal_page(s, index);
+    }
+}
+
+/// Journal events beyond this many bytes go ahead of the reply.
+const EVENTS_AHEAD: usize = 256 * 1024;
+
+fn journal_page(s: &mut State, index: u32) {
+    let offset = index as usize * PAGE_SIZE as usize;
+    // SAFETY: index < arena_pages; both mappings hold arena_pages page-aligned pages, and neither
+    // is a Rust object (the code under test writes the arena through raw pointers only).
+    let (live, known) = unsafe {
+        (
+            std::slice::from_raw_parts(s.base.add(offset) as *const u64, 512),
+            std::slice::from_raw_parts_mut(s.shadow.add(offset) as *mut u64, 512),
+        )
+    };
+    if live == &known[..] {
+        return;
+    }
+    for word in 0..512 {
+        if live[word] != known[word] {
+            if s.events.len() * 5 + s.event_words.len() * 8 > EVENTS_AHEAD {
+                // An operation that writes this much sends events ahead of its reply (EVENTS), so
+                // that no answer outgrows a frame.
+                let (events, words) = (std::mem::take(&mut s.events), std::mem::take(&mut s.event_words));
+                channel::Frame::new(channel::ANSWER_EVENTS).events(&events, &words).send();
+            }
+            s.events.push((EVENT_WRITE, index * 512 + word as u32));
+            s.event_words.push(live[word]);
+            known[word] = live[word];
+        }
+    }
 }
 
 fn arena_index(s: &State, pa: u64) -> Option<u32> {

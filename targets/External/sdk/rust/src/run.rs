@@ -21,6 +21,7 @@ const HELLO: u8 = 0x01;
 const RESET: u8 = 0x02;
 const SET_EPTP: u8 = 0x03;
 const SET_CONTROLS: u8 = 0x04;
+const JOURNAL: u8 = 0x05;
 const MAP: u8 = 0x10;
 const UNMAP: u8 = 0x11;
 const PROTECT: u8 = 0x12;
@@ -61,7 +62,7 @@ pub fn run<T: Target>(mut target: T) -> ! {
     channel::read_frame(&mut body);
     hello(&target, &body);
 
-    let mut session = Session { eptp: 0, reset: false, walkers: target.capabilities().walkers };
+    let mut session = Session { eptp: 0, reset: false, operated: false, walkers: target.capabilities().walkers };
     loop {
         channel::read_frame(&mut body);
         session.command(&mut target, &body, &mut events);
@@ -88,9 +89,11 @@ fn hello<T: Target>(target: &T, body: &[u8]) {
         Ok(caps) => caps,
         Err(_) => channel::fatal("capabilities() ran out of arena pages"),
     };
+    // Bit 11: this SDK keeps a journal (PROTOCOL.md "Journal mode") where the arena file has room.
+    let journal = if memory::can_journal() { 1 << 11 } else { 0 };
     Frame::new(ANSWER_HELLO)
         .u32(PROTOCOL_VERSION)
-        .u32(caps.operations.0)
+        .u32(caps.operations.0 | journal)
         .u8(caps.page_sizes.0)
         .u8(caps.walkers.0)
         .text(&caps.name)
@@ -101,6 +104,8 @@ struct Session {
     /// The EPTP of the last successful SET_EPTP (answered again after a failed one).
     eptp: u64,
     reset: bool,
+    /// An operation ran since RESET: too late to turn the journal on.
+    operated: bool,
     /// The walkers the HELLO reply declared: a WALK of another space breaks the protocol.
     walkers: Walkers,
 }
@@ -111,6 +116,9 @@ impl Session {
         let code = r.u8();
         if code != RESET && code != WRITE && !self.reset {
             channel::fatal(&format!("command {:#04x} before the first RESET", code));
+        }
+        if matches!(code, SET_EPTP | SET_CONTROLS | MAP..=INVEPT) {
+            self.operated = true;
         }
         match code {
             RESET => {
@@ -127,7 +135,19 @@ impl Session {
                 memory::end_reset();
                 self.eptp = 0;
                 self.reset = true;
+                self.operated = false;
                 reply(result, events, None);
+            }
+            JOURNAL => {
+                let on = r.flag();
+                r.end();
+                if on && self.operated {
+                    channel::fatal("JOURNAL on after an operation: only right after RESET");
+                }
+                if let Err(e) = memory::set_journal(on) {
+                    channel::fatal(&e);
+                }
+                reply(Ok(()), events, None);
             }
             SET_EPTP => {
                 let request = EptpRequest { memory_type: MemoryType(r.u8()), walk_length: r.u8(), accessed_dirty: r.flag() };
@@ -294,13 +314,15 @@ fn check_foreign_memory() {
 
 fn reply(result: ApiResult, events: &mut Vec<(u8, u32)>, eptp: Option<u64>) {
     check_foreign_memory();
-    memory::take_events(events);
+    memory::journal_held();
+    let mut words = Vec::new();
+    memory::take_events_and_words(events, &mut words);
     let code = match result {
         Ok(()) => 0,
         Err(e) => e as u8,
     };
     let mut frame = Frame::new(ANSWER_REPLY);
-    frame.u8(code).events(events);
+    frame.u8(code).events(events, &words);
     if let Some(eptp) = eptp {
         frame.u64(eptp);
     }
@@ -321,14 +343,16 @@ pub fn invept(kind: InveptType) {
     if !IN_OPERATION.with(|c| c.get()) {
         crate::fail("invept() called outside an operation (in a WALK or before HELLO)");
     }
+    // The writes before the invalidation come before it.
+    memory::journal_held();
     memory::push_event(EVENT_INVEPT, kind as u32);
-    if IN_INVEPT_COMMAND.with(|c| c.get()) {
-        // The INVEPT command itself: the event goes in its reply.
+    if IN_INVEPT_COMMAND.with(|c| c.get()) || memory::journaling() {
+        // The INVEPT command itself, or journal mode: the event goes in the reply.
         return;
     }
     let mut events = Vec::new();
     memory::take_events(&mut events);
-    Frame::new(ANSWER_NOTIFY).events(&events).send();
+    Frame::new(ANSWER_NOTIFY).events(&events, &[]).send();
     let mut body = Vec::new();
     channel::read_frame(&mut body);
     if body.len() != 1 || body[0] != ACK {

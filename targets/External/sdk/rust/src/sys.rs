@@ -36,10 +36,10 @@ pub fn redirect(old: c_int, new: c_int) -> io::Result<()> {
     }
 }
 
-/// Maps `len` bytes of the file `fd` shared and read-write, for the life of the process.
-pub fn map_shared(fd: c_int, len: usize) -> io::Result<*mut u8> {
+/// Maps `len` bytes of the file `fd` from `offset` shared and read-write, for the life of the process.
+pub fn map_shared(fd: c_int, len: usize, offset: u64) -> io::Result<*mut u8> {
     // SAFETY: a fresh mapping at an address the kernel picks aliases no Rust object.
-    let p = unsafe { mmap(std::ptr::null_mut(), len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) };
+    let p = unsafe { mmap(std::ptr::null_mut(), len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, offset as c_long) };
     if p as isize == -1 {
         Err(io::Error::last_os_error())
     } else {

@@ -1,9 +1,9 @@
 using EptFuzz.Contract;
 
-namespace EptFuzz.Harness.Tests.Fuzzing.Support;
+namespace EptFuzz.TestSupport;
 
-/// <summary>A translator whose first probe blocks until <see cref="Release"/> is set: a hang on demand.</summary>
-internal sealed class BlockingTarget(ManualResetEventSlim release) : ITarget
+/// <summary>A translator whose first probe blocks until <see cref="Release"/> is set: a hang on demand (a case on it can only time out until then).</summary>
+public sealed class BlockingTarget(ManualResetEventSlim release) : ITarget
 {
     public string Name => "blocking";
 
