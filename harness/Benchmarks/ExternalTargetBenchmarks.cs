@@ -18,6 +18,8 @@ namespace EptFuzz.Benchmarks;
 /// (two commands, a table page compared after each), <see cref="GenerateRunCompare"/> the
 /// differential loop of DifferentialLoopBenchmarks with jos-c building the tables and its own
 /// lookup compared: the per-worker cases/s of a campaign against it, minus coverage and the slot file.
+/// <see cref="LookAhead"/> false sends one command at a time (<c>--target-one-at-a-time</c>),
+/// true lets the SDK's journal take a case's operations ahead (the default).
 /// </summary>
 [MemoryDiagnoser]
 [Config(typeof(Jobs))]
@@ -33,6 +35,9 @@ public class ExternalTargetBenchmarks
     private const int Commands = 1000;
     private const ulong CampaignSeed = 0x5eed;
 
+    [Params(false, true)]
+    public bool LookAhead { get; set; }
+
     private string binary = null!;
     private ExternalTarget target = null!;
     private RunOptions options = null!;
@@ -43,7 +48,7 @@ public class ExternalTargetBenchmarks
     public void Setup()
     {
         binary = BuildSample();
-        target = new ExternalTarget(new ExternalTargetOptions { Path = binary });
+        target = new ExternalTarget(new ExternalTargetOptions { Path = binary, LookAhead = LookAhead });
         var profile = GeneratorProfile.Default with { Features = target.Features };
         options = new RunOptions
         {

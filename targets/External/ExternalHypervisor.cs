@@ -275,6 +275,8 @@ public sealed class ExternalHypervisor : IEptHypervisor, ILookAheadHypervisor, I
 
         public ulong Read(Hpa address) => host.Read(address.Value);
 
+        public void ReadPage(Hpa page, Span<ulong> words) => host.ReadPage(page.Value, words);
+
         public void Write(Hpa address, ulong value) => host.Write(address.Value, value);
     }
 }

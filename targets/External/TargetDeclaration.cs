@@ -13,5 +13,8 @@ public sealed record TargetDeclaration(string Name, uint Version, TargetOperatio
     public static IReadOnlySet<string> ReservedNames { get; } = new HashSet<string>(StringComparer.Ordinal) { "model", "impl", "bochs", "kvm", "intent" };
 
     /// <summary>The operations in words, for target-check and error messages.</summary>
-    public string OperationText => Operations == TargetOperations.None ? "none" : Operations.ToString().Replace(", ", " ", StringComparison.Ordinal);
+    public string OperationText => (Operations & ~TargetOperations.Journal) is var ops && ops == TargetOperations.None ? "none" : ops.ToString().Replace(", ", " ", StringComparison.Ordinal);
+
+    /// <summary>The SDK keeps a journal: a case's operations can be sent ahead (PROTOCOL.md "Journal mode").</summary>
+    public bool Journal => Operations.HasFlag(TargetOperations.Journal);
 }

@@ -37,6 +37,14 @@ public sealed class ToolPackageTests : IDisposable
         var build = Shell.Run(Shell.CCompiler()!, $"-std=c11 -O2 -Wall -Wextra -Werror -I\"{sample}\" -Isdk {sources} sdk/eptfuzz_target.c -o my-ept", project);
         Assert.True(build.ExitCode == 0, build.Output);
 
+        // The battery, and the journal check: the SDK written out by the tool keeps a journal, and a
+        // case sent ahead gets the verdict it gets one command at a time.
+        var check = Shell.Run(eptfuzz, "target-check exec:./my-ept", project);
+        Assert.True(check.ExitCode == 0, check.Output);
+        Assert.Contains("journal: yes", check.Output, StringComparison.Ordinal);
+        Assert.Contains("ok      journal: 200 generated cases get the same verdicts", check.Output, StringComparison.Ordinal);
+        Assert.Contains("0 broken", check.Output, StringComparison.Ordinal);
+
         var gate = Shell.Run(eptfuzz, "gate --targets model,exec:./my-ept --random 20 --junit gate.xml", project);
         Assert.True(gate.ExitCode == 0, gate.Output);
         string junit = File.ReadAllText(Path.Combine(project, "gate.xml"));

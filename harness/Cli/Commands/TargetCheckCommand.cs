@@ -105,6 +105,36 @@ internal static class TargetCheckCommand
             """),
     ];
 
+    /// <summary>Generated cases the journal check runs both ways.</summary>
+    private const int JournalCases = 200;
+
+    /// <summary>
+    /// An SDK with a journal (one of the project's, or one written from PROTOCOL.md) must not change
+    /// a verdict: the same generated cases, sent ahead and one command at a time, must agree on
+    /// status, signature, step and counters. Null when they do; else why and the case.
+    /// </summary>
+    private static (string Why, string Case)? JournalCheck(ExternalTarget ahead, RunOptions options)
+    {
+        using var oneByOne = new ExternalTarget(new ExternalTargetOptions { Path = ahead.Path, Timeout = Composition.ExternalTimeout, LookAhead = false });
+        var oneOptions = options with
+        {
+            Hypervisor = oneByOne.CreateHypervisor,
+            Targets = [.. options.Targets.Take(1), .. oneByOne.Walker is { } walker ? new[] { walker } : []],
+        };
+        var profile = new Harness.Fuzzing.GeneratorProfile { Features = ahead.Features };
+        foreach (var @case in Harness.Fuzzing.RandomSet.Generate(Harness.Fuzzing.RandomSet.DefaultSeed, JournalCases, profile))
+        {
+            var a = CaseRunner.Run(@case, options);
+            var b = CaseRunner.Run(@case, oneOptions);
+            if (a.Status != b.Status || a.Divergence?.ToString() != b.Divergence?.ToString() || a.StepNumber != b.StepNumber || a.Counters != b.Counters)
+            {
+                return ($"sent ahead: {a.Status} {a.Message}; one at a time: {b.Status} {b.Message}", CasePrinter.Print(@case));
+            }
+        }
+
+        return null;
+    }
+
     public static Command Create()
     {
         var target = new Argument<string>("target") { Description = "The external target, exec:PATH" };
@@ -127,6 +157,7 @@ internal static class TargetCheckCommand
         Console.WriteLine($"  operations: {declared.OperationText}");
         Console.WriteLine($"  map page sizes: {(declared.PageSizes == TargetPageSizes.None ? "none" : declared.PageSizes.ToString().Replace("Size", string.Empty, StringComparison.Ordinal))}");
         Console.WriteLine($"  own lookup (WALK): {(declared.Walkers == TargetWalkers.None ? "none (only the tables are checked)" : declared.Walkers.ToString())}");
+        Console.WriteLine($"  journal: {(declared.Journal ? "yes (a case's operations are sent ahead, PROTOCOL.md \"Journal mode\")" : "no (one command at a time)")}");
         Console.WriteLine();
 
         var (targets, error) = Composition.CreateTargets($"model,{spec}");
@@ -168,6 +199,28 @@ internal static class TargetCheckCommand
 
                     Console.WriteLine("          as a case file:");
                     foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+                    {
+                        Console.WriteLine($"            {line}");
+                    }
+
+                    break;
+            }
+        }
+
+        if (declared.Journal)
+        {
+            switch (JournalCheck(external, options))
+            {
+                case null:
+                    passed++;
+                    Console.WriteLine($"  ok      journal: {JournalCases} generated cases get the same verdicts sent ahead as one command at a time");
+                    break;
+                case var (why, caseText):
+                    broken++;
+                    Console.WriteLine($"  BROKEN  journal: sent ahead, a case gets another verdict than one command at a time (the SDK's WRITE events or its answer order)");
+                    Console.WriteLine($"          {why}");
+                    Console.WriteLine("          as a case file:");
+                    foreach (var line in caseText.Split('\n', StringSplitOptions.RemoveEmptyEntries))
                     {
                         Console.WriteLine($"            {line}");
                     }

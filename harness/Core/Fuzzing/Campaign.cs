@@ -23,6 +23,8 @@ public sealed partial class Campaign
 {
     private readonly CampaignOptions options;
     private readonly CampaignFiles files;
+    /// <summary>Writes queue entries and a cull's moves off the workers' loop (<see cref="QueueWriter"/>); made by Run.</summary>
+    private QueueWriter queueWriter = null!;
     private readonly object corpusGate = new();
     private readonly object findingGate = new();
     private readonly object statsGate = new();
@@ -102,14 +104,30 @@ public sealed partial class Campaign
         using CancellationTokenRegistration linked = cancellation.Register(stop.Cancel);
         using CampaignLock held = CampaignLock.Acquire(options.OutDir);
         PrepareDirectory();
+        queueWriter = new QueueWriter(OnQueueWriteFailed);
         try
         {
             return RunWorkers(cancellation, progress);
         }
         finally
         {
+            queueWriter.Dispose();
             files.Dispose();
             stop.Dispose();
+        }
+    }
+
+    /// <summary>The queue writer's first failure: a failing file system stops the campaign as infrastructure; anything else is a defect, rethrown by Run.</summary>
+    private void OnQueueWriteFailed(Exception e)
+    {
+        if (e is IOException io)
+        {
+            StopForInfrastructure(IoStopReason(io));
+        }
+        else
+        {
+            Interlocked.CompareExchange(ref workerFailure, e, null);
+            stop.Cancel();
         }
     }
 
@@ -253,6 +271,8 @@ public sealed partial class Campaign
             StopForInfrastructure(IoStopReason(e));
         }
 
+        // Every queue entry kept is on disk before the last stats.json says how many there are.
+        queueWriter.Dispose();
         foreach (var w in workers.Where(w => !w.Abandoned))
         {
             w.Dispose();
@@ -682,11 +702,10 @@ public sealed partial class Campaign
         }
 
         string path = Path.Combine(files.Queue, $"id-{id:d6}-{seed:x16}.ept");
-        EptCase entry = c with { HeaderComments = [$"queue entry {id}: {origin}"] };
-        FindingFile.WriteAtomic(path, CasePrinter.Print(entry), durable: false);
+        // Written by the queue writer; a cull that moves it is done after the write, in order.
+        queueWriter.Write(path, c with { HeaderComments = [$"queue entry {id}: {origin}"] });
         lock (corpusGate)
         {
-            // In the working set only once its file is complete: a cull may move it.
             corpus.Add(new CorpusEntry(Unplaced(c), Cost(c), [.. features], path));
         }
     }
@@ -719,7 +738,7 @@ public sealed partial class Campaign
             Directory.CreateDirectory(files.Culled);
             foreach (CorpusEntry e in dropped)
             {
-                File.Move(e.Path, Path.Combine(files.Culled, Path.GetFileName(e.Path)), overwrite: true);
+                queueWriter.Move(e.Path, Path.Combine(files.Culled, Path.GetFileName(e.Path)));
             }
         }
 

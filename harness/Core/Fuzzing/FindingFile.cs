@@ -91,7 +91,12 @@ public static class FindingFile
         string temp = TempPath(directory, path);
         try
         {
-            using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None, 4096, FileOptions.None))
+            // A new file, never a truncated one: on ext4 (auto_da_alloc) truncating a file, even an
+            // empty one, makes its close start writing it to the disk, which cost a campaign about
+            // 1 ms of kernel time per queue entry. The temporary is this thread's alone: one left by
+            // a killed writer of the same name is removed first.
+            File.Delete(temp);
+            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 4096, FileOptions.None))
             using (var writer = new StreamWriter(stream, new System.Text.UTF8Encoding(false)))
             {
                 writer.Write(text);

@@ -18,24 +18,30 @@ internal static class OperationDispatch
     /// The hypervisor call an operation step makes, as a function of the hypervisor, or null for a
     /// step that makes none: what <see cref="Apply"/> calls, for a hypervisor that looks ahead.
     /// </summary>
-    public static Func<IEptHypervisor, ApiResult>? CallOf(Step step) => step switch
+    public static Func<IEptHypervisor, ApiResult>? CallOf(Step step) =>
+        step.Category == StepCategory.Operation && step is not CpuStep
+            ? h => Call(h, step) ?? throw new InvalidOperationException($"step {step.Verb} is an operation without a hypervisor call")
+            : null;
+
+    /// <summary>Makes the step's hypervisor call; null for a step that makes none.</summary>
+    private static ApiResult? Call(IEptHypervisor h, Step step) => step switch
     {
-        EptpStep e => h => h.SetEptp(e.ToRequest()),
-        ControlsStep c => h => h.SetControls(c.ToControls()),
-        GuestStep g => h => h.SetGuestPaging(g.ToGuestPaging(), g.TablesStart ?? default, g.TablesEnd ?? default),
-        MapStep m => h => h.Map(m.Gpa, m.Hpa, m.Size, m.Permissions, m.EffectiveMemoryType, m.IgnorePat ?? false),
-        UnmapStep u => h => h.Unmap(u.Gpa, u.Size),
-        ProtectStep p => h => h.Protect(p.Gpa, p.Size, p.Permissions),
-        RetypeStep r => h => h.Retype(r.Gpa, r.Size, r.MemoryType, r.IgnorePat ?? false),
-        SplitStep s => h => h.Split(s.Gpa),
-        MergeStep m => h => h.Merge(m.Gpa, m.Size),
-        MemoryStep m => h => h.AddMemoryRange(m.Start, m.End, m.MemoryType),
-        IdentityMapStep im => h => h.IdentityMap(im.Offset ?? 0, im.OffsetFrom ?? default),
-        InveptStep inv => h => h.Invept(inv.Type),
-        EditStep e => h => h.Edit(e.Gpa, e.Level, e.Set ?? 0, e.Clear ?? 0, e.LeafHpa),
-        PokeStep p => h => h.Poke(p.Hpa, p.Value),
-        GMapStep gm => h => h.GMap(gm.Gva, gm.Gpa, gm.Size, gm.Permissions.HasFlag(GuestPagePermissions.Writable), gm.Permissions.HasFlag(GuestPagePermissions.User), gm.Permissions.HasFlag(GuestPagePermissions.Executable)),
-        GEditStep ge => h => h.GEdit(ge.Gva, ge.Level, ge.Set ?? 0, ge.Clear ?? 0),
+        EptpStep e => h.SetEptp(e.ToRequest()),
+        ControlsStep c => h.SetControls(c.ToControls()),
+        GuestStep g => h.SetGuestPaging(g.ToGuestPaging(), g.TablesStart ?? default, g.TablesEnd ?? default),
+        MapStep m => h.Map(m.Gpa, m.Hpa, m.Size, m.Permissions, m.EffectiveMemoryType, m.IgnorePat ?? false),
+        UnmapStep u => h.Unmap(u.Gpa, u.Size),
+        ProtectStep p => h.Protect(p.Gpa, p.Size, p.Permissions),
+        RetypeStep r => h.Retype(r.Gpa, r.Size, r.MemoryType, r.IgnorePat ?? false),
+        SplitStep s => h.Split(s.Gpa),
+        MergeStep m => h.Merge(m.Gpa, m.Size),
+        MemoryStep m => h.AddMemoryRange(m.Start, m.End, m.MemoryType),
+        IdentityMapStep im => h.IdentityMap(im.Offset ?? 0, im.OffsetFrom ?? default),
+        InveptStep inv => h.Invept(inv.Type),
+        EditStep e => h.Edit(e.Gpa, e.Level, e.Set ?? 0, e.Clear ?? 0, e.LeafHpa),
+        PokeStep p => h.Poke(p.Hpa, p.Value),
+        GMapStep gm => h.GMap(gm.Gva, gm.Gpa, gm.Size, gm.Permissions.HasFlag(GuestPagePermissions.Writable), gm.Permissions.HasFlag(GuestPagePermissions.User), gm.Permissions.HasFlag(GuestPagePermissions.Executable)),
+        GEditStep ge => h.GEdit(ge.Gva, ge.Level, ge.Set ?? 0, ge.Clear ?? 0),
         _ => null,
     };
 
@@ -43,12 +49,11 @@ internal static class OperationDispatch
     /// <returns>Null when the step is not an operation the hypervisor answers (<c>cpu</c> is read before the case runs).</returns>
     public static OperationOutcome? Apply(IEptHypervisor hypervisor, IntentModel intent, Step step, bool consultIntent)
     {
-        if (CallOf(step) is not { } call)
+        if (Call(hypervisor, step) is not { } result)
         {
             return null;
         }
 
-        ApiResult result = call(hypervisor);
         ApiResult? intended = null;
         bool raw = false;
         bool tables = true;

@@ -1147,6 +1147,34 @@ internal sealed class ExternalHost : IDisposable
         return false;
     }
 
+    /// <summary>The 512 words of the page at <paramref name="page"/> (page-aligned), as <see cref="Read"/> gives them.</summary>
+    public void ReadPage(ulong page, Span<ulong> words)
+    {
+        var into = words[..Arena.WordsPerPage];
+        if (InArena(page, out uint index, out _))
+        {
+            if (told.TryGetValue(index, out var known))
+            {
+                known.CopyTo(into);
+            }
+            else
+            {
+                into.Clear();
+            }
+
+            return;
+        }
+
+        if (outside.TryGetValue(page >> 12, out var outsideWords))
+        {
+            outsideWords.CopyTo(into);
+        }
+        else
+        {
+            into.Clear();
+        }
+    }
+
     /// <summary>
     /// Host memory as the translators know it: for the arena, what the target's answers so far
     /// wrote (the same bytes as the arena itself, except while operations sent ahead run).

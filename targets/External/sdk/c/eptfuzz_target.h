@@ -144,8 +144,9 @@ void *eptfuzz_phys_to_virt(uint64_t hpa);
 int eptfuzz_page_held(const void *pointer);
 
 /* INVEPT: every write before it reaches the harness's translators before the
- * invalidation (inside an operation the SDK stops here until the harness has read the
- * arena). type is EPTFUZZ_INVEPT_SINGLE or EPTFUZZ_INVEPT_GLOBAL. */
+ * invalidation (the SDK reports the writes so far, in journal mode as WRITE events, else by
+ * stopping until the harness has read the arena). type is EPTFUZZ_INVEPT_SINGLE or
+ * EPTFUZZ_INVEPT_GLOBAL. */
 void eptfuzz_invept(int type);
 
 /* A broken invariant of your own: reports it (a crash finding) and exits. */

@@ -331,9 +331,10 @@ fn reply(result: ApiResult, events: &mut Vec<(u8, u32)>, eptp: Option<u64>) {
 
 /// Invalidates cached translations derived from this EPT (the target's INVEPT instruction).
 ///
-/// The operation stops here: the harness is told (NOTIFY, with the events so far and this
-/// INVEPT) and reads the arena before the target goes on, so that writes before and after the
-/// invalidation reach the translators in order. Call it only from an operation.
+/// Writes before and after the invalidation reach the translators in order: in journal mode the
+/// writes so far become WRITE events ahead of this INVEPT event; otherwise the operation stops
+/// here (NOTIFY, with the events so far and this INVEPT) while the harness reads the arena.
+/// Call it only from an operation.
 pub fn invept(kind: InveptType) {
     if memory::is_private() {
         // Unit tests (crate::testing): nobody to notify; the event is kept for take_events.
