@@ -73,6 +73,36 @@ public sealed class LibFuzzerDetectionTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>The entry point's <c>decode</c>: a libFuzzer file becomes the case the fuzzer ran for it; bad use is exit 2.</summary>
+    [Fact]
+    public void Decode_WritesTheCaseTheInputChooses_AndRefusesBadUse()
+    {
+        string work = Directory.CreateTempSubdirectory("eptfuzz-decode-").FullName;
+        try
+        {
+            byte[] input = [.. Enumerable.Range(0, 700).Select(i => (byte)(i * 37))];
+            string file = Path.Combine(work, "crash-input");
+            File.WriteAllBytes(file, input);
+            string entry = Path.Combine(BuildOutputs.LibFuzzer, "EptFuzz.LibFuzzer.dll");
+            string ept = Path.Combine(work, "case.ept");
+            Run("dotnet", [entry, "decode", file, ept], work, TimeSpan.FromSeconds(60), expect: 0);
+
+            var parsed = EptFuzz.Harness.Cases.CaseParser.Parse(File.ReadAllBytes(ept), ept);
+            Assert.True(parsed.Succeeded, parsed.ErrorText());
+            string expected = EptFuzz.Harness.Cases.CasePrinter.Print(EptFuzz.Harness.Fuzzing.ChoiceDecoder.Decode(input) with { HeaderComments = [] });
+            Assert.Equal(expected, EptFuzz.Harness.Cases.CasePrinter.Print(parsed.Case with { HeaderComments = [] }));
+            Assert.Contains(EptFuzz.Harness.Fuzzing.ChoiceDecoder.Sha1(input), File.ReadAllText(ept), StringComparison.Ordinal);
+
+            Run("dotnet", [entry, "decode", Path.Combine(work, "missing")], work, TimeSpan.FromSeconds(60), expect: 2);
+            var usage = Run("dotnet", [entry], work, TimeSpan.FromSeconds(60), expect: 2);
+            Assert.Contains("usage:", usage.Output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
     private (int ExitCode, string Output) Run(string program, IReadOnlyList<string> arguments, string directory, TimeSpan timeout, int? expect = null)
     {
         var start = new ProcessStartInfo(program)

@@ -381,4 +381,50 @@ public static class MutantCatalog
             "a translated guest-physical access reports RWX (and XU under MBEC) whatever its walk granted",
             "SEMANTICS.md Translated: Permissions = AND over the walk of R, W, X (and XU under MBEC)"),
     ];
+    /// <summary>
+    /// Bookkeeping bugs (issue 15): mistakes in the implementation's own records (which table pages
+    /// are free, which entries are blank leaves, which cache slots are filled) that no SDM rule
+    /// names. Not in <see cref="All"/>: the catalog's test requires every bug found under the
+    /// default feedback; these are measured under rules+classes and under rules+classes+code by
+    /// <c>BookkeepingDetectionTests</c>. Leaks and pool-exhaustion handling are not here: README
+    /// ("Bookkeeping bugs") says why no case can show them.
+    /// </summary>
+    public static IReadOnlyList<Mutant> Bookkeeping { get; } =
+    [
+        new(
+            "MergeIgnoresContiguity",
+            Reshape,
+            "                || (value & LevelGeometry.LeafAddressMask(childLevel)) != baseHpa + ((ulong)i * childSpan)\n",
+            string.Empty,
+            "merge checks that the 512 leaves have equal attributes but not that their frames are contiguous: scattered pages become one large page",
+            "API: merge is NotMergeable unless the pages are contiguous (case-format merge)"),
+        new(
+            "EmptinessScanChecksTableAddress",
+            Reshape,
+            "if (_blankLeaves.Contains(table + offset))",
+            "if (_blankLeaves.Contains(table))",
+            "the emptiness check looks up the table's own address among the blank leaves instead of each entry's: a table whose only mappings are all-zero leaves (frame 0, no access, UC) is freed while they are mapped",
+            "API: unmap frees a table only when it maps nothing (table-page accounting)"),
+        new(
+            "CombinedSlotsMarkedAsPhysical",
+            Tlb,
+            "MarkFilled(Combined + sizeIndex, slot);",
+            "MarkFilled(sizeIndex, slot);",
+            "a combined (guest-linear) TLB slot is recorded in the physical mappings' bitmap: INVEPT and a CR3 change never drop it",
+            "EPT-CACHE-4 / EPT-INVEPT-3: INVEPT invalidates combined mappings too"),
+        new(
+            "TlbSlotMatchesOnTagOnly",
+            Tlb,
+            "ref PhysicalMapping slot = ref table[Slot(page)];\n            if (slot.Valid && slot.Tag == tag && slot.PageNumber == page)",
+            "ref PhysicalMapping slot = ref table[Slot(page)];\n            if (slot.Valid && slot.Tag == tag)",
+            "a reused TLB slot answers for any page that hashes to it: a page whose slot another page filled gets that page's translation",
+            "EPT-CACHE-2/3: a cached mapping is used only for the page it was created for"),
+        new(
+            "FreeRollbackLeavesPageFree",
+            Pool,
+            "            _freed.Pop();\n            _inUse.Add(page, info);",
+            "            _inUse.Add(page, info);",
+            "a table page freed by an operation that is then rolled back stays on the free list while in use again: handed out twice later",
+            "API: a failed operation changes nothing (table-page accounting: linked-twice)"),
+    ];
 }
