@@ -401,8 +401,8 @@ public static class MutantCatalog
         new(
             "EmptinessScanChecksTableAddress",
             Reshape,
-            "if (_blankLeaves.Contains(table + offset))",
-            "if (_blankLeaves.Contains(table))",
+            "if (blankLeaves.Contains(table + offset))",
+            "if (blankLeaves.Contains(table))",
             "the emptiness check looks up the table's own address among the blank leaves instead of each entry's: a table whose only mappings are all-zero leaves (frame 0, no access, UC) is freed while they are mapped",
             "API: unmap frees a table only when it maps nothing (table-page accounting)"),
         new(
@@ -422,8 +422,8 @@ public static class MutantCatalog
         new(
             "FreeRollbackLeavesPageFree",
             Pool,
-            "            _freed.Pop();\n            _inUse.Add(page, info);",
-            "            _inUse.Add(page, info);",
+            "            freed.Pop();\n            inUse.Add(page, info);",
+            "            inUse.Add(page, info);",
             "a table page freed by an operation that is then rolled back stays on the free list while in use again: handed out twice later",
             "API: a failed operation changes nothing (table-page accounting: linked-twice)"),
     ];
