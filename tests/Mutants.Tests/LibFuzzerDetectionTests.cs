@@ -73,6 +73,37 @@ public sealed class LibFuzzerDetectionTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// An entry point process that dies on an input (no exception reached SharpFuzz's runner): the
+    /// driver decodes that input into an .ept finding itself before libFuzzer records the crash.
+    /// The "entry point" here is a bash script that says it is ready and exits on the first input, and
+    /// runs the real entry point for the driver's <c>decode</c>.
+    /// </summary>
+    [LibFuzzerFact]
+    public void RunnerThatDies_LeavesTheDecodedInputAsAFinding()
+    {
+        string work = Directory.CreateTempSubdirectory("eptfuzz-runner-dies-").FullName;
+        try
+        {
+            string entry = Path.Combine(BuildOutputs.LibFuzzer, "EptFuzz.LibFuzzer.dll");
+            string script = $"if [ \"$0\" = decode ]; then exec dotnet '{entry}' decode \"$1\" \"$2\"; fi; printf '\\000\\000\\000\\000' >&199; exit 0";
+            string findings = Path.Combine(work, "findings");
+            Directory.CreateDirectory(findings);
+            var fuzz = Run(BuildOutputs.Driver, ["-runs=5", $"-artifact_prefix={work}/", $"--findings={findings}", "--target_path=/bin/bash", "--target_arg=-c", $"--target_arg={script}"], work, TimeSpan.FromSeconds(60));
+            Assert.True(fuzz.ExitCode != 0, fuzz.Output);
+            Assert.Contains("eptfuzz-libfuzzer: finding: the entry point exited with code 0 on this input", fuzz.Output, StringComparison.Ordinal);
+            string finding = Assert.Single(Directory.GetFiles(findings, "finding-runner-died-*.ept"));
+            var parsed = EptFuzz.Harness.Cases.CaseParser.Parse(File.ReadAllBytes(finding), finding);
+            Assert.True(parsed.Succeeded, parsed.ErrorText());
+            string crash = Assert.Single(Directory.GetFiles(work, "crash-*"));
+            Assert.Contains(Path.GetFileName(crash)["crash-".Length..], File.ReadAllText(finding), StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
     /// <summary>The entry point's <c>decode</c>: a libFuzzer file becomes the case the fuzzer ran for it; bad use is exit 2.</summary>
     [Fact]
     public void Decode_WritesTheCaseTheInputChooses_AndRefusesBadUse()
