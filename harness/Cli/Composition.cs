@@ -25,7 +25,7 @@ internal static class Composition
     public const string ExecPrefix = "exec:";
 
     // One ExternalTarget per executable for the whole run: its processes are per worker thread.
-    private static readonly Dictionary<string, ExternalTarget> s_external = [];
+    private static readonly Dictionary<string, ExternalTarget> Started = [];
 
     /// <summary>The per-command time limit of external targets (<c>--target-timeout</c>).</summary>
     public static TimeSpan ExternalTimeout { get; set; } = ExternalTargetOptions.DefaultTimeout;
@@ -36,10 +36,10 @@ internal static class Composition
     /// <summary>The external target for <paramref name="path"/>, started and asked HELLO once (an infrastructure failure when it cannot run).</summary>
     public static ExternalTarget External(string path)
     {
-        lock (s_external)
+        lock (Started)
         {
             string full = Path.GetFullPath(path);
-            if (!s_external.TryGetValue(full, out var target))
+            if (!Started.TryGetValue(full, out var target))
             {
                 if (!File.Exists(full))
                 {
@@ -48,7 +48,7 @@ internal static class Composition
 
                 target = new ExternalTarget(new ExternalTargetOptions { Path = full, Timeout = ExternalTimeout, LookAhead = ExternalLookAhead });
                 target.Declare();
-                s_external[full] = target;
+                Started[full] = target;
             }
 
             return target;

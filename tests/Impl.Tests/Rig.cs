@@ -7,7 +7,7 @@ namespace EptFuzz.Impl.Tests;
 /// <summary>A hypervisor and a session of the target wired as the harness wires them: every effect is replayed.</summary>
 internal sealed class Rig
 {
-    private readonly List<HypervisorEffect> _effects = [];
+    private readonly List<HypervisorEffect> effects = [];
 
     public Rig(CpuCapabilities? cpu = null, EptpRequest? eptp = null, int poolCapacity = 1 << 16)
     {
@@ -34,11 +34,11 @@ internal sealed class Rig
 
     public void Sync()
     {
-        _effects.Clear();
-        Hypervisor.DrainEffects(_effects);
+        effects.Clear();
+        Hypervisor.DrainEffects(effects);
         LastEffects.Clear();
-        LastEffects.AddRange(_effects);
-        foreach (HypervisorEffect effect in _effects)
+        LastEffects.AddRange(effects);
+        foreach (HypervisorEffect effect in effects)
         {
             if (effect.Kind == EffectKind.Write)
             {

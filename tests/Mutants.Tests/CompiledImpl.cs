@@ -15,19 +15,19 @@ public sealed class CompiledImpl : IDisposable
     private const string HypervisorType = "EptFuzz.Impl.Hypervisor.EptHypervisor";
     private const string TargetType = "EptFuzz.Impl.Target.ImplTarget";
 
-    private readonly IsolatedContext _context;
-    private readonly ConstructorInfo _hypervisor;
-    private readonly object?[] _hypervisorArguments;
-    private readonly ConstructorInfo _target;
-    private readonly object?[] _targetArguments;
+    private readonly IsolatedContext context;
+    private readonly ConstructorInfo hypervisor;
+    private readonly object?[] hypervisorArguments;
+    private readonly ConstructorInfo target;
+    private readonly object?[] targetArguments;
 
     private CompiledImpl(string name, IsolatedContext context, Assembly assembly)
     {
         Name = name;
-        _context = context;
+        this.context = context;
         Assembly = assembly;
-        (_hypervisor, _hypervisorArguments) = DefaultConstructor(assembly, HypervisorType);
-        (_target, _targetArguments) = DefaultConstructor(assembly, TargetType);
+        (hypervisor, hypervisorArguments) = DefaultConstructor(assembly, HypervisorType);
+        (target, targetArguments) = DefaultConstructor(assembly, TargetType);
     }
 
     public string Name { get; }
@@ -42,12 +42,12 @@ public sealed class CompiledImpl : IDisposable
     }
 
     /// <summary>A fresh hypervisor with its default settings (the shipping default pool).</summary>
-    public IEptHypervisor CreateHypervisor() => (IEptHypervisor)_hypervisor.Invoke(_hypervisorArguments);
+    public IEptHypervisor CreateHypervisor() => (IEptHypervisor)hypervisor.Invoke(hypervisorArguments);
 
     /// <summary>The implementation's virtual CPU as a translator, with its default settings (a TLB).</summary>
-    public ITarget CreateTarget() => (ITarget)_target.Invoke(_targetArguments);
+    public ITarget CreateTarget() => (ITarget)target.Invoke(targetArguments);
 
-    public void Dispose() => _context.Unload();
+    public void Dispose() => context.Unload();
 
     /// <summary>The public constructor, called with every parameter at its declared default.</summary>
     private static (ConstructorInfo, object?[]) DefaultConstructor(Assembly assembly, string typeName)

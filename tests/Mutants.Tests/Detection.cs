@@ -81,9 +81,17 @@ public static class Detection
             ? CoverageKindsText.TryParse(text, out CoverageKinds k, out string error) ? k : throw new InvalidOperationException($"EPTFUZZ_MUTANT_COVERAGE: {error}")
             : CoverageKinds.Default;
 
-    public static DetectionResult Run(CompiledImpl impl, string outDir, long budget, KnownDivergences known, bool stopAtFirst)
+    /// <param name="feedback">The campaign's <c>--coverage</c> (default <see cref="Feedback"/>); with <see cref="CoverageKinds.Code"/> it needs <paramref name="code"/>.</param>
+    /// <param name="code">The same variant instrumented (<see cref="InstrumentedMutant"/>), whose copies the workers run.</param>
+    public static DetectionResult Run(CompiledImpl impl, string outDir, long budget, KnownDivergences known, bool stopAtFirst, CoverageKinds? feedback = null, InstrumentedMutant? code = null)
     {
         ArgumentNullException.ThrowIfNull(impl);
+        CoverageKinds coverage = feedback ?? Feedback;
+        if ((coverage & CoverageKinds.Code) != 0 && code is null)
+        {
+            throw new ArgumentException("code coverage needs the instrumented variant", nameof(code));
+        }
+
         var clock = Stopwatch.StartNew();
         var options = new CampaignOptions
         {
@@ -92,11 +100,12 @@ public static class Detection
             Seed = Seed,
             Runs = budget,
             Jobs = 1,
-            Coverage = Feedback,
+            Coverage = coverage,
+            CodeCoverage = (coverage & CoverageKinds.Code) != 0 ? code!.With(known) : null,
             ReduceCap = ReduceCap,
             // Status ticks only decide how soon the campaign stops after its first finding.
             StatusInterval = TimeSpan.FromMilliseconds(100),
-            CommandLine = $"mutant {impl.Name}: eptfuzz fuzz --seed 0x{Seed:x} --runs {budget} --jobs 1 --coverage {CoverageKindsText.Format(Feedback)}",
+            CommandLine = $"mutant {impl.Name}: eptfuzz fuzz --seed 0x{Seed:x} --runs {budget} --jobs 1 --coverage {CoverageKindsText.Format(coverage)}",
         };
         using var stop = new CancellationTokenSource();
         CampaignSummary summary = new Campaign(options).Run(stop.Token, stopAtFirst ? new StopAtFirstReducedFinding(stop, outDir) : null);

@@ -40,11 +40,11 @@ public sealed class DetectionTests(ITestOutputHelper output)
 
             // The unpatched implementation over the whole budget: it must find nothing (asserted below);
             // should it find something, the bug runs still go on, with those signatures known.
-            baseline = Detection.Run(control, Path.Combine(temp.FullName, "control"), Detection.Budget, Triaged, stopAtFirst: false);
+            baseline = Detection.Run(control, Path.Combine(temp.FullName, "control"), Detection.Budget, Triaged, stopAtFirst: false, code: Instrumented(compiler, null));
             Parallel.ForEach(MutantCatalog.All, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, Environment.ProcessorCount) }, m =>
             {
                 using CompiledImpl mutant = compiler.Compile(m);
-                rows[m.Name] = Attributed(m, mutant, control, baseline, Path.Combine(temp.FullName, m.Name));
+                rows[m.Name] = Attributed(m, mutant, control, baseline, Path.Combine(temp.FullName, m.Name), Detection.Feedback, Instrumented(compiler, m));
             });
         }
         finally
@@ -72,8 +72,12 @@ public sealed class DetectionTests(ITestOutputHelper output)
         Assert.True(failures.Count == 0, string.Join(Environment.NewLine, failures));
     }
 
+    /// <summary>The variant instrumented by SharpFuzz when the feedback includes code coverage (EPTFUZZ_MUTANT_COVERAGE), else null.</summary>
+    internal static InstrumentedMutant? Instrumented(ImplCompiler compiler, Mutant? m, CoverageKinds? feedback = null) =>
+        ((feedback ?? Detection.Feedback) & CoverageKinds.Code) != 0 ? InstrumentedMutant.Create(compiler.Emit(m)) : null;
+
     /// <summary>The unpatched implementation's triaged divergences (known-control-divergences.txt).</summary>
-    private static KnownDivergences Triaged { get; } = KnownDivergencesFile.Load(Path.Combine(AppContext.BaseDirectory, "known-control-divergences.txt"));
+    internal static KnownDivergences Triaged { get; } = KnownDivergencesFile.Load(Path.Combine(AppContext.BaseDirectory, "known-control-divergences.txt"));
 
     /// <summary>Most campaigns one bug may need to get past divergences the unpatched implementation also shows.</summary>
     public const int MaxAttempts = 4;
@@ -85,13 +89,13 @@ public sealed class DetectionTests(ITestOutputHelper output)
     /// to the known list and the campaign starts again from the same seed, so the result of each
     /// bug depends on nothing but the bug (not on the order the parallel runs finish in).
     /// </summary>
-    private static Row Attributed(Mutant m, CompiledImpl mutant, CompiledImpl control, DetectionResult baseline, string dir)
+    internal static Row Attributed(Mutant m, CompiledImpl mutant, CompiledImpl control, DetectionResult baseline, string dir, CoverageKinds feedback, InstrumentedMutant? code)
     {
         var skipped = new List<string>();
         TimeSpan elapsed = TimeSpan.Zero;
         for (int attempt = 1; ; attempt++)
         {
-            DetectionResult r = Detection.Run(mutant, Path.Combine(dir, $"attempt-{attempt}"), Detection.Budget, BaselineAsKnown(baseline, skipped), stopAtFirst: true);
+            DetectionResult r = Detection.Run(mutant, Path.Combine(dir, $"attempt-{attempt}"), Detection.Budget, BaselineAsKnown(baseline, skipped), stopAtFirst: true, feedback, code);
             elapsed += r.Elapsed;
             CaseResult? onMutant = r.Reduced is { } c ? Detection.Replay(c, mutant) : null;
             CaseResult? onControl = r.Reduced is { } d ? Detection.Replay(d, control) : null;
@@ -126,7 +130,7 @@ public sealed class DetectionTests(ITestOutputHelper output)
         return KnownDivergencesFile.Parse(text.ToString(), "control findings");
     }
 
-    private static IEnumerable<string> Problems(Row row)
+    internal static IEnumerable<string> Problems(Row row)
     {
         string name = row.Mutant.Name;
         if (row.Result.Finding is not { } f || row.Result.Reduced is not { } reduced)
@@ -207,5 +211,5 @@ public sealed class DetectionTests(ITestOutputHelper output)
         return text.ToString();
     }
 
-    private sealed record Row(Mutant Mutant, DetectionResult Result, CaseResult? OnMutant, CaseResult? OnControl, IReadOnlyList<string> Skipped, TimeSpan Elapsed);
+    internal sealed record Row(Mutant Mutant, DetectionResult Result, CaseResult? OnMutant, CaseResult? OnControl, IReadOnlyList<string> Skipped, TimeSpan Elapsed);
 }

@@ -44,13 +44,13 @@ public sealed class ImplCompiler
 
     private static readonly Lazy<ImmutableArray<MetadataReference>> References = new(LoadReferences);
 
-    private readonly Dictionary<string, string> _sources;
-    private readonly Dictionary<string, SyntaxTree> _trees;
+    private readonly Dictionary<string, string> sources;
+    private readonly Dictionary<string, SyntaxTree> trees;
 
     private ImplCompiler(Dictionary<string, string> sources)
     {
-        _sources = sources;
-        _trees = sources.ToDictionary(s => s.Key, s => Parse(s.Value, s.Key), StringComparer.Ordinal);
+        this.sources = sources;
+        trees = sources.ToDictionary(s => s.Key, s => Parse(s.Value, s.Key), StringComparer.Ordinal);
     }
 
     /// <summary>Reads every targets/Impl/**/*.cs of this checkout (build outputs excluded).</summary>
@@ -73,13 +73,13 @@ public sealed class ImplCompiler
     }
 
     /// <summary>The implementation's source files, by path relative to targets/Impl.</summary>
-    public IReadOnlyDictionary<string, string> Sources => _sources;
+    public IReadOnlyDictionary<string, string> Sources => sources;
 
     /// <summary>How many times <see cref="Mutant.Find"/> occurs in its file (0 when the file is missing).</summary>
     public int Occurrences(Mutant mutant)
     {
         ArgumentNullException.ThrowIfNull(mutant);
-        if (!_sources.TryGetValue(mutant.File, out string? text) || mutant.Find.Length == 0)
+        if (!sources.TryGetValue(mutant.File, out string? text) || mutant.Find.Length == 0)
         {
             return 0;
         }
@@ -103,7 +103,7 @@ public sealed class ImplCompiler
             throw new InvalidOperationException($"mutant {mutant.Name}: its find text occurs {occurrences} times in targets/Impl/{mutant.File}; it must occur exactly once");
         }
 
-        return _sources[mutant.File].Replace(mutant.Find, mutant.Replace, StringComparison.Ordinal);
+        return sources[mutant.File].Replace(mutant.Find, mutant.Replace, StringComparison.Ordinal);
     }
 
     /// <summary>Compiles the implementation (with <paramref name="mutant"/> applied, or unpatched when null) and loads it.</summary>
@@ -116,7 +116,7 @@ public sealed class ImplCompiler
     /// <summary>The compiled EptFuzz.Impl.dll (with <paramref name="mutant"/> applied, or unpatched when null), for a process of its own.</summary>
     public byte[] Emit(Mutant? mutant)
     {
-        var trees = new Dictionary<string, SyntaxTree>(_trees, StringComparer.Ordinal);
+        var trees = new Dictionary<string, SyntaxTree>(this.trees, StringComparer.Ordinal);
         if (mutant is not null)
         {
             trees[mutant.File] = Parse(Patch(mutant), mutant.File);

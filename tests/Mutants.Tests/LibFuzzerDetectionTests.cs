@@ -73,6 +73,67 @@ public sealed class LibFuzzerDetectionTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// An entry point process that dies on an input (no exception reached SharpFuzz's runner): the
+    /// driver decodes that input into an .ept finding itself before libFuzzer records the crash.
+    /// The "entry point" here is a bash script that says it is ready and exits on the first input, and
+    /// runs the real entry point for the driver's <c>decode</c>.
+    /// </summary>
+    [LibFuzzerFact]
+    public void RunnerThatDies_LeavesTheDecodedInputAsAFinding()
+    {
+        string work = Directory.CreateTempSubdirectory("eptfuzz-runner-dies-").FullName;
+        try
+        {
+            string entry = Path.Combine(BuildOutputs.LibFuzzer, "EptFuzz.LibFuzzer.dll");
+            string script = $"if [ \"$0\" = decode ]; then exec dotnet '{entry}' decode \"$1\" \"$2\"; fi; printf '\\000\\000\\000\\000' >&199; exit 0";
+            string findings = Path.Combine(work, "findings");
+            Directory.CreateDirectory(findings);
+            var fuzz = Run(BuildOutputs.Driver, ["-runs=5", $"-artifact_prefix={work}/", $"--findings={findings}", "--target_path=/bin/bash", "--target_arg=-c", $"--target_arg={script}"], work, TimeSpan.FromSeconds(60));
+            Assert.True(fuzz.ExitCode != 0, fuzz.Output);
+            Assert.Contains("eptfuzz-libfuzzer: finding: the entry point exited with code 0 on this input", fuzz.Output, StringComparison.Ordinal);
+            string finding = Assert.Single(Directory.GetFiles(findings, "finding-runner-died-*.ept"));
+            var parsed = EptFuzz.Harness.Cases.CaseParser.Parse(File.ReadAllBytes(finding), finding);
+            Assert.True(parsed.Succeeded, parsed.ErrorText());
+            string crash = Assert.Single(Directory.GetFiles(work, "crash-*"));
+            Assert.Contains(Path.GetFileName(crash)["crash-".Length..], File.ReadAllText(finding), StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
+    /// <summary>The entry point's <c>decode</c>: a libFuzzer file becomes the case the fuzzer ran for it; bad use is exit 2.</summary>
+    [Fact]
+    public void Decode_WritesTheCaseTheInputChooses_AndRefusesBadUse()
+    {
+        string work = Directory.CreateTempSubdirectory("eptfuzz-decode-").FullName;
+        try
+        {
+            byte[] input = [.. Enumerable.Range(0, 700).Select(i => (byte)(i * 37))];
+            string file = Path.Combine(work, "crash-input");
+            File.WriteAllBytes(file, input);
+            string entry = Path.Combine(BuildOutputs.LibFuzzer, "EptFuzz.LibFuzzer.dll");
+            string ept = Path.Combine(work, "case.ept");
+            Run("dotnet", [entry, "decode", file, ept], work, TimeSpan.FromSeconds(60), expect: 0);
+
+            var parsed = EptFuzz.Harness.Cases.CaseParser.Parse(File.ReadAllBytes(ept), ept);
+            Assert.True(parsed.Succeeded, parsed.ErrorText());
+            string expected = EptFuzz.Harness.Cases.CasePrinter.Print(EptFuzz.Harness.Fuzzing.ChoiceDecoder.Decode(input) with { HeaderComments = [] });
+            Assert.Equal(expected, EptFuzz.Harness.Cases.CasePrinter.Print(parsed.Case with { HeaderComments = [] }));
+            Assert.Contains(EptFuzz.Harness.Fuzzing.ChoiceDecoder.Sha1(input), File.ReadAllText(ept), StringComparison.Ordinal);
+
+            Run("dotnet", [entry, "decode", Path.Combine(work, "missing")], work, TimeSpan.FromSeconds(60), expect: 2);
+            var usage = Run("dotnet", [entry], work, TimeSpan.FromSeconds(60), expect: 2);
+            Assert.Contains("usage:", usage.Output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
     private (int ExitCode, string Output) Run(string program, IReadOnlyList<string> arguments, string directory, TimeSpan timeout, int? expect = null)
     {
         var start = new ProcessStartInfo(program)

@@ -85,13 +85,13 @@ public sealed class TableAccounting : IOperationInvariant
     }
 
     [ThreadStatic]
-    private static State? t_state;
+    private static State? state;
 
-    public void BeginCase() => (t_state ??= new State()).Clear();
+    public void BeginCase() => (state ??= new State()).Clear();
 
     public InvariantViolation? Check(in OperationContext context)
     {
-        var s = t_state ??= new State();
+        var s = state ??= new State();
         // A write into a PTE table or a page that is no table cannot change what links what; one
         // into a PML5, PML4, PDPT or PD table (all known since the last check) can.
         bool relinked = false;

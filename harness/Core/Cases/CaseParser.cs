@@ -79,18 +79,18 @@ public static class CaseParser
     /// <summary>The line-by-line reader of one file.</summary>
     private sealed class LineParser
     {
-        private readonly string _text;
-        private readonly ErrorSink _errors;
-        private readonly List<(int Start, int Length)> _tokens = new(16);
-        private readonly List<(int Start, int Length)> _expectationTokens = new(8);
-        private readonly List<Step> _steps = [];
-        private bool _versionSeen;
-        private bool _stop;
+        private readonly string text;
+        private readonly ErrorSink errors;
+        private readonly List<(int Start, int Length)> tokens = new(16);
+        private readonly List<(int Start, int Length)> expectationTokens = new(8);
+        private readonly List<Step> steps = [];
+        private bool versionSeen;
+        private bool stop;
 
         public LineParser(string text, ErrorSink errors)
         {
-            _text = text;
-            _errors = errors;
+            this.text = text;
+            this.errors = errors;
         }
 
         public List<string> HeaderComments { get; } = [];
@@ -98,41 +98,41 @@ public static class CaseParser
         public List<Step> ReadAll()
         {
             int lineNumber = 0;
-            int position = _text.Length > 0 && _text[0] == '\uFEFF' ? 1 : 0;
-            while (position < _text.Length && !_stop && !_errors.IsFull)
+            int position = text.Length > 0 && text[0] == '\uFEFF' ? 1 : 0;
+            while (position < text.Length && !stop && !errors.IsFull)
             {
                 lineNumber++;
-                int newline = _text.IndexOf('\n', position);
-                int end = newline < 0 ? _text.Length : newline;
-                int contentEnd = end > position && _text[end - 1] == '\r' ? end - 1 : end;
+                int newline = text.IndexOf('\n', position);
+                int end = newline < 0 ? text.Length : newline;
+                int contentEnd = end > position && text[end - 1] == '\r' ? end - 1 : end;
                 ReadLine(lineNumber, position, contentEnd);
-                position = newline < 0 ? _text.Length : newline + 1;
+                position = newline < 0 ? text.Length : newline + 1;
             }
 
-            if (!_versionSeen && !_stop && !_errors.IsFull)
+            if (!versionSeen && !stop && !errors.IsFull)
             {
-                _errors.Report(Math.Max(1, lineNumber), 1, "missing the version line eptcase 1 (the first line that is not a comment)");
+                errors.Report(Math.Max(1, lineNumber), 1, "missing the version line eptcase 1 (the first line that is not a comment)");
             }
 
-            return _steps;
+            return steps;
         }
 
         private void ReadLine(int lineNumber, int start, int end)
         {
             if (end - start > CaseLimits.MaxLineLength)
             {
-                _errors.Report(lineNumber, CaseLimits.MaxLineLength + 1, $"line longer than {CaseLimits.MaxLineLength} characters");
+                errors.Report(lineNumber, CaseLimits.MaxLineLength + 1, $"line longer than {CaseLimits.MaxLineLength} characters");
                 return;
             }
 
-            string line = _text.Substring(start, end - start);
+            string line = text.Substring(start, end - start);
             int hash = line.IndexOf('#', StringComparison.Ordinal);
             int codeEnd = hash < 0 ? line.Length : hash;
             Tokenize(line, codeEnd);
 
-            if (_tokens.Count == 0)
+            if (tokens.Count == 0)
             {
-                if (hash >= 0 && _steps.Count == 0)
+                if (hash >= 0 && steps.Count == 0)
                 {
                     HeaderComments.Add(CommentText(line.AsSpan(hash + 1)));
                 }
@@ -140,16 +140,16 @@ public static class CaseParser
                 return;
             }
 
-            if (!_versionSeen)
+            if (!versionSeen)
             {
-                _versionSeen = true;
-                if (line.AsSpan(_tokens[0].Start, _tokens[0].Length).SequenceEqual(VersionWord))
+                versionSeen = true;
+                if (line.AsSpan(tokens[0].Start, tokens[0].Length).SequenceEqual(VersionWord))
                 {
                     ReadVersion(line, lineNumber);
                     return;
                 }
 
-                _errors.Report(lineNumber, _tokens[0].Start + 1, $"expected the version line eptcase 1 first, found {CaseSyntax.Quote(line.AsSpan(_tokens[0].Start, _tokens[0].Length))}");
+                errors.Report(lineNumber, tokens[0].Start + 1, $"expected the version line eptcase 1 first, found {CaseSyntax.Quote(line.AsSpan(tokens[0].Start, tokens[0].Length))}");
             }
 
             ReadStep(line, lineNumber);
@@ -157,69 +157,69 @@ public static class CaseParser
 
         private void ReadVersion(string line, int lineNumber)
         {
-            if (_tokens.Count < 2)
+            if (tokens.Count < 2)
             {
-                _errors.Report(lineNumber, _tokens[0].Start + _tokens[0].Length + 1, "eptcase needs a version number: eptcase 1");
+                errors.Report(lineNumber, tokens[0].Start + tokens[0].Length + 1, "eptcase needs a version number: eptcase 1");
                 return;
             }
 
-            ReadOnlySpan<char> version = line.AsSpan(_tokens[1].Start, _tokens[1].Length);
+            ReadOnlySpan<char> version = line.AsSpan(tokens[1].Start, tokens[1].Length);
             if (!CaseSyntax.TryNumber(version, out ulong n, out string error))
             {
-                _errors.Report(lineNumber, _tokens[1].Start + 1, $"version: {error}");
-                _stop = true;
+                errors.Report(lineNumber, tokens[1].Start + 1, $"version: {error}");
+                stop = true;
                 return;
             }
 
             if (n != EptCase.CurrentVersion)
             {
                 // The meaning of every later line depends on the version: read no further.
-                _errors.Report(lineNumber, _tokens[1].Start + 1, $"unsupported version {n} (this harness reads eptcase {EptCase.CurrentVersion})");
-                _stop = true;
+                errors.Report(lineNumber, tokens[1].Start + 1, $"unsupported version {n} (this harness reads eptcase {EptCase.CurrentVersion})");
+                stop = true;
                 return;
             }
 
-            for (int i = 2; i < _tokens.Count; i++)
+            for (int i = 2; i < tokens.Count; i++)
             {
-                _errors.Report(lineNumber, _tokens[i].Start + 1, $"unexpected {CaseSyntax.Quote(line.AsSpan(_tokens[i].Start, _tokens[i].Length))} after eptcase 1");
+                errors.Report(lineNumber, tokens[i].Start + 1, $"unexpected {CaseSyntax.Quote(line.AsSpan(tokens[i].Start, tokens[i].Length))} after eptcase 1");
             }
         }
 
         private void ReadStep(string line, int lineNumber)
         {
-            (int verbStart, int verbLength) = _tokens[0];
+            (int verbStart, int verbLength) = tokens[0];
             ReadOnlySpan<char> verbText = line.AsSpan(verbStart, verbLength);
             if (!VerbTable.TryGetVerb(verbText, out string verb, out string[] keys))
             {
                 string message = verbText.SequenceEqual(VersionWord)
                     ? "eptcase appears twice (it is only the first line)"
                     : $"unknown verb {CaseSyntax.Quote(verbText)}";
-                _errors.Report(lineNumber, verbStart + 1, message);
+                errors.Report(lineNumber, verbStart + 1, message);
                 return;
             }
 
-            if (_steps.Count >= CaseLimits.MaxSteps)
+            if (steps.Count >= CaseLimits.MaxSteps)
             {
-                _errors.Report(lineNumber, verbStart + 1, $"too many steps: the limit is {CaseLimits.MaxSteps}");
-                _stop = true;
+                errors.Report(lineNumber, verbStart + 1, $"too many steps: the limit is {CaseLimits.MaxSteps}");
+                stop = true;
                 return;
             }
 
             int arrow = -1;
-            for (int i = 1; i < _tokens.Count; i++)
+            for (int i = 1; i < tokens.Count; i++)
             {
-                if (IsArrow(line, _tokens[i]))
+                if (IsArrow(line, tokens[i]))
                 {
                     arrow = i;
                     break;
                 }
             }
 
-            var fields = new StepFields(_errors, line, lineNumber, verb, verbStart + 1);
-            int keyEnd = arrow < 0 ? _tokens.Count : arrow;
+            var fields = new StepFields(errors, line, lineNumber, verb, verbStart + 1);
+            int keyEnd = arrow < 0 ? tokens.Count : arrow;
             for (int i = 1; i < keyEnd; i++)
             {
-                fields.Add(_tokens[i].Start, _tokens[i].Length, keys);
+                fields.Add(tokens[i].Start, tokens[i].Length, keys);
             }
 
             Step? step = StepReader.Read(fields);
@@ -233,31 +233,31 @@ public static class CaseParser
 
             if (step is not null && !expectationFailed)
             {
-                _steps.Add(step with { Position = new SourcePosition(lineNumber, verbStart + 1), Expectation = expectation });
+                steps.Add(step with { Position = new SourcePosition(lineNumber, verbStart + 1), Expectation = expectation });
             }
         }
 
         private Expectation? ReadExpectation(string line, int lineNumber, int arrow, string verb)
         {
-            _expectationTokens.Clear();
-            for (int i = arrow + 1; i < _tokens.Count; i++)
+            expectationTokens.Clear();
+            for (int i = arrow + 1; i < tokens.Count; i++)
             {
-                if (IsArrow(line, _tokens[i]))
+                if (IsArrow(line, tokens[i]))
                 {
-                    _errors.Report(lineNumber, _tokens[i].Start + 1, "a step has at most one =>");
+                    errors.Report(lineNumber, tokens[i].Start + 1, "a step has at most one =>");
                     return null;
                 }
 
-                _expectationTokens.Add(_tokens[i]);
+                expectationTokens.Add(tokens[i]);
             }
 
-            if (_expectationTokens.Count == 0)
+            if (expectationTokens.Count == 0)
             {
-                _errors.Report(lineNumber, _tokens[arrow].Start + 1, "=> needs an expectation after it");
+                errors.Report(lineNumber, tokens[arrow].Start + 1, "=> needs an expectation after it");
                 return null;
             }
 
-            return ExpectationReader.Read(_errors, line, lineNumber, _expectationTokens, VerbTable.CategoryOf(verb), verb);
+            return ExpectationReader.Read(errors, line, lineNumber, expectationTokens, VerbTable.CategoryOf(verb), verb);
         }
 
         private static bool IsArrow(string line, (int Start, int Length) token) =>
@@ -266,7 +266,7 @@ public static class CaseParser
         /// <summary>Splits [0, end) of the line at spaces and tabs.</summary>
         private void Tokenize(string line, int end)
         {
-            _tokens.Clear();
+            tokens.Clear();
             int i = 0;
             while (i < end)
             {
@@ -283,7 +283,7 @@ public static class CaseParser
 
                 if (i > start)
                 {
-                    _tokens.Add((start, i - start));
+                    tokens.Add((start, i - start));
                 }
             }
         }

@@ -225,18 +225,18 @@ public static class CasePrinter
     /// <summary>Tokens of one line joined by single spaces; null values are keys that were not written.</summary>
     private readonly struct LineWriter
     {
-        private readonly StringBuilder _sb;
+        private readonly StringBuilder sb;
 
         public LineWriter(StringBuilder sb, string verb)
         {
-            _sb = sb.Append(verb);
+            this.sb = sb.Append(verb);
         }
 
         public void Add(string key, string? value)
         {
             if (value is not null)
             {
-                _sb.Append(' ').Append(key).Append('=').Append(value);
+                sb.Append(' ').Append(key).Append('=').Append(value);
             }
         }
 
@@ -244,12 +244,12 @@ public static class CasePrinter
         {
             if (value is { } v)
             {
-                CaseSyntax.AppendHex(_sb.Append(' ').Append(key).Append('='), v);
+                CaseSyntax.AppendHex(sb.Append(' ').Append(key).Append('='), v);
             }
         }
 
-        public void Word(string word) => _sb.Append(' ').Append(word);
+        public void Word(string word) => sb.Append(' ').Append(word);
 
-        public void Arrow() => _sb.Append(" =>");
+        public void Arrow() => sb.Append(" =>");
     }
 }

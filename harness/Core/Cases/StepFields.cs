@@ -10,16 +10,16 @@ internal sealed class StepFields
     /// <summary>A value reader: false with a message; the error is reported at the value's column.</summary>
     public delegate bool Reader<T>(ReadOnlySpan<char> value, out T result, out string error);
 
-    private readonly ErrorSink _errors;
-    private readonly string _text;
-    private readonly int _line;
-    private readonly List<Field> _fields = new(8);
+    private readonly ErrorSink errors;
+    private readonly string text;
+    private readonly int line;
+    private readonly List<Field> fields = new(8);
 
     public StepFields(ErrorSink errors, string text, int line, string verb, int verbColumn)
     {
-        _errors = errors;
-        _text = text;
-        _line = line;
+        this.errors = errors;
+        this.text = text;
+        this.line = line;
         Verb = verb;
         VerbColumn = verbColumn;
     }
@@ -34,7 +34,7 @@ internal sealed class StepFields
     /// <summary>Adds one token (start offset in the line and length); reports malformed, unknown or repeated keys.</summary>
     public void Add(int start, int length, string[] allowedKeys)
     {
-        ReadOnlySpan<char> token = _text.AsSpan(start, length);
+        ReadOnlySpan<char> token = text.AsSpan(start, length);
         int eq = token.IndexOf('=');
         if (eq < 0)
         {
@@ -66,7 +66,7 @@ internal sealed class StepFields
             return;
         }
 
-        foreach (Field f in _fields)
+        foreach (Field f in fields)
         {
             if (f.Key == name)
             {
@@ -75,7 +75,7 @@ internal sealed class StepFields
             }
         }
 
-        _fields.Add(new Field(name, start, start + eq + 1, length - eq - 1));
+        fields.Add(new Field(name, start, start + eq + 1, length - eq - 1));
     }
 
     public bool Has(string key) => Find(key) is not null;
@@ -94,7 +94,7 @@ internal sealed class StepFields
             return null;
         }
 
-        if (reader(_text.AsSpan(f.ValueStart, f.ValueLength), out T value, out string error))
+        if (reader(text.AsSpan(f.ValueStart, f.ValueLength), out T value, out string error))
         {
             return value;
         }
@@ -122,7 +122,7 @@ internal sealed class StepFields
         if (Find(key) is { } f)
         {
             valueStart = f.ValueStart;
-            value = _text.Substring(f.ValueStart, f.ValueLength);
+            value = text.Substring(f.ValueStart, f.ValueLength);
             return true;
         }
 
@@ -138,12 +138,12 @@ internal sealed class StepFields
     public void FailAt(int column, string message)
     {
         Failed = true;
-        _errors.Report(_line, column, message);
+        errors.Report(line, column, message);
     }
 
     private Field? Find(string key)
     {
-        foreach (Field f in _fields)
+        foreach (Field f in fields)
         {
             if (f.Key == key)
             {

@@ -14,7 +14,7 @@ namespace EptFuzz.Harness.Fuzzing;
 /// </summary>
 public static class ValueClasses
 {
-    private static readonly List<string> names = new(512);
+    private static readonly List<string> AllNames = new(512);
 
     internal static readonly string[] AlignLabels = ["unaligned", "4K", "2M", "1G"];
     internal static readonly string[] SizeLabels = ["4K", "2M", "1G", "4K-multiple", "unaligned"];
@@ -120,17 +120,17 @@ public static class ValueClasses
     internal static readonly int Reprobe = Group("tlb.reprobe after raw write + invept", Product(["single", "global"], ["gpa", "gva"], ["4K", "2M", "1G"]));
 
     /// <summary>How many classes there are.</summary>
-    public static int Count => names.Count;
+    public static int Count => AllNames.Count;
 
     /// <summary>Every class's name, by index.</summary>
-    public static IReadOnlyList<string> Names => names;
+    public static IReadOnlyList<string> Names => AllNames;
 
     private static int Group(string group, params string[] labels)
     {
-        int first = names.Count;
+        int first = AllNames.Count;
         foreach (string label in labels)
         {
-            names.Add($"{group}={label}");
+            AllNames.Add($"{group}={label}");
         }
 
         return first;

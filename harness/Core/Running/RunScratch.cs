@@ -10,7 +10,7 @@ namespace EptFuzz.Harness.Running;
 internal sealed class RunScratch
 {
     [ThreadStatic]
-    private static RunScratch? t_free;
+    private static RunScratch? free;
 
     public readonly List<HypervisorEffect> Effects = new(64);
     public readonly WordMirror Mirror = new();
@@ -24,8 +24,8 @@ internal sealed class RunScratch
     /// <summary>This thread's scratch, or a new one when a case runs inside another on the same thread.</summary>
     public static RunScratch Rent()
     {
-        var scratch = t_free ?? new RunScratch();
-        t_free = null;
+        var scratch = free ?? new RunScratch();
+        free = null;
         return scratch;
     }
 
@@ -47,6 +47,6 @@ internal sealed class RunScratch
 
         Probes.Clear();
         PagesWritten.Clear();
-        t_free = this;
+        free = this;
     }
 }

@@ -13,7 +13,7 @@ internal sealed unsafe class Arena : IDisposable
     public const int PageBytes = 4096;
     public const int WordsPerPage = PageBytes / 8;
 
-    private static int s_counter;
+    private static int counter;
     private readonly MemoryMappedFile file;
     private readonly MemoryMappedViewAccessor view;
     private byte* basePointer;
@@ -24,7 +24,7 @@ internal sealed unsafe class Arena : IDisposable
         Pages = pages;
         string dir = Directory.Exists("/dev/shm") ? "/dev/shm" : Path.GetTempPath();
         RemoveOrphans(dir);
-        FilePath = Path.Combine(dir, $"eptfuzz-arena-{Environment.ProcessId}-{Interlocked.Increment(ref s_counter)}");
+        FilePath = Path.Combine(dir, $"eptfuzz-arena-{Environment.ProcessId}-{Interlocked.Increment(ref counter)}");
         // The arena, then its journal copy (PROTOCOL.md "Journal mode"): as many pages again.
         long bytes = 2L * pages * PageBytes;
         using (var stream = new FileStream(FilePath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.ReadWrite))

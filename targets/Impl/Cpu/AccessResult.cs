@@ -17,25 +17,25 @@ public sealed class AccessResult
     // EPT A/D: up to 5 entries for each of 9 GPA accesses, plus 4 guest A/D writes: 49.
     private const int WriteCapacity = 64;
 
-    private readonly WalkEntry[] _walk = new WalkEntry[WalkCapacity];
-    private readonly MemoryWrite[] _writes = new MemoryWrite[WriteCapacity];
+    private readonly WalkEntry[] walk = new WalkEntry[WalkCapacity];
+    private readonly MemoryWrite[] writes = new MemoryWrite[WriteCapacity];
 
     // Every scalar of the outcome in one struct without references, so that resetting it before
     // each access is a few vector stores instead of one store per field.
-    private State _state;
+    private State state;
 
-    public OutcomeKind Kind { get => _state.Kind; internal set => _state.Kind = value; }
-    public Hpa Hpa { get => _state.Hpa; internal set => _state.Hpa = value; }
-    public PageSize PageSize { get => _state.PageSize; internal set => _state.PageSize = value; }
-    public MemoryType MemoryType { get => _state.MemoryType; internal set => _state.MemoryType = value; }
-    public EptPermissions Permissions { get => _state.Permissions; internal set => _state.Permissions = value; }
-    public Gpa Gpa { get => _state.Gpa; internal set => _state.Gpa = value; }
-    public ulong Qualification { get => _state.Qualification; internal set => _state.Qualification = value; }
-    public ulong GuestLinearAddress { get => _state.GuestLinearAddress; internal set => _state.GuestLinearAddress = value; }
-    public bool GuestLinearAddressValid { get => _state.GuestLinearAddressValid; internal set => _state.GuestLinearAddressValid = value; }
-    public uint ErrorCode { get => _state.ErrorCode; internal set => _state.ErrorCode = value; }
+    public OutcomeKind Kind { get => state.Kind; internal set => state.Kind = value; }
+    public Hpa Hpa { get => state.Hpa; internal set => state.Hpa = value; }
+    public PageSize PageSize { get => state.PageSize; internal set => state.PageSize = value; }
+    public MemoryType MemoryType { get => state.MemoryType; internal set => state.MemoryType = value; }
+    public EptPermissions Permissions { get => state.Permissions; internal set => state.Permissions = value; }
+    public Gpa Gpa { get => state.Gpa; internal set => state.Gpa = value; }
+    public ulong Qualification { get => state.Qualification; internal set => state.Qualification = value; }
+    public ulong GuestLinearAddress { get => state.GuestLinearAddress; internal set => state.GuestLinearAddress = value; }
+    public bool GuestLinearAddressValid { get => state.GuestLinearAddressValid; internal set => state.GuestLinearAddressValid = value; }
+    public uint ErrorCode { get => state.ErrorCode; internal set => state.ErrorCode = value; }
     /// <summary>True when the access was answered from a cached translation.</summary>
-    public bool FromCache { get => _state.FromCache; internal set => _state.FromCache = value; }
+    public bool FromCache { get => state.FromCache; internal set => state.FromCache = value; }
 
     /// <summary>The basic VM-exit reason: 48 (EPT violation), 49 (EPT misconfiguration), or 0 when the access caused no VM exit.</summary>
     public int ExitReason => Kind switch
@@ -45,21 +45,21 @@ public sealed class AccessResult
         _ => 0,
     };
 
-    public int WalkCount => _state.WalkCount;
-    public int WriteCount => _state.WriteCount;
+    public int WalkCount => state.WalkCount;
+    public int WriteCount => state.WriteCount;
 
-    public ReadOnlySpan<WalkEntry> Walk => _walk.AsSpan(0, WalkCount);
-    public ReadOnlySpan<MemoryWrite> Writes => _writes.AsSpan(0, WriteCount);
+    public ReadOnlySpan<WalkEntry> Walk => walk.AsSpan(0, WalkCount);
+    public ReadOnlySpan<MemoryWrite> Writes => writes.AsSpan(0, WriteCount);
 
     // Inlined: a call here was a tenth of a short walk. Translated is 0, so the default state is an
     // access that translated with nothing recorded yet.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal void Reset() => _state = default;
+    internal void Reset() => state = default;
 
     internal void AddWalk(in WalkEntry entry)
     {
         // A walk through self-referencing tables cannot exceed the capacity: every walk is bounded by its levels.
-        _walk[_state.WalkCount++] = entry;
+        walk[state.WalkCount++] = entry;
     }
 
     /// <summary>
@@ -67,9 +67,9 @@ public sealed class AccessResult
     /// moving reference and then counts them with <see cref="Recorded"/>: a bounds check, a count
     /// load and a count store less per level. Unchecked: an access records at most 49 entries.
     /// </summary>
-    internal ref WalkEntry NextWalk => ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_walk), _state.WalkCount);
+    internal ref WalkEntry NextWalk => ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(walk), state.WalkCount);
 
-    internal void Recorded(int count) => _state.WalkCount += count;
+    internal void Recorded(int count) => state.WalkCount += count;
 
     /// <summary>
     /// The access translated. One method writing its own fields: the setters, inlined one by one
@@ -78,16 +78,16 @@ public sealed class AccessResult
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal void Translated(Hpa hpa, PageSize pageSize, Gpa gpa, EptPermissions permissions, MemoryType memoryType, bool fromCache)
     {
-        _state.Kind = OutcomeKind.Translated;
-        _state.Hpa = hpa;
-        _state.PageSize = pageSize;
-        _state.Gpa = gpa;
-        _state.Permissions = permissions;
-        _state.MemoryType = memoryType;
-        _state.FromCache = fromCache;
+        state.Kind = OutcomeKind.Translated;
+        state.Hpa = hpa;
+        state.PageSize = pageSize;
+        state.Gpa = gpa;
+        state.Permissions = permissions;
+        state.MemoryType = memoryType;
+        state.FromCache = fromCache;
     }
 
-    internal void AddWrite(in MemoryWrite write) => _writes[_state.WriteCount++] = write;
+    internal void AddWrite(in MemoryWrite write) => writes[state.WriteCount++] = write;
 
     public Observation ToObservation() => new()
     {

@@ -33,9 +33,9 @@ internal readonly struct EptEntryClasses
     private const int PerLevel = 256;
     private const int Keys = Levels * PerLevel;
 
-    private readonly ClassTable _classes;
+    private readonly ClassTable classes;
     // Per level and bit 7 (level * 2 + bit 7): the bits that must be 0 in a present entry.
-    private readonly ReservedTable _reserved;
+    private readonly ReservedTable reserved;
 
     private EptEntryClasses(TableKey cpu)
     {
@@ -46,7 +46,7 @@ internal readonly struct EptEntryClasses
         {
             foreach (bool largePage in (ReadOnlySpan<bool>)[false, true])
             {
-                _reserved[ReservedIndex(level, largePage ? EptBits.LargePage : 0)] = aboveMaxPhyAddr | ReservedBits(level, largePage, cpu);
+                reserved[ReservedIndex(level, largePage ? EptBits.LargePage : 0)] = aboveMaxPhyAddr | ReservedBits(level, largePage, cpu);
                 // EPT-WALK-2/3: a PTE maps a 4 KiB page, a PDE or PDPTE with bit 7 set a 2 MiB or 1 GiB page.
                 bool isPage = level == EptLevel.Pte || ((level == EptLevel.Pde || level == EptLevel.Pdpte) && largePage);
                 // The memory type (EPT-MISCONFIG-5) counts where the entry maps a page; elsewhere its bits are reserved.
@@ -59,7 +59,7 @@ internal readonly struct EptEntryClasses
                         : hasMemoryType && !EptBits.IsValidEptMemoryType(EptBits.DecodeType(value)) ? EptEntryClass.Misconfigured
                         : isPage ? EptEntryClass.Page
                         : EptEntryClass.Table;
-                    _classes[((int)level * PerLevel) + (int)LevelKey(value)] = entryClass;
+                    classes[((int)level * PerLevel) + (int)LevelKey(value)] = entryClass;
                 }
             }
         }
@@ -76,7 +76,7 @@ internal readonly struct EptEntryClasses
     public static EptEntryClasses For(CpuCapabilities cpu, bool mbec)
     {
         var key = new TableKey(cpu.MaxPhyAddr, cpu.ExecuteOnly, cpu.Page2M, cpu.Page1G, mbec);
-        Dictionary<TableKey, Built> cache = t_built ??= [];
+        Dictionary<TableKey, Built> cache = builtOnThread ??= [];
         if (cache.TryGetValue(key, out Built? built))
         {
             return built.Classes;
@@ -96,7 +96,7 @@ internal readonly struct EptEntryClasses
     private const int CachedSets = 512;
 
     [ThreadStatic]
-    private static Dictionary<TableKey, Built>? t_built;
+    private static Dictionary<TableKey, Built>? builtOnThread;
 
     /// <summary>What the tables depend on: MAXPHYADDR, CAP[0], CAP[16], CAP[17] and MBEC.</summary>
     private readonly record struct TableKey(int MaxPhyAddr, bool ExecuteOnly, bool Page2M, bool Page1G, bool Mbec);
@@ -109,34 +109,34 @@ internal readonly struct EptEntryClasses
     /// <summary>The tables of one level, for a walk that moves down the levels with <see cref="LevelClasses.Down"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public LevelClasses At(EptLevel level) => new(
-        ref Unsafe.Add(ref Unsafe.AsRef(in _classes[0]), ((int)level & (Levels - 1)) * PerLevel),
-        ref Unsafe.Add(ref Unsafe.AsRef(in _reserved[0]), ((int)level & (Levels - 1)) * 2));
+        ref Unsafe.Add(ref Unsafe.AsRef(in classes[0]), ((int)level & (Levels - 1)) * PerLevel),
+        ref Unsafe.Add(ref Unsafe.AsRef(in reserved[0]), ((int)level & (Levels - 1)) * 2));
 
     /// <summary>
     /// One level's part of the tables, found once per walk instead of from the level at every
     /// entry: the entry's own bits are the whole key.
     /// </summary>
-    internal ref struct LevelClasses(ref EptEntryClass classes, ref ulong reserved)
+    internal ref struct LevelClasses(ref EptEntryClass levelClasses, ref ulong levelReserved)
     {
-        private ref EptEntryClass _classes = ref classes;
-        private ref ulong _reserved = ref reserved;
+        private ref EptEntryClass classes = ref levelClasses;
+        private ref ulong reserved = ref levelReserved;
 
         /// <summary>The class of <paramref name="value"/> read at this level.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public readonly EptEntryClass Classify(ulong value)
         {
             // Native-sized offsets: no sign extension of either index.
-            EptEntryClass entryClass = Unsafe.Add(ref _classes, (nuint)LevelKey(value));
+            EptEntryClass entryClass = Unsafe.Add(ref classes, (nuint)LevelKey(value));
             // Reserved bits misconfigure a present entry (EPT-MISCONFIG-4/6); a not-present one stays a violation.
-            return (value & Unsafe.Add(ref _reserved, (nuint)(value >> 7) & 1)) != 0 && entryClass != EptEntryClass.NotPresent ? EptEntryClass.Misconfigured : entryClass;
+            return (value & Unsafe.Add(ref reserved, (nuint)(value >> 7) & 1)) != 0 && entryClass != EptEntryClass.NotPresent ? EptEntryClass.Misconfigured : entryClass;
         }
 
         /// <summary>To the tables of the level below (never below level 1: a walk stops at a PTE).</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Down()
         {
-            _classes = ref Unsafe.Subtract(ref _classes, PerLevel);
-            _reserved = ref Unsafe.Subtract(ref _reserved, 2);
+            classes = ref Unsafe.Subtract(ref classes, PerLevel);
+            reserved = ref Unsafe.Subtract(ref reserved, 2);
         }
     }
 
@@ -216,12 +216,12 @@ internal readonly struct EptEntryClasses
     [InlineArray(Keys)]
     private struct ClassTable
     {
-        private EptEntryClass _first;
+        private EptEntryClass first;
     }
 
     [InlineArray(Levels * 2)]
     private struct ReservedTable
     {
-        private ulong _first;
+        private ulong first;
     }
 }

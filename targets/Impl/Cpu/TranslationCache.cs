@@ -79,26 +79,26 @@ public sealed class TranslationCache
 
     // Index [size - 1][slot]: sizes 4K, 2M, 1G. A size's array is allocated by its first insert:
     // every case opens a fresh CPU, and most cases never cache a 1 GiB or a combined mapping.
-    private readonly PhysicalMapping[]?[] _physical = new PhysicalMapping[]?[3];
-    private readonly CombinedMapping[]?[] _combined = new CombinedMapping[]?[3];
+    private readonly PhysicalMapping[]?[] physical = new PhysicalMapping[]?[3];
+    private readonly CombinedMapping[]?[] combined = new CombinedMapping[]?[3];
 
     // One bit per slot that may be valid, 4 words per array (guest-physical sizes 0..2, then
     // combined): an INVEPT or a release visits the few slots a case filled, not all 256 of up to
     // six arrays. A slot whose bit is clear is invalid.
-    private Filled _filled;
+    private Filled filled;
 
     [InlineArray(6 * WordsPerArray)]
     private struct Filled
     {
-        private ulong _first;
+        private ulong first;
     }
 
     private const int WordsPerArray = Slots / 64;
     private const int Combined = 3;
 
-    private Span<ulong> FilledBits(int array) => ((Span<ulong>)_filled).Slice(array * WordsPerArray, WordsPerArray);
+    private Span<ulong> FilledBits(int array) => ((Span<ulong>)filled).Slice(array * WordsPerArray, WordsPerArray);
 
-    private void MarkFilled(int array, int slot) => _filled[(array * WordsPerArray) + (slot >> 6)] |= 1UL << (slot & 63);
+    private void MarkFilled(int array, int slot) => filled[(array * WordsPerArray) + (slot >> 6)] |= 1UL << (slot & 63);
 
     private static int Slot(ulong pageNumber) => (int)((pageNumber ^ (pageNumber >> 8) ^ (pageNumber >> 16)) & (Slots - 1));
 
@@ -106,7 +106,7 @@ public sealed class TranslationCache
     {
         for (int size = 0; size < 3; size++)
         {
-            if (_physical[size] is not { } table)
+            if (physical[size] is not { } table)
             {
                 continue;
             }
@@ -128,7 +128,7 @@ public sealed class TranslationCache
     {
         int size = (int)mapping.Level - 1;
         int slot = Slot(mapping.PageNumber);
-        (_physical[size] ??= Rent(ref t_freePhysical))[slot] = mapping;
+        (physical[size] ??= Rent(ref freePhysical))[slot] = mapping;
         MarkFilled(size, slot);
     }
 
@@ -136,7 +136,7 @@ public sealed class TranslationCache
     {
         for (int size = 0; size < 3; size++)
         {
-            if (_combined[size] is not { } table)
+            if (combined[size] is not { } table)
             {
                 continue;
             }
@@ -158,16 +158,16 @@ public sealed class TranslationCache
     public void Insert(in CombinedMapping mapping, int sizeIndex)
     {
         int slot = Slot(mapping.PageNumber);
-        (_combined[sizeIndex] ??= Rent(ref t_freeCombined))[slot] = mapping;
+        (combined[sizeIndex] ??= Rent(ref freeCombined))[slot] = mapping;
         MarkFilled(Combined + sizeIndex, slot);
     }
 
     // Arrays of released caches, all slots invalid, for the next CPU on this thread: a fuzzing
     // worker opens one per case, thousands a second.
     [ThreadStatic]
-    private static Stack<PhysicalMapping[]>? t_freePhysical;
+    private static Stack<PhysicalMapping[]>? freePhysical;
     [ThreadStatic]
-    private static Stack<CombinedMapping[]>? t_freeCombined;
+    private static Stack<CombinedMapping[]>? freeCombined;
 
     private static T[] Rent<T>(ref Stack<T[]>? free) => free is { Count: > 0 } f ? f.Pop() : new T[Slots];
 
@@ -177,16 +177,16 @@ public sealed class TranslationCache
         InvalidateAll();
         for (int size = 0; size < 3; size++)
         {
-            if (_physical[size] is { } physical)
+            if (this.physical[size] is { } physical)
             {
-                (t_freePhysical ??= new Stack<PhysicalMapping[]>()).Push(physical);
-                _physical[size] = null;
+                (freePhysical ??= new Stack<PhysicalMapping[]>()).Push(physical);
+                this.physical[size] = null;
             }
 
-            if (_combined[size] is { } combined)
+            if (this.combined[size] is { } combined)
             {
-                (t_freeCombined ??= new Stack<CombinedMapping[]>()).Push(combined);
-                _combined[size] = null;
+                (freeCombined ??= new Stack<CombinedMapping[]>()).Push(combined);
+                this.combined[size] = null;
             }
         }
     }
@@ -196,8 +196,8 @@ public sealed class TranslationCache
     {
         for (int size = 0; size < 3; size++)
         {
-            Drop(_physical[size], size, tag, everyTag: false);
-            Drop(_combined[size], Combined + size, tag, everyTag: false);
+            Drop(physical[size], size, tag, everyTag: false);
+            Drop(combined[size], Combined + size, tag, everyTag: false);
         }
     }
 
@@ -206,8 +206,8 @@ public sealed class TranslationCache
     {
         for (int size = 0; size < 3; size++)
         {
-            Drop(_physical[size], size, 0, everyTag: true);
-            Drop(_combined[size], Combined + size, 0, everyTag: true);
+            Drop(physical[size], size, 0, everyTag: true);
+            Drop(combined[size], Combined + size, 0, everyTag: true);
         }
     }
 
@@ -216,7 +216,7 @@ public sealed class TranslationCache
     {
         for (int size = 0; size < 3; size++)
         {
-            Drop(_combined[size], Combined + size, 0, everyTag: true);
+            Drop(combined[size], Combined + size, 0, everyTag: true);
         }
     }
 
@@ -252,12 +252,12 @@ public sealed class TranslationCache
             int count = 0;
             for (int size = 0; size < 3; size++)
             {
-                foreach (PhysicalMapping slot in _physical[size].AsSpan())
+                foreach (PhysicalMapping slot in physical[size].AsSpan())
                 {
                     count += slot.Valid ? 1 : 0;
                 }
 
-                foreach (CombinedMapping slot in _combined[size].AsSpan())
+                foreach (CombinedMapping slot in combined[size].AsSpan())
                 {
                     count += slot.Valid ? 1 : 0;
                 }

@@ -21,7 +21,7 @@ public sealed partial class VirtualCpu
     [InlineArray(4)]
     private struct GuestEntryAddresses
     {
-        private ulong _first;
+        private ulong first;
     }
 
     private struct GpaTranslation
@@ -57,7 +57,7 @@ public sealed partial class VirtualCpu
 
     private bool TranslateGpa(in GpaRequest request, out GpaTranslation translation) =>
         CachingEnabled && TryCachedGpa(request, out translation)
-        || (_sparse is { } sparse ? WalkGpa(request, out translation, new WayReads(sparse)) : WalkGpa(request, out translation, new PlainReads(_memory)));
+        || (this.sparse is { } sparse ? WalkGpa(request, out translation, new WayReads(sparse)) : WalkGpa(request, out translation, new PlainReads(memory)));
 
     /// <summary>How a walk reads its entries: a read may miss, and the walk then fills the way and starts again.</summary>
     private interface IWalkReads
@@ -71,10 +71,10 @@ public sealed partial class VirtualCpu
     private readonly struct WayReads(SparseHostMemory memory) : IWalkReads
     {
         // Taken once per walk: a load less at every level.
-        private readonly SparseHostMemory.WaySlot[] _ways = memory.Ways;
+        private readonly SparseHostMemory.WaySlot[] ways = memory.Ways;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public bool TryRead(ulong table, int index, int way, out ulong value) => SparseHostMemory.TryReadWalkEntry(_ways, new Hpa(table), index, way, out value);
+        public bool TryRead(ulong table, int index, int way, out ulong value) => SparseHostMemory.TryReadWalkEntry(ways, new Hpa(table), index, way, out value);
 
         public void Fill(ulong table, int way) => memory.FillWay(new Hpa(table), way);
     }
@@ -98,7 +98,7 @@ public sealed partial class VirtualCpu
     private bool TryCachedGpa(in GpaRequest request, out GpaTranslation translation)
     {
         bool accessedDirty = AccessedDirtyOn;
-        if (_tlb.TryGetPhysical(Tag, request.Gpa, out PhysicalMapping cached)
+        if (tlb.TryGetPhysical(Tag, request.Gpa, out PhysicalMapping cached)
             && cached.AccessedDirty == accessedDirty && cached.Mbec == Controls.Mbec
             && (cached.Permissions & request.Need) == request.Need
             && (!request.Write || !accessedDirty || cached.Dirty))
@@ -147,12 +147,12 @@ public sealed partial class VirtualCpu
         int shift;
         while (true)
         {
-            ref WalkEntry record = ref _result.NextWalk;
+            ref WalkEntry record = ref result.NextWalk;
             table = Eptp & EptBits.AddressMask;
             permissions = EptBits.PermissionMask;
             current = levels;
             shift = LevelGeometry.Shift((EptLevel)current);
-            EptEntryClasses.LevelClasses classes = _entryClasses.At((EptLevel)current);
+            EptEntryClasses.LevelClasses classes = entryClasses.At((EptLevel)current);
             while (true)
             {
                 // The index comes from the GPA, not from the table address: it is known before the entry above is read.
@@ -188,7 +188,7 @@ public sealed partial class VirtualCpu
         // One record per level, from the top down to the one the walk stopped at.
         EptLevel level = (EptLevel)current;
         int walked = levels - current + 1;
-        _result.Recorded(walked);
+        result.Recorded(walked);
 
         // The loop has one exit; how the walk ended is decided here, with the calls kept out of the loop.
         if (entryClass != EptEntryClass.Page)
@@ -220,7 +220,7 @@ public sealed partial class VirtualCpu
         // After the translation is filled, so that none of the walk's values live across the call.
         if (AccessedDirtyOn)
         {
-            SetAccessedDirty(request, level, _result.WalkCount - walked);
+            SetAccessedDirty(request, level, result.WalkCount - walked);
             translation.Dirty |= request.Write;
         }
 
@@ -236,7 +236,7 @@ public sealed partial class VirtualCpu
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void CachePhysical(ulong gpa, in GpaTranslation translation)
     {
-        _tlb.Insert(new PhysicalMapping
+        tlb.Insert(new PhysicalMapping
         {
             Valid = true,
             Tag = Tag,
@@ -262,8 +262,8 @@ public sealed partial class VirtualCpu
             return;
         }
 
-        _result.Kind = OutcomeKind.EptMisconfiguration;
-        _result.Gpa = new Gpa(request.Gpa);
+        result.Kind = OutcomeKind.EptMisconfiguration;
+        result.Gpa = new Gpa(request.Gpa);
     }
 
     /// <summary>
@@ -272,17 +272,17 @@ public sealed partial class VirtualCpu
     /// </summary>
     private void SetAccessedDirty(in GpaRequest request, EptLevel level, int firstRecord)
     {
-        int count = _result.WalkCount - firstRecord;
+        int count = result.WalkCount - firstRecord;
         for (int i = 0; i < count; i++)
         {
             bool isLeaf = i == count - 1;
-            Hpa entry = _result.Walk[firstRecord + i].Address;
-            ulong current = _memory.Read(entry);
+            Hpa entry = result.Walk[firstRecord + i].Address;
+            ulong current = memory.Read(entry);
             ulong updated = current | EptBits.Accessed | (isLeaf && request.Write ? EptBits.Dirty : 0);
             if (updated != current)
             {
-                _memory.Write(entry, updated);
-                _result.AddWrite(new MemoryWrite(entry, updated));
+                memory.Write(entry, updated);
+                result.AddWrite(new MemoryWrite(entry, updated));
             }
         }
     }
@@ -298,11 +298,11 @@ public sealed partial class VirtualCpu
             // Every access here has a guest-linear address (CR0.PG = 0 makes the GPA one).
             | (1UL << 7)
             | (request.Final ? 1UL << 8 : 0)
-            | (_cpu.AdvancedExitInfo && request.Final ? request.Advanced : 0);
-        _result.Kind = OutcomeKind.EptViolation;
-        _result.Gpa = new Gpa(request.Gpa);
-        _result.Qualification = qualification;
-        _result.GuestLinearAddress = request.Linear;
-        _result.GuestLinearAddressValid = true;
+            | (cpu.AdvancedExitInfo && request.Final ? request.Advanced : 0);
+        result.Kind = OutcomeKind.EptViolation;
+        result.Gpa = new Gpa(request.Gpa);
+        result.Qualification = qualification;
+        result.GuestLinearAddress = request.Linear;
+        result.GuestLinearAddressValid = true;
     }
 }

@@ -17,7 +17,7 @@ public sealed partial class VirtualCpu
             return;
         }
 
-        int maxPhyAddr = _cpu.MaxPhyAddr;
+        int maxPhyAddr = cpu.MaxPhyAddr;
         ulong addressMask = GuestBits.AddressMask(maxPhyAddr);
         ulong reservedAddress = GuestBits.ReservedAddressBits(maxPhyAddr);
 
@@ -42,7 +42,7 @@ public sealed partial class VirtualCpu
             }
 
             ulong value = ReadWalkEntry(entryTranslation.Hpa, 4 + (int)level);
-            _result.AddWalk(new WalkEntry(WalkStructure.Guest, level, new Hpa(entryTranslation.Hpa), value, linear));
+            result.AddWalk(new WalkEntry(WalkStructure.Guest, level, new Hpa(entryTranslation.Hpa), value, linear));
             entryGpas[depth] = entryGpa;
             entryHpas[depth] = entryTranslation.Hpa;
             depth++;
@@ -95,8 +95,8 @@ public sealed partial class VirtualCpu
                 return;
             }
 
-            _memory.Write(new Hpa(writeBack.Hpa), updated);
-            _result.AddWrite(new MemoryWrite(new Hpa(writeBack.Hpa), updated));
+            memory.Write(new Hpa(writeBack.Hpa), updated);
+            result.AddWrite(new MemoryWrite(new Hpa(writeBack.Hpa), updated));
             if (isLeaf)
             {
                 leaf = updated;
@@ -122,7 +122,7 @@ public sealed partial class VirtualCpu
         {
             int sizeIndex = Math.Min((int)level, (int)translation.Level) - 1;
             ulong span = 1UL << (12 + 9 * sizeIndex);
-            _tlb.Insert(new CombinedMapping
+            tlb.Insert(new CombinedMapping
             {
                 Valid = true,
                 Tag = Tag,
@@ -132,7 +132,7 @@ public sealed partial class VirtualCpu
                 HpaBase = translation.Hpa & ~(span - 1),
                 EptLevel = translation.Level,
                 Permissions = translation.Permissions,
-                MemoryType = _result.MemoryType,
+                MemoryType = result.MemoryType,
                 User = user,
                 Writable = writable,
                 ExecuteDisable = executeDisable,
@@ -147,7 +147,7 @@ public sealed partial class VirtualCpu
     /// <summary>Serves a linear access from a combined mapping when it would plainly succeed; anything else walks.</summary>
     private bool TryCombinedHit(AccessKind kind, ulong linear, byte cpl, GuestPaging paging, bool accessedDirty)
     {
-        if (!_tlb.TryGetCombined(Tag, linear, out CombinedMapping cached)
+        if (!tlb.TryGetCombined(Tag, linear, out CombinedMapping cached)
             || cached.AccessedDirty != accessedDirty || cached.Mbec != Controls.Mbec
             || GuestDenies(kind, cpl, paging, cached.User, cached.Writable, cached.ExecuteDisable))
         {
@@ -163,13 +163,13 @@ public sealed partial class VirtualCpu
 
         ulong offset = linear & ((1UL << cached.Shift) - 1);
         ulong visible = Controls.Mbec ? cached.Permissions : cached.Permissions & ~EptBits.UserModeExecute;
-        _result.Kind = OutcomeKind.Translated;
-        _result.Hpa = new Hpa(cached.HpaBase + offset);
-        _result.Gpa = new Gpa(cached.GpaBase + offset);
-        _result.PageSize = LevelGeometry.SizeOf(cached.EptLevel);
-        _result.Permissions = EptBits.Decode(visible);
-        _result.MemoryType = cached.MemoryType;
-        _result.FromCache = true;
+        result.Kind = OutcomeKind.Translated;
+        result.Hpa = new Hpa(cached.HpaBase + offset);
+        result.Gpa = new Gpa(cached.GpaBase + offset);
+        result.PageSize = LevelGeometry.SizeOf(cached.EptLevel);
+        result.Permissions = EptBits.Decode(visible);
+        result.MemoryType = cached.MemoryType;
+        result.FromCache = true;
         return true;
     }
 
@@ -210,7 +210,7 @@ public sealed partial class VirtualCpu
             | (cpl == 3 ? 4u : 0)
             | (reserved ? 8u : 0)
             | (kind == AccessKind.Fetch && (paging.Nxe || paging.Smep) ? 16u : 0);
-        _result.Kind = OutcomeKind.GuestPageFault;
-        _result.ErrorCode = code;
+        result.Kind = OutcomeKind.GuestPageFault;
+        result.ErrorCode = code;
     }
 }

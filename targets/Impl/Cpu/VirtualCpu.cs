@@ -13,28 +13,28 @@ namespace EptFuzz.Impl.Cpu;
 /// </summary>
 public sealed partial class VirtualCpu
 {
-    private readonly CpuCapabilities _cpu;
-    private readonly IHostMemory _memory;
+    private readonly CpuCapabilities cpu;
+    private readonly IHostMemory memory;
     // The same memory when it is sparse host memory (every target's is): walks read through its walk ways.
-    private readonly SparseHostMemory? _sparse;
-    private readonly TranslationCache _tlb = new();
-    private readonly AccessResult _result = new();
+    private readonly SparseHostMemory? sparse;
+    private readonly TranslationCache tlb = new();
+    private readonly AccessResult result = new();
 
     // The VM-entry checks depend only on the EPTP, the controls and the processor: decided when
     // those are set, not again on every access.
-    private bool _vmEntryPasses;
+    private bool vmEntryPasses;
 
     // How the walk treats each EPT entry depends only on the processor and the MBEC control:
     // decided when the controls are set.
-    private EptEntryClasses _entryClasses;
+    private EptEntryClasses entryClasses;
 
     public VirtualCpu(CpuCapabilities cpu, IHostMemory memory)
     {
-        _cpu = cpu;
-        _memory = memory;
-        _sparse = memory as SparseHostMemory;
-        _vmEntryPasses = VmEntryPasses;
-        _entryClasses = EptEntryClasses.For(cpu, mbec: false);
+        this.cpu = cpu;
+        this.memory = memory;
+        sparse = memory as SparseHostMemory;
+        vmEntryPasses = VmEntryPasses;
+        entryClasses = EptEntryClasses.For(cpu, mbec: false);
     }
 
     public ulong Eptp { get; private set; }
@@ -43,53 +43,53 @@ public sealed partial class VirtualCpu
 
     public GuestPaging Paging { get; private set; } = GuestPaging.Off;
 
-    public TranslationCache Tlb => _tlb;
+    public TranslationCache Tlb => tlb;
 
     /// <summary>False: every access walks (a non-caching CPU, for comparisons in tests).</summary>
     public bool CachingEnabled { get; set; } = true;
 
     /// <summary>VM entry accepts the current EPTP and controls.</summary>
-    public bool VmEntryPasses => VmEntryChecks.Passes(Eptp, Controls, _cpu);
+    public bool VmEntryPasses => VmEntryChecks.Passes(Eptp, Controls, cpu);
 
     public void SetEptp(ulong eptp)
     {
         Eptp = eptp;
-        _vmEntryPasses = VmEntryPasses;
+        vmEntryPasses = VmEntryPasses;
     }
 
     public void SetControls(VmxControls controls)
     {
         Controls = controls;
-        _vmEntryPasses = VmEntryPasses;
-        _entryClasses = EptEntryClasses.For(_cpu, controls.Mbec);
+        vmEntryPasses = VmEntryPasses;
+        entryClasses = EptEntryClasses.For(cpu, controls.Mbec);
     }
 
     public void SetGuestPaging(GuestPaging paging)
     {
         Paging = paging;
         // Loading CR3/CR0/CR4 drops combined mappings; guest-physical ones do not depend on guest paging.
-        _tlb.InvalidateCombined();
+        tlb.InvalidateCombined();
     }
 
     public void Invept(InveptType type)
     {
         if (type == InveptType.Global)
         {
-            _tlb.InvalidateAll();
+            tlb.InvalidateAll();
         }
         else
         {
-            _tlb.Invalidate(Tag);
+            tlb.Invalidate(Tag);
         }
     }
 
     /// <summary>Performs one guest access. The returned object is reused by the next call.</summary>
     public AccessResult Access(in Access access)
     {
-        _result.Reset();
-        if (!_vmEntryPasses)
+        result.Reset();
+        if (!vmEntryPasses)
         {
-            _result.Kind = OutcomeKind.NoVmEntry;
+            result.Kind = OutcomeKind.NoVmEntry;
         }
         else if (!access.Linear || !Paging.Enabled)
         {
@@ -100,7 +100,7 @@ public sealed partial class VirtualCpu
             LinearAccess(access.Kind, access.Address, access.Cpl);
         }
 
-        return _result;
+        return result;
     }
 
     /// <summary>
@@ -119,7 +119,7 @@ public sealed partial class VirtualCpu
         ulong table = Eptp & EptBits.AddressMask;
         for (EptLevel current = (EptLevel)(walk + 1); ; current--)
         {
-            value = _memory.Read(new Hpa(LevelGeometry.EntryAddress(table, gpa.Value, current)));
+            value = memory.Read(new Hpa(LevelGeometry.EntryAddress(table, gpa.Value, current)));
             if (current == level)
             {
                 return true;
@@ -153,7 +153,7 @@ public sealed partial class VirtualCpu
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ulong ReadWalkEntry(ulong table, int index, int way) =>
-        _sparse is { } sparse ? sparse.ReadWalkEntry(new Hpa(table), index, way) : _memory.Read(new Hpa(table + ((ulong)index << 3)));
+        this.sparse is { } sparse ? sparse.ReadWalkEntry(new Hpa(table), index, way) : memory.Read(new Hpa(table + ((ulong)index << 3)));
 
     /// <summary>The walk entry at host address <paramref name="address"/> (8-byte aligned).</summary>
     private ulong ReadWalkEntry(ulong address, int way) => ReadWalkEntry(address & ~0xFFFUL, (int)(address >> 3) & 511, way);
@@ -163,7 +163,7 @@ public sealed partial class VirtualCpu
     private void Translated(in GpaTranslation translation, ulong gpa, MemoryType pat)
     {
         ulong visible = Controls.Mbec ? translation.Permissions : translation.Permissions & ~EptBits.UserModeExecute;
-        _result.Translated(
+        result.Translated(
             new Hpa(translation.Hpa),
             LevelGeometry.SizeOf(translation.Level),
             new Gpa(gpa),

@@ -16,15 +16,15 @@ public sealed partial class ExtendedPageTable
 
         return pageSize switch
         {
-            PageSize.Size2M when !_cpu.Page2M => ApiResult.Unsupported,
-            PageSize.Size1G when !_cpu.Page1G => ApiResult.Unsupported,
+            PageSize.Size2M when !cpu.Page2M => ApiResult.Unsupported,
+            PageSize.Size1G when !cpu.Page1G => ApiResult.Unsupported,
             _ => ApiResult.Ok,
         };
     }
 
     /// <summary>User-mode execute (bit 10) exists only on a processor with MBEC.</summary>
     private ApiResult CheckPermissionsSupported(EptPermissions permissions) =>
-        (permissions & EptPermissions.UserModeExecute) != 0 && !_cpu.Mbec ? ApiResult.Unsupported : ApiResult.Ok;
+        (permissions & EptPermissions.UserModeExecute) != 0 && !cpu.Mbec ? ApiResult.Unsupported : ApiResult.Ok;
 
     /// <summary>
     /// Refuses what would be a misconfiguration on this processor: write without read
@@ -41,7 +41,7 @@ public sealed partial class ExtendedPageTable
         }
 
         bool execute = (permissions & (EptPermissions.ExecuteAccess | EptPermissions.UserModeExecute)) != 0;
-        return !read && execute && !_cpu.ExecuteOnly ? ApiResult.InvalidPermission : ApiResult.Ok;
+        return !read && execute && !cpu.ExecuteOnly ? ApiResult.InvalidPermission : ApiResult.Ok;
     }
 
     /// <summary>EPT memory types 2, 3 and 7 are misconfigurations (EPT-MISCONFIG-5), refused like a bad permission set.</summary>

@@ -26,7 +26,7 @@ public sealed partial class ExtendedPageTable
             return ApiResult.NotExist;
         }
 
-        if (leaf.Level == EptLevel.Pdpte && !_cpu.Page2M)
+        if (leaf.Level == EptLevel.Pdpte && !cpu.Page2M)
         {
             // 512 pages "of the next smaller size" would be 2 MiB pages, which this processor lacks.
             return ApiResult.Unsupported;
@@ -51,7 +51,7 @@ public sealed partial class ExtendedPageTable
         for (EptLevel level = TopLevel; ; level--)
         {
             ulong entry = LevelGeometry.EntryAddress(table, gpa.Value, level);
-            ulong value = _memory.Read(new Hpa(entry));
+            ulong value = memory.Read(new Hpa(entry));
             Slot slot = Classify(entry, value, level, out ulong child);
             if (slot == Slot.Empty)
             {
@@ -78,7 +78,7 @@ public sealed partial class ExtendedPageTable
     {
         EptLevel childLevel = parentLevel - 1;
         ulong childSpan = LevelGeometry.Span(childLevel);
-        ulong first = _memory.Read(new Hpa(table));
+        ulong first = memory.Read(new Hpa(table));
         ulong baseHpa = first & LevelGeometry.LeafAddressMask(childLevel);
         // Accessed and dirty are the processor's history, not attributes; they do not block a merge.
         const ulong History = EptBits.Accessed | EptBits.Dirty;
@@ -91,7 +91,7 @@ public sealed partial class ExtendedPageTable
         for (int i = 0; i < LevelGeometry.EntriesPerTable; i++)
         {
             ulong entry = table + ((ulong)i << 3);
-            ulong value = _memory.Read(new Hpa(entry));
+            ulong value = memory.Read(new Hpa(entry));
             if (Classify(entry, value, childLevel, out _) != Slot.Leaf
                 || (value & LevelGeometry.LeafAddressMask(childLevel)) != baseHpa + ((ulong)i * childSpan)
                 || (value & ~EptBits.AddressMask & ~History) != attributes)
@@ -102,14 +102,14 @@ public sealed partial class ExtendedPageTable
 
         return Run(() =>
         {
-            _tx.Write(parentEntry, (attributes & ~EptBits.LargePage) | baseHpa | EptBits.LargePage);
+            tx.Write(parentEntry, (attributes & ~EptBits.LargePage) | baseHpa | EptBits.LargePage);
             for (int i = 0; i < LevelGeometry.EntriesPerTable; i++)
             {
                 ForgetBlank(table + ((ulong)i << 3));
             }
 
             // The old table is unreachable now; its stale entries are zeroed when the pool hands it out again.
-            _pool.Free(table, _tx);
+            pool.Free(table, tx);
             return ApiResult.Ok;
         });
     }
@@ -141,7 +141,7 @@ public sealed partial class ExtendedPageTable
         do
         {
             ulong entry = LevelGeometry.EntryAddress(table, cursor, level);
-            ulong value = _tx.Read(entry);
+            ulong value = tx.Read(entry);
             Slot slot = Classify(entry, value, level, out ulong child);
             if (slot is Slot.Empty or Slot.Foreign)
             {
@@ -203,13 +203,13 @@ public sealed partial class ExtendedPageTable
             return false;
         }
 
-        _tx.Write(entry, table | NonLeafBits);
+        tx.Write(entry, table | NonLeafBits);
         return true;
     }
 
     private bool BuildTable(EptLevel level, ulong parentEntry, ulong attributes, ulong baseHpa, out ulong table)
     {
-        if (!_pool.TryAllocate(level, parentEntry, _tx, out table))
+        if (!pool.TryAllocate(level, parentEntry, tx, out table))
         {
             return false;
         }
@@ -217,7 +217,7 @@ public sealed partial class ExtendedPageTable
         // The new table is composed here and written whole: one journaled page instead of 512
         // words (a 1 GiB page split into 4 KiB pages writes 512 tables).
         ulong[] entries = PageRecycler.RentForOverwrite();
-        bool leaves = level != EptLevel.Pde || _cpu.Page2M;
+        bool leaves = level != EptLevel.Pde || cpu.Page2M;
         ulong leafBits = level == EptLevel.Pte ? attributes : attributes | EptBits.LargePage;
         ulong span = LevelGeometry.Span(level);
         for (int i = 0; i < LevelGeometry.EntriesPerTable; i++)
@@ -240,7 +240,7 @@ public sealed partial class ExtendedPageTable
             }
         }
 
-        bool journaled = _tx.WriteZeroPage(table, entries);
+        bool journaled = tx.WriteZeroPage(table, entries);
         // No blank leaf is recorded inside a table the pool just handed out (a table is freed only
         // when empty, and a merge forgets its leaves), so only a leaf whose value is 0 is noted:
         // one with no attributes at all (a 4 KiB page, so no large-page bit either).
@@ -266,7 +266,7 @@ public sealed partial class ExtendedPageTable
         var byLevel = new List<ulong>[6];
         foreach (ulong table in touched)
         {
-            if (_pool.TryGetInfo(table, out TablePage info))
+            if (pool.TryGetInfo(table, out TablePage info))
             {
                 (byLevel[(int)info.Level] ??= []).Add(table);
             }
@@ -282,13 +282,13 @@ public sealed partial class ExtendedPageTable
             tables.Sort();
             foreach (ulong table in tables)
             {
-                if (table == Pml4 || table == Pml5 || !_pool.TryGetInfo(table, out TablePage info) || !IsEmpty(table))
+                if (table == Pml4 || table == Pml5 || !pool.TryGetInfo(table, out TablePage info) || !IsEmpty(table))
                 {
                     continue;
                 }
 
                 ClearEntry(info.ParentEntry);
-                _pool.Free(table, _tx);
+                pool.Free(table, tx);
                 ulong parentTable = info.ParentEntry & ~(LevelGeometry.PageBytes - 1);
                 if (level < 5 && !(byLevel[level + 1] ??= []).Contains(parentTable))
                 {
@@ -305,14 +305,14 @@ public sealed partial class ExtendedPageTable
 
         // One scan of the words first: most tables checked here still hold entries, and a table
         // of zeros is empty unless one of them is a blank leaf (a mapping whose entry is all zero).
-        if (!_tx.IsZeroRange(table, scanned))
+        if (!tx.IsZeroRange(table, scanned))
         {
             return false;
         }
 
-        for (ulong offset = 0; offset < scanned && _blankLeaves.Count > 0; offset += 8)
+        for (ulong offset = 0; offset < scanned && blankLeaves.Count > 0; offset += 8)
         {
-            if (_blankLeaves.Contains(table + offset))
+            if (blankLeaves.Contains(table + offset))
             {
                 return false;
             }

@@ -11,34 +11,34 @@ namespace EptFuzz.Impl.Ept;
 /// </summary>
 public sealed partial class ExtendedPageTable
 {
-    private readonly CpuCapabilities _cpu;
-    private readonly SparseHostMemory _memory;
-    private readonly TablePagePool _pool;
-    private readonly List<HypervisorEffect> _journal;
-    private readonly Transaction _tx;
+    private readonly CpuCapabilities cpu;
+    private readonly SparseHostMemory memory;
+    private readonly TablePagePool pool;
+    private readonly List<HypervisorEffect> journal;
+    private readonly Transaction tx;
 
     // Leaves that are mapped although their value is 0 (perm=none, UC, hpa 0, 4 KiB): without this
     // set they would be indistinguishable from free slots.
-    private readonly HashSet<ulong> _blankLeaves = [];
+    private readonly HashSet<ulong> blankLeaves = [];
     // The undo of a blank-leaf change, kept once so that a rollback record allocates nothing.
-    private readonly Action<ulong> _markBlank;
-    private readonly Action<ulong> _unmarkBlank;
+    private readonly Action<ulong> markBlank;
+    private readonly Action<ulong> unmarkBlank;
 
     public ExtendedPageTable(CpuCapabilities cpu, SparseHostMemory memory, List<HypervisorEffect> journal, int poolCapacity = TablePagePool.DefaultCapacity)
     {
-        _cpu = cpu;
-        _memory = memory;
-        _journal = journal;
-        _markBlank = entry => _blankLeaves.Add(entry);
-        _unmarkBlank = entry => _blankLeaves.Remove(entry);
-        _pool = new TablePagePool(cpu.MaxPhyAddr, poolCapacity);
-        _tx = new Transaction(memory);
-        if (!_pool.TryAllocate(EptLevel.Pml4e, 0, _tx, out ulong pml4))
+        this.cpu = cpu;
+        this.memory = memory;
+        this.journal = journal;
+        markBlank = entry => blankLeaves.Add(entry);
+        unmarkBlank = entry => blankLeaves.Remove(entry);
+        pool = new TablePagePool(cpu.MaxPhyAddr, poolCapacity);
+        tx = new Transaction(memory);
+        if (!pool.TryAllocate(EptLevel.Pml4e, 0, tx, out ulong pml4))
         {
             throw new InvalidOperationException("the table-page pool cannot hold the root table");
         }
 
-        _tx.Commit(_journal);
+        tx.Commit(this.journal);
         Pml4 = pml4;
     }
 
@@ -54,18 +54,18 @@ public sealed partial class ExtendedPageTable
 
     public EptLevel TopLevel => WalkLength == 5 ? EptLevel.Pml5e : EptLevel.Pml4e;
 
-    public TablePagePool Pool => _pool;
+    public TablePagePool Pool => pool;
 
     /// <summary>The INVEPT a live change is followed by (single-context while the EPTP points at this root).</summary>
     public InveptType LiveChangeInvept { get; set; } = InveptType.SingleContext;
 
     /// <summary>Non-leaf entries grant every permission and carry no other bits, so the leaf alone decides.</summary>
-    public ulong NonLeafBits => EptBits.ReadAccess | EptBits.WriteAccess | EptBits.ExecuteAccess | (_cpu.Mbec ? EptBits.UserModeExecute : 0);
+    public ulong NonLeafBits => EptBits.ReadAccess | EptBits.WriteAccess | EptBits.ExecuteAccess | (cpu.Mbec ? EptBits.UserModeExecute : 0);
 
     /// <summary>GPAs at or above this are out of range: 2^48 with 4 levels; 2^52 (GPAs are below 2^52) with 5.</summary>
     public ulong GpaLimit => WalkLength == 5 ? 1UL << 52 : 1UL << 48;
 
-    public ulong HpaLimit => 1UL << _cpu.MaxPhyAddr;
+    public ulong HpaLimit => 1UL << cpu.MaxPhyAddr;
 
     /// <summary>Switches between 4- and 5-level walks; the PML5's entry 0 points at the existing PML4, so mappings survive.</summary>
     public ApiResult UseWalkLength(int walkLength)
@@ -77,14 +77,14 @@ public sealed partial class ExtendedPageTable
 
         if (walkLength == 5 && Pml5 == 0)
         {
-            if (!_pool.TryAllocate(EptLevel.Pml5e, 0, _tx, out ulong pml5))
+            if (!pool.TryAllocate(EptLevel.Pml5e, 0, tx, out ulong pml5))
             {
-                _tx.Rollback();
+                tx.Rollback();
                 return ApiResult.ResourceLimit;
             }
 
-            _tx.Write(pml5, Pml4 | NonLeafBits);
-            _tx.Commit(_journal);
+            tx.Write(pml5, Pml4 | NonLeafBits);
+            tx.Commit(journal);
             Pml5 = pml5;
         }
 
@@ -105,7 +105,7 @@ public sealed partial class ExtendedPageTable
         for (EptLevel level = TopLevel; ; level--)
         {
             ulong entry = LevelGeometry.EntryAddress(table, gpa.Value, level);
-            ulong value = _memory.Read(new Hpa(entry));
+            ulong value = memory.Read(new Hpa(entry));
             switch (Classify(entry, value, level, out ulong child))
             {
                 case Slot.Leaf:
@@ -210,17 +210,17 @@ public sealed partial class ExtendedPageTable
         ApiResult result = body();
         if (result != ApiResult.Ok)
         {
-            _tx.Rollback();
+            tx.Rollback();
             return result;
         }
 
-        if (_tx.TouchedLiveEntry)
+        if (tx.TouchedLiveEntry)
         {
             // Permissions, addresses or page sizes of present entries changed: cached translations must go (EPT-INVEPT-5).
-            _tx.AddInvept(LiveChangeInvept);
+            tx.AddInvept(LiveChangeInvept);
         }
 
-        _tx.Commit(_journal);
+        tx.Commit(journal);
         return ApiResult.Ok;
     }
 
@@ -230,16 +230,16 @@ public sealed partial class ExtendedPageTable
         for (EptLevel level = TopLevel; level > leafLevel; level--)
         {
             ulong entry = LevelGeometry.EntryAddress(table, gpa, level);
-            ulong current = _tx.Read(entry);
+            ulong current = tx.Read(entry);
             switch (Classify(entry, current, level, out ulong child))
             {
                 case Slot.Empty:
-                    if (!_pool.TryAllocate(level - 1, entry, _tx, out child))
+                    if (!pool.TryAllocate(level - 1, entry, tx, out child))
                     {
                         return ApiResult.ResourceLimit;
                     }
 
-                    _tx.Write(entry, child | NonLeafBits);
+                    tx.Write(entry, child | NonLeafBits);
                     break;
                 case Slot.Table:
                     break;
@@ -252,7 +252,7 @@ public sealed partial class ExtendedPageTable
         }
 
         ulong leafEntry = LevelGeometry.EntryAddress(table, gpa, leafLevel);
-        if (Classify(leafEntry, _tx.Read(leafEntry), leafLevel, out _) != Slot.Empty)
+        if (Classify(leafEntry, tx.Read(leafEntry), leafLevel, out _) != Slot.Empty)
         {
             return ApiResult.Duplicated;
         }
@@ -275,7 +275,7 @@ public sealed partial class ExtendedPageTable
         child = 0;
         if (value == 0)
         {
-            return _blankLeaves.Contains(entry) ? Slot.Leaf : Slot.Empty;
+            return blankLeaves.Contains(entry) ? Slot.Leaf : Slot.Empty;
         }
 
         if (level == EptLevel.Pte || (LevelGeometry.CanMapPage(level) && (value & EptBits.LargePage) != 0))
@@ -295,13 +295,13 @@ public sealed partial class ExtendedPageTable
             return level == EptLevel.Pml5e && entry == Pml5 ? Slot.Table : Slot.Foreign;
         }
 
-        return _pool.TryGetInfo(child, out TablePage info) && info.Level == level - 1 && info.ParentEntry == entry
+        return pool.TryGetInfo(child, out TablePage info) && info.Level == level - 1 && info.ParentEntry == entry
             ? Slot.Table : Slot.Foreign;
     }
 
     private void WriteLeaf(ulong entry, ulong value)
     {
-        _tx.Write(entry, value);
+        tx.Write(entry, value);
         NoteLeaf(entry, value);
     }
 
@@ -310,12 +310,12 @@ public sealed partial class ExtendedPageTable
     {
         if (value == 0)
         {
-            if (_blankLeaves.Add(entry))
+            if (blankLeaves.Add(entry))
             {
-                _tx.OnRollback(_unmarkBlank, entry);
+                tx.OnRollback(unmarkBlank, entry);
             }
         }
-        else if (_blankLeaves.Count > 0)
+        else if (blankLeaves.Count > 0)
         {
             ForgetBlank(entry);
         }
@@ -323,15 +323,15 @@ public sealed partial class ExtendedPageTable
 
     private void ClearEntry(ulong entry)
     {
-        _tx.Write(entry, 0);
+        tx.Write(entry, 0);
         ForgetBlank(entry);
     }
 
     private void ForgetBlank(ulong entry)
     {
-        if (_blankLeaves.Remove(entry))
+        if (blankLeaves.Remove(entry))
         {
-            _tx.OnRollback(_markBlank, entry);
+            tx.OnRollback(markBlank, entry);
         }
     }
 }

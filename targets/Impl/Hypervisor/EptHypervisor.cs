@@ -13,18 +13,18 @@ public sealed class EptHypervisor : IEptHypervisor, IDisposable
     // Journals of disposed hypervisors on this thread, emptied: a fuzzing worker builds one
     // hypervisor per case, and a journal grows to the largest operation's effects.
     [ThreadStatic]
-    private static Stack<List<HypervisorEffect>>? t_freeJournals;
+    private static Stack<List<HypervisorEffect>>? freeJournals;
 
-    private readonly List<HypervisorEffect> _journal = t_freeJournals is { Count: > 0 } free ? free.Pop() : [];
+    private readonly List<HypervisorEffect> journal = freeJournals is { Count: > 0 } free ? free.Pop() : [];
     // The words of the page effects the last DrainEffects handed out, recycled at the next one.
-    private readonly List<ulong[]> _handedOutPages = [];
-    private readonly int _poolCapacity;
-    private State? _state;
+    private readonly List<ulong[]> handedOutPages = [];
+    private readonly int poolCapacity;
+    private State? state;
 
     /// <param name="poolCapacity">Table pages the pool may hand out (see <see cref="TablePagePool.DefaultCapacity"/>).</param>
     public EptHypervisor(int poolCapacity = TablePagePool.DefaultCapacity)
     {
-        _poolCapacity = poolCapacity;
+        this.poolCapacity = poolCapacity;
     }
 
     public string Name => "impl";
@@ -42,14 +42,14 @@ public sealed class EptHypervisor : IEptHypervisor, IDisposable
 
     public CpuCapabilities Cpu => S.Cpu;
 
-    private bool _disposed;
+    private bool disposed;
 
-    private State S => _state ?? throw (_disposed ? new ObjectDisposedException(nameof(EptHypervisor)) : new InvalidOperationException("Configure must be called first"));
+    private State S => state ?? throw (disposed ? new ObjectDisposedException(nameof(EptHypervisor)) : new InvalidOperationException("Configure must be called first"));
 
     public ApiResult Configure(CpuCapabilities cpu)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        if (_state is not null)
+        ObjectDisposedException.ThrowIf(disposed, this);
+        if (state is not null)
         {
             throw new InvalidOperationException("Configure is called once");
         }
@@ -60,9 +60,9 @@ public sealed class EptHypervisor : IEptHypervisor, IDisposable
         }
 
         var memory = new SparseHostMemory();
-        var ept = new ExtendedPageTable(cpu, memory, _journal, _poolCapacity);
+        var ept = new ExtendedPageTable(cpu, memory, journal, poolCapacity);
         var tx = new Transaction(memory);
-        _state = new State(cpu, memory, ept, tx, new GuestPageTables(ept, tx, _journal, cpu.MaxPhyAddr), new MemoryMap());
+        state = new State(cpu, memory, ept, tx, new GuestPageTables(ept, tx, journal, cpu.MaxPhyAddr), new MemoryMap());
         // Until the case says otherwise the EPTP is the case format's default: WB, 4 levels, no A/D.
         return SetEptp(new EptpRequest());
     }
@@ -132,7 +132,7 @@ public sealed class EptHypervisor : IEptHypervisor, IDisposable
             return ApiResult.Unsupported;
         }
 
-        _journal.Add(HypervisorEffect.Of(type));
+        journal.Add(HypervisorEffect.Of(type));
         return ApiResult.Ok;
     }
 
@@ -177,7 +177,7 @@ public sealed class EptHypervisor : IEptHypervisor, IDisposable
         edited = (edited & ~clear) | set;
         // A raw edit is a plain memory write: no INVEPT, so a stale translation may survive it.
         s.Tx.Write(entry, edited);
-        s.Tx.Commit(_journal);
+        s.Tx.Commit(journal);
         return ApiResult.Ok;
     }
 
@@ -195,7 +195,7 @@ public sealed class EptHypervisor : IEptHypervisor, IDisposable
         }
 
         s.Tx.Write(hpa.Value, value);
-        s.Tx.Commit(_journal);
+        s.Tx.Commit(journal);
         return ApiResult.Ok;
     }
 
@@ -223,50 +223,50 @@ public sealed class EptHypervisor : IEptHypervisor, IDisposable
         // The words of the page effects handed out last time have been used by now (the contract
         // keeps them only until this call): the next tables are composed in them.
         RecycleHandedOutPages();
-        int count = _journal.Count;
-        into.AddRange(_journal);
+        int count = journal.Count;
+        into.AddRange(journal);
         HandOutPages();
-        _journal.Clear();
+        journal.Clear();
         return count;
     }
 
     // The words of the journal's page effects, recycled at the next drain (or disposal).
     private void HandOutPages()
     {
-        foreach (HypervisorEffect effect in _journal)
+        foreach (HypervisorEffect effect in journal)
         {
             if (effect.Words is { } words)
             {
-                _handedOutPages.Add(words);
+                handedOutPages.Add(words);
             }
         }
     }
 
     private void RecycleHandedOutPages()
     {
-        foreach (ulong[] words in _handedOutPages)
+        foreach (ulong[] words in handedOutPages)
         {
             PageRecycler.Return(words);
         }
 
-        _handedOutPages.Clear();
+        handedOutPages.Clear();
     }
 
     /// <summary>Gives the host memory's pages back for the next hypervisor on this thread; the hypervisor is unusable after.</summary>
     public void Dispose()
     {
-        if (_disposed)
+        if (disposed)
         {
             return;
         }
 
-        _state?.Memory.Release();
-        _state = null;
-        _disposed = true;
+        state?.Memory.Release();
+        state = null;
+        disposed = true;
         HandOutPages();
         RecycleHandedOutPages();
-        _journal.Clear();
-        (t_freeJournals ??= new Stack<List<HypervisorEffect>>()).Push(_journal);
+        journal.Clear();
+        (freeJournals ??= new Stack<List<HypervisorEffect>>()).Push(journal);
     }
 
     private sealed record State(CpuCapabilities Cpu, SparseHostMemory Memory, ExtendedPageTable Ept, Transaction Tx, GuestPageTables Guest, MemoryMap Map);

@@ -12,19 +12,19 @@ namespace EptFuzz.Impl.Hypervisor;
 /// </summary>
 public sealed class GuestPageTables
 {
-    private readonly ExtendedPageTable _ept;
-    private readonly Transaction _tx;
-    private readonly List<HypervisorEffect> _journal;
-    private readonly int _maxPhyAddr;
-    private ulong _tablesEnd;
-    private ulong _nextTable;
+    private readonly ExtendedPageTable ept;
+    private readonly Transaction tx;
+    private readonly List<HypervisorEffect> journal;
+    private readonly int maxPhyAddr;
+    private ulong tablesEnd;
+    private ulong nextTable;
 
     public GuestPageTables(ExtendedPageTable ept, Transaction tx, List<HypervisorEffect> journal, int maxPhyAddr)
     {
-        _ept = ept;
-        _tx = tx;
-        _journal = journal;
-        _maxPhyAddr = maxPhyAddr;
+        this.ept = ept;
+        this.tx = tx;
+        this.journal = journal;
+        this.maxPhyAddr = maxPhyAddr;
     }
 
     public GuestPaging Paging { get; private set; } = GuestPaging.Off;
@@ -37,13 +37,13 @@ public sealed class GuestPageTables
             return ApiResult.Ok;
         }
 
-        ulong cr3 = paging.Cr3.Value & GuestBits.AddressMask(_maxPhyAddr);
+        ulong cr3 = paging.Cr3.Value & GuestBits.AddressMask(maxPhyAddr);
         if (tablesStart.Value > tablesEnd.Value || ((tablesStart.Value | tablesEnd.Value) & (LevelGeometry.PageBytes - 1)) != 0)
         {
             return ApiResult.Unaligned;
         }
 
-        if (paging.Cr3.Value >= 1UL << _maxPhyAddr || tablesEnd.Value > 1UL << _maxPhyAddr)
+        if (paging.Cr3.Value >= 1UL << maxPhyAddr || tablesEnd.Value > 1UL << maxPhyAddr)
         {
             return ApiResult.OutOfRange;
         }
@@ -54,17 +54,17 @@ public sealed class GuestPageTables
             return ApiResult.Duplicated;
         }
 
-        if (!_ept.TryTranslate(new Gpa(cr3), out Hpa root))
+        if (!ept.TryTranslate(new Gpa(cr3), out Hpa root))
         {
             return ApiResult.NotExist;
         }
 
-        _tx.ClearPage(root.Value);
+        tx.ClearPage(root.Value);
 
         Commit();
         Paging = paging;
-        _nextTable = tablesStart.Value;
-        _tablesEnd = tablesEnd.Value;
+        nextTable = tablesStart.Value;
+        this.tablesEnd = tablesEnd.Value;
         return ApiResult.Ok;
     }
 
@@ -80,7 +80,7 @@ public sealed class GuestPageTables
             return ApiResult.Unaligned;
         }
 
-        if (!GuestBits.IsCanonical(gva.Value) || gpa.Value >= 1UL << _maxPhyAddr || size > (1UL << _maxPhyAddr) - gpa.Value)
+        if (!GuestBits.IsCanonical(gva.Value) || gpa.Value >= 1UL << maxPhyAddr || size > (1UL << maxPhyAddr) - gpa.Value)
         {
             return ApiResult.OutOfRange;
         }
@@ -109,19 +109,19 @@ public sealed class GuestPageTables
             return ApiResult.NotExist;
         }
 
-        ulong table = Paging.Cr3.Value & GuestBits.AddressMask(_maxPhyAddr);
+        ulong table = Paging.Cr3.Value & GuestBits.AddressMask(maxPhyAddr);
         for (EptLevel current = EptLevel.Pml4e; ; current--)
         {
             ulong entryGpa = LevelGeometry.EntryAddress(table, gva.Value, current);
-            if (!_ept.TryTranslate(new Gpa(entryGpa), out Hpa entry))
+            if (!ept.TryTranslate(new Gpa(entryGpa), out Hpa entry))
             {
                 return ApiResult.NotExist;
             }
 
-            ulong value = _tx.Read(entry.Value);
+            ulong value = tx.Read(entry.Value);
             if (current == level)
             {
-                _tx.Write(entry.Value, (value & ~clear) | set);
+                tx.Write(entry.Value, (value & ~clear) | set);
                 return Finish(ApiResult.Ok);
             }
 
@@ -131,22 +131,22 @@ public sealed class GuestPageTables
                 return ApiResult.NotExist;
             }
 
-            table = value & GuestBits.AddressMask(_maxPhyAddr);
+            table = value & GuestBits.AddressMask(maxPhyAddr);
         }
     }
 
     private ApiResult MapWalk(ulong gva, EptLevel leafLevel, ulong leaf)
     {
-        ulong table = Paging.Cr3.Value & GuestBits.AddressMask(_maxPhyAddr);
+        ulong table = Paging.Cr3.Value & GuestBits.AddressMask(maxPhyAddr);
         for (EptLevel level = EptLevel.Pml4e; ; level--)
         {
             ulong entryGpa = LevelGeometry.EntryAddress(table, gva, level);
-            if (!_ept.TryTranslate(new Gpa(entryGpa), out Hpa entry))
+            if (!ept.TryTranslate(new Gpa(entryGpa), out Hpa entry))
             {
                 return ApiResult.NotExist;
             }
 
-            ulong value = _tx.Read(entry.Value);
+            ulong value = tx.Read(entry.Value);
             if (level == leafLevel)
             {
                 if ((value & GuestBits.Present) != 0)
@@ -154,7 +154,7 @@ public sealed class GuestPageTables
                     return ApiResult.Duplicated;
                 }
 
-                _tx.Write(entry.Value, leaf);
+                tx.Write(entry.Value, leaf);
                 return ApiResult.Ok;
             }
 
@@ -167,7 +167,7 @@ public sealed class GuestPageTables
                 }
 
                 // Upper levels are present, writable and user with A clear, so the leaf decides.
-                _tx.Write(entry.Value, table | GuestBits.Present | GuestBits.ReadWrite | GuestBits.UserSupervisor);
+                tx.Write(entry.Value, table | GuestBits.Present | GuestBits.ReadWrite | GuestBits.UserSupervisor);
                 continue;
             }
 
@@ -176,27 +176,27 @@ public sealed class GuestPageTables
                 return ApiResult.Duplicated;
             }
 
-            table = value & GuestBits.AddressMask(_maxPhyAddr);
+            table = value & GuestBits.AddressMask(maxPhyAddr);
         }
     }
 
     /// <summary>The lowest unused page of the table range, zeroed.</summary>
     private ApiResult TakeTable(out ulong table)
     {
-        table = _nextTable;
-        if (table >= _tablesEnd)
+        table = nextTable;
+        if (table >= tablesEnd)
         {
             return ApiResult.ResourceLimit;
         }
 
-        if (!_ept.TryTranslate(new Gpa(table), out Hpa page))
+        if (!ept.TryTranslate(new Gpa(table), out Hpa page))
         {
             return ApiResult.NotExist;
         }
 
-        _nextTable += LevelGeometry.PageBytes;
-        _tx.OnRollback(() => _nextTable -= LevelGeometry.PageBytes);
-        _tx.ClearPage(page.Value);
+        nextTable += LevelGeometry.PageBytes;
+        tx.OnRollback(() => nextTable -= LevelGeometry.PageBytes);
+        tx.ClearPage(page.Value);
 
         return ApiResult.Ok;
     }
@@ -209,11 +209,11 @@ public sealed class GuestPageTables
         }
         else
         {
-            _tx.Rollback();
+            tx.Rollback();
         }
 
         return result;
     }
 
-    private void Commit() => _tx.Commit(_journal);
+    private void Commit() => tx.Commit(journal);
 }

@@ -14,9 +14,9 @@ public readonly record struct MemoryRange(Gpa Start, Gpa End, MemoryType MemoryT
 /// </summary>
 public sealed class MemoryMap
 {
-    private readonly List<MemoryRange> _ranges = [];
+    private readonly List<MemoryRange> ranges = [];
 
-    public IReadOnlyList<MemoryRange> Ranges => _ranges;
+    public IReadOnlyList<MemoryRange> Ranges => ranges;
 
     public ApiResult Add(Gpa start, Gpa end, MemoryType memoryType, ulong gpaLimit)
     {
@@ -36,19 +36,19 @@ public sealed class MemoryMap
         }
 
         int at = 0;
-        while (at < _ranges.Count && _ranges[at].Start.Value < start.Value)
+        while (at < ranges.Count && ranges[at].Start.Value < start.Value)
         {
             at++;
         }
 
-        bool overlapsPrevious = at > 0 && _ranges[at - 1].End.Value > start.Value;
-        bool overlapsNext = at < _ranges.Count && _ranges[at].Start.Value < end.Value;
+        bool overlapsPrevious = at > 0 && ranges[at - 1].End.Value > start.Value;
+        bool overlapsNext = at < ranges.Count && ranges[at].Start.Value < end.Value;
         if (overlapsPrevious || overlapsNext)
         {
             return ApiResult.Duplicated;
         }
 
-        _ranges.Insert(at, new MemoryRange(start, end, memoryType));
+        ranges.Insert(at, new MemoryRange(start, end, memoryType));
         return ApiResult.Ok;
     }
 
@@ -93,15 +93,15 @@ public sealed class MemoryMap
     private IEnumerable<(ulong Start, ulong End, MemoryType Type)> Runs(ulong offset, Gpa offsetFrom)
     {
         int i = 0;
-        while (i < _ranges.Count)
+        while (i < ranges.Count)
         {
-            ulong start = _ranges[i].Start.Value;
-            ulong end = _ranges[i].End.Value;
-            MemoryType type = _ranges[i].MemoryType;
+            ulong start = ranges[i].Start.Value;
+            ulong end = ranges[i].End.Value;
+            MemoryType type = ranges[i].MemoryType;
             i++;
-            while (i < _ranges.Count && _ranges[i].Start.Value == end && _ranges[i].MemoryType == type)
+            while (i < ranges.Count && ranges[i].Start.Value == end && ranges[i].MemoryType == type)
             {
-                end = _ranges[i].End.Value;
+                end = ranges[i].End.Value;
                 i++;
             }
 

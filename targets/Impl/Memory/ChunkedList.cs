@@ -15,26 +15,26 @@ internal sealed class ChunkedList<T>
     private const int ChunkSize = 1 << Shift;
     private const int MaxFreeChunks = 64;
 
-    private readonly List<T[]> _chunks = [];
+    private readonly List<T[]> chunks = [];
 
     // Full chunks of cleared lists on this thread: a transaction per operation and a hypervisor
     // per case would otherwise allocate (and grow) their lists anew each time.
     [ThreadStatic]
-    private static Stack<T[]>? t_free;
+    private static Stack<T[]>? recycled;
 
     public int Count { get; private set; }
 
-    public T this[int index] => _chunks[index >> Shift][index & (ChunkSize - 1)];
+    public T this[int index] => chunks[index >> Shift][index & (ChunkSize - 1)];
 
     public void Add(T item)
     {
         int chunk = Count >> Shift;
-        if (chunk == _chunks.Count)
+        if (chunk == chunks.Count)
         {
-            _chunks.Add(t_free is { Count: > 0 } free ? free.Pop() : new T[ChunkSize]);
+            chunks.Add(recycled is { Count: > 0 } free ? free.Pop() : new T[ChunkSize]);
         }
 
-        _chunks[chunk][Count & (ChunkSize - 1)] = item;
+        chunks[chunk][Count & (ChunkSize - 1)] = item;
         Count++;
     }
 
@@ -44,7 +44,7 @@ internal sealed class ChunkedList<T>
         list.EnsureCapacity(list.Count + Count);
         for (int start = 0; start < Count; start += ChunkSize)
         {
-            list.AddRange(_chunks[start >> Shift].AsSpan(0, Math.Min(ChunkSize, Count - start)));
+            list.AddRange(chunks[start >> Shift].AsSpan(0, Math.Min(ChunkSize, Count - start)));
         }
     }
 
@@ -56,13 +56,13 @@ internal sealed class ChunkedList<T>
             // Items may hold references (undo actions): do not keep them alive.
             for (int start = 0; start < Count; start += ChunkSize)
             {
-                Array.Clear(_chunks[start >> Shift], 0, Math.Min(ChunkSize, Count - start));
+                Array.Clear(chunks[start >> Shift], 0, Math.Min(ChunkSize, Count - start));
             }
         }
 
         Count = 0;
-        Stack<T[]> pool = t_free ??= new Stack<T[]>();
-        foreach (T[] chunk in _chunks)
+        Stack<T[]> pool = recycled ??= new Stack<T[]>();
+        foreach (T[] chunk in chunks)
         {
             if (pool.Count < MaxFreeChunks)
             {
@@ -70,6 +70,6 @@ internal sealed class ChunkedList<T>
             }
         }
 
-        _chunks.Clear();
+        chunks.Clear();
     }
 }

@@ -14,12 +14,12 @@ internal static class PageRecycler
     private const int MaxPages = 4096;
 
     [ThreadStatic]
-    private static Stack<ulong[]>? t_free;
+    private static Stack<ulong[]>? recycled;
 
     /// <summary>A page of 512 zeros.</summary>
     public static ulong[] Rent()
     {
-        if (t_free is { Count: > 0 } free)
+        if (recycled is { Count: > 0 } free)
         {
             ulong[] page = free.Pop();
             Array.Clear(page);
@@ -30,14 +30,14 @@ internal static class PageRecycler
     }
 
     /// <summary>A page with any content, for a caller that writes all 512 words before reading one.</summary>
-    public static ulong[] RentForOverwrite() => t_free is { Count: > 0 } free ? free.Pop() : new ulong[512];
+    public static ulong[] RentForOverwrite() => recycled is { Count: > 0 } free ? free.Pop() : new ulong[512];
 
-    public static void Return(ulong[] page) => Return(page, t_free ??= new Stack<ulong[]>());
+    public static void Return(ulong[] page) => Return(page, recycled ??= new Stack<ulong[]>());
 
     /// <summary>Returns every page of <paramref name="pages"/>: one look-up of the thread's stack for all of them.</summary>
     public static void ReturnAll(Dictionary<ulong, ulong[]>.ValueCollection pages)
     {
-        Stack<ulong[]> free = t_free ??= new Stack<ulong[]>();
+        Stack<ulong[]> free = recycled ??= new Stack<ulong[]>();
         foreach (ulong[] page in pages)
         {
             Return(page, free);

@@ -20,19 +20,19 @@ public sealed class SparseHostMemory : IHostMemoryImage
     /// <summary>Table walkers pass a way below this to <see cref="ReadWalkEntry"/>: one per walk level and structure.</summary>
     internal const int WalkWays = 9;
 
-    private Dictionary<ulong, ulong[]> _pages = t_freeMaps is { Count: > 0 } maps ? maps.Pop() : [];
+    private Dictionary<ulong, ulong[]> pages = freeMaps is { Count: > 0 } maps ? maps.Pop() : [];
 
     // Page maps of released memories on this thread, empty but with their capacity: every case
     // builds two memories, and growing their maps anew was a tenth of what a case allocated.
     [ThreadStatic]
-    private static Stack<Dictionary<ulong, ulong[]>>? t_freeMaps;
+    private static Stack<Dictionary<ulong, ulong[]>>? freeMaps;
     private const int MaxFreeMaps = 8;
     private const int MaxKeptCapacity = 1 << 14;
-    private readonly ulong[] _cachedNumbers = CreateEmptyTags(CacheSlots);
-    private readonly ulong[]?[] _cachedPages = new ulong[]?[CacheSlots];
+    private readonly ulong[] cachedNumbers = CreateEmptyTags(CacheSlots);
+    private readonly ulong[]?[] cachedPages = new ulong[]?[CacheSlots];
 
     // Two slots for each walk way, number and page side by side: one bounds-free address for both.
-    private readonly WaySlot[] _ways = CreateEmptyWays();
+    private readonly WaySlot[] ways = CreateEmptyWays();
 
     public ulong Read(Hpa address)
     {
@@ -40,7 +40,7 @@ public sealed class SparseHostMemory : IHostMemoryImage
         // The cache hit inline (every read of a walk), the lookup out of line.
         ulong number = address.Value >> 12;
         int slot = Slot(number);
-        ulong[]? page = _cachedNumbers[slot] == number ? _cachedPages[slot] : Find(number);
+        ulong[]? page = cachedNumbers[slot] == number ? cachedPages[slot] : Find(number);
         return page is null ? 0 : page[(int)(address.Value >> 3) & 511];
     }
 
@@ -89,10 +89,10 @@ public sealed class SparseHostMemory : IHostMemoryImage
     /// so a walk loop built on it keeps its values in registers.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal bool TryReadWalkEntry(Hpa table, int index, int way, out ulong value) => TryReadWalkEntry(_ways, table, index, way, out value);
+    internal bool TryReadWalkEntry(Hpa table, int index, int way, out ulong value) => TryReadWalkEntry(ways, table, index, way, out value);
 
     /// <summary>The slots of the walk ways, for a walker that holds them through a walk instead of reloading them at every level.</summary>
-    internal WaySlot[] Ways => _ways;
+    internal WaySlot[] Ways => ways;
 
     /// <summary><see cref="TryReadWalkEntry(Hpa, int, int, out ulong)"/> on the slots <see cref="Ways"/> gave.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -130,7 +130,7 @@ public sealed class SparseHostMemory : IHostMemoryImage
     internal void FillWay(Hpa table, int way)
     {
         ulong number = table.Value >> 12;
-        ref WaySlot slot = ref _ways[2 * way];
+        ref WaySlot slot = ref ways[2 * way];
         Unsafe.Add(ref slot, 1) = slot;
         slot = new WaySlot(number, Find(number) ?? ZeroPage);
     }
@@ -161,7 +161,7 @@ public sealed class SparseHostMemory : IHostMemoryImage
     // Makes page the backing of page number: a way that held the number as the zero page lets it go.
     private ulong[] Back(ulong number, ulong[] page)
     {
-        _pages.Add(number, page);
+        pages.Add(number, page);
         Remember(number, page);
         ForgetWays(number);
         return page;
@@ -171,14 +171,14 @@ public sealed class SparseHostMemory : IHostMemoryImage
     private ulong[]? Find(ulong number)
     {
         int slot = Slot(number);
-        if (_cachedNumbers[slot] == number)
+        if (cachedNumbers[slot] == number)
         {
-            return _cachedPages[slot];
+            return cachedPages[slot];
         }
 
         // An unbacked page is remembered too (as null): the pool reads all 512 words of every
         // fresh table page before using it. Its first write replaces the null in the same slot.
-        _pages.TryGetValue(number, out ulong[]? page);
+        pages.TryGetValue(number, out ulong[]? page);
         Remember(number, page);
         return page;
     }
@@ -186,7 +186,7 @@ public sealed class SparseHostMemory : IHostMemoryImage
     // A page that a write backs may be held in a way as the zero page: the way lets it go.
     private void ForgetWays(ulong number)
     {
-        foreach (ref WaySlot slot in _ways.AsSpan())
+        foreach (ref WaySlot slot in ways.AsSpan())
         {
             if (slot.Number == number)
             {
@@ -198,8 +198,8 @@ public sealed class SparseHostMemory : IHostMemoryImage
     private void Remember(ulong number, ulong[]? page)
     {
         int slot = Slot(number);
-        _cachedNumbers[slot] = number;
-        _cachedPages[slot] = page;
+        cachedNumbers[slot] = number;
+        cachedPages[slot] = page;
     }
 
     private static int Slot(ulong number) => (int)((number ^ (number >> 6) ^ (number >> 12)) & (CacheSlots - 1));
@@ -247,29 +247,29 @@ public sealed class SparseHostMemory : IHostMemoryImage
     /// </summary>
     public void Release()
     {
-        PageRecycler.ReturnAll(_pages.Values);
-        _pages.Clear();
-        Stack<Dictionary<ulong, ulong[]>> maps = t_freeMaps ??= new Stack<Dictionary<ulong, ulong[]>>();
-        if (maps.Count < MaxFreeMaps && _pages.EnsureCapacity(0) <= MaxKeptCapacity)
+        PageRecycler.ReturnAll(pages.Values);
+        pages.Clear();
+        Stack<Dictionary<ulong, ulong[]>> maps = freeMaps ??= new Stack<Dictionary<ulong, ulong[]>>();
+        if (maps.Count < MaxFreeMaps && pages.EnsureCapacity(0) <= MaxKeptCapacity)
         {
             // The map is the next memory's now; this one stays usable, empty, with a map of its own.
-            maps.Push(_pages);
-            _pages = [];
+            maps.Push(pages);
+            pages = [];
         }
 
-        Array.Fill(_cachedNumbers, NoPage);
-        Array.Clear(_cachedPages);
-        Array.Fill(_ways, new WaySlot(NoPage, ZeroPage));
+        Array.Fill(cachedNumbers, NoPage);
+        Array.Clear(cachedPages);
+        Array.Fill(ways, new WaySlot(NoPage, ZeroPage));
     }
 
     /// <summary>Number of backed pages (tests use it to see that memory stays bounded).</summary>
-    public int PageCount => _pages.Count;
+    public int PageCount => pages.Count;
 
     public IEnumerable<Hpa> Pages
     {
         get
         {
-            var numbers = new List<ulong>(_pages.Keys);
+            var numbers = new List<ulong>(pages.Keys);
             numbers.Sort();
             foreach (ulong number in numbers)
             {

@@ -16,9 +16,9 @@ public sealed class TablePagePool
     /// <summary>Default cap: 65,536 pages = 256 MiB of tables, enough for 128 GiB mapped with 4 KiB pages.</summary>
     public const int DefaultCapacity = 1 << 16;
 
-    private readonly Dictionary<ulong, TablePage> _inUse = [];
-    private readonly Stack<ulong> _freed = new();
-    private ulong _bump;
+    private readonly Dictionary<ulong, TablePage> inUse = [];
+    private readonly Stack<ulong> freed = new();
+    private ulong bump;
 
     public TablePagePool(int maxPhyAddr, int capacity = DefaultCapacity)
     {
@@ -38,18 +38,18 @@ public sealed class TablePagePool
 
     public int Capacity { get; }
 
-    public int InUse => _inUse.Count;
+    public int InUse => inUse.Count;
 
     public int Available => Capacity - InUse;
 
-    public bool Contains(ulong page, EptLevel level) => _inUse.TryGetValue(page, out TablePage info) && info.Level == level;
+    public bool Contains(ulong page, EptLevel level) => inUse.TryGetValue(page, out TablePage info) && info.Level == level;
 
-    public bool TryGetInfo(ulong page, out TablePage info) => _inUse.TryGetValue(page, out info);
+    public bool TryGetInfo(ulong page, out TablePage info) => inUse.TryGetValue(page, out info);
 
     /// <summary>Appends every page handed out and not freed (the table-accounting invariant's "held").</summary>
     public void AppendInUse(List<Hpa> into)
     {
-        foreach (ulong page in _inUse.Keys)
+        foreach (ulong page in inUse.Keys)
         {
             into.Add(new Hpa(page));
         }
@@ -59,14 +59,14 @@ public sealed class TablePagePool
     public bool TryAllocate(EptLevel level, ulong parentEntry, Transaction tx, out ulong page)
     {
         bool fromBump = false;
-        if (_freed.Count > 0)
+        if (freed.Count > 0)
         {
-            page = _freed.Pop();
+            page = freed.Pop();
         }
-        else if (_bump < (ulong)Capacity)
+        else if (bump < (ulong)Capacity)
         {
-            page = Base + (_bump << 12);
-            _bump++;
+            page = Base + (bump << 12);
+            bump++;
             fromBump = true;
         }
         else
@@ -76,17 +76,17 @@ public sealed class TablePagePool
         }
 
         ulong taken = page;
-        _inUse.Add(taken, new TablePage(level, parentEntry));
+        inUse.Add(taken, new TablePage(level, parentEntry));
         tx.OnRollback(() =>
         {
-            _inUse.Remove(taken);
+            inUse.Remove(taken);
             if (fromBump)
             {
-                _bump--;
+                bump--;
             }
             else
             {
-                _freed.Push(taken);
+                freed.Push(taken);
             }
         });
 
@@ -99,13 +99,13 @@ public sealed class TablePagePool
     /// <summary>Returns a table page; the caller has already cleared every entry and the parent's pointer.</summary>
     public void Free(ulong page, Transaction tx)
     {
-        TablePage info = _inUse[page];
-        _inUse.Remove(page);
-        _freed.Push(page);
+        TablePage info = inUse[page];
+        inUse.Remove(page);
+        freed.Push(page);
         tx.OnRollback(() =>
         {
-            _freed.Pop();
-            _inUse.Add(page, info);
+            freed.Pop();
+            inUse.Add(page, info);
         });
     }
 }

@@ -10,21 +10,21 @@ namespace EptFuzz.Impl.Memory;
 /// </summary>
 public sealed class Transaction
 {
-    private readonly SparseHostMemory _memory;
-    private readonly ChunkedList<(ulong Address, ulong Old)> _undo = new();
-    private readonly List<(Delegate Undo, ulong Argument)> _undoActions = [];
-    private readonly List<(int UndoIndex, int ActionIndex)> _actionOrder = [];
-    private readonly ChunkedList<HypervisorEffect> _pending = new();
+    private readonly SparseHostMemory memory;
+    private readonly ChunkedList<(ulong Address, ulong Old)> undo = new();
+    private readonly List<(Delegate Undo, ulong Argument)> undoActions = [];
+    private readonly List<(int UndoIndex, int ActionIndex)> actionOrder = [];
+    private readonly ChunkedList<HypervisorEffect> pending = new();
 
     public Transaction(SparseHostMemory memory)
     {
-        _memory = memory;
+        this.memory = memory;
     }
 
     /// <summary>True once the operation overwrote an entry that was present: the caller then owes an INVEPT.</summary>
     public bool TouchedLiveEntry { get; private set; }
 
-    public ulong Read(ulong address) => _memory.Read(new Hpa(address));
+    public ulong Read(ulong address) => memory.Read(new Hpa(address));
 
     /// <summary>
     /// Zeroes a 4 KiB page, writing (journaled, undoable) only the words that are not zero yet. A
@@ -32,7 +32,7 @@ public sealed class Transaction
     /// </summary>
     public void ClearPage(ulong page)
     {
-        if (_memory.IsZeroPage(page))
+        if (memory.IsZeroPage(page))
         {
             return;
         }
@@ -46,19 +46,19 @@ public sealed class Transaction
         }
     }
 
-    public bool IsZeroRange(ulong pageAddress, ulong bytes) => _memory.IsZeroRange(pageAddress, bytes);
+    public bool IsZeroRange(ulong pageAddress, ulong bytes) => memory.IsZeroRange(pageAddress, bytes);
 
     public void Write(ulong address, ulong value)
     {
-        ulong old = _memory.Read(new Hpa(address));
+        ulong old = memory.Read(new Hpa(address));
         if (old != 0)
         {
             TouchedLiveEntry = true;
         }
 
-        _undo.Add((address, old));
-        _memory.Write(new Hpa(address), value);
-        _pending.Add(HypervisorEffect.Of(new MemoryWrite(new Hpa(address), value)));
+        undo.Add((address, old));
+        memory.Write(new Hpa(address), value);
+        pending.Add(HypervisorEffect.Of(new MemoryWrite(new Hpa(address), value)));
     }
 
     /// <summary>
@@ -74,7 +74,7 @@ public sealed class Transaction
     /// </returns>
     public bool WriteZeroPage(ulong page, ulong[] words)
     {
-        if (!_memory.IsZeroPage(page))
+        if (!memory.IsZeroPage(page))
         {
             for (int i = 0; i < words.Length; i++)
             {
@@ -85,9 +85,9 @@ public sealed class Transaction
         }
 
         // Bit 0 of an aligned address is free: it marks "this page was all zero" for the rollback.
-        _undo.Add((page | ZeroPageMark, 0));
-        _memory.WritePage(page, words);
-        _pending.Add(HypervisorEffect.OfPage(new Hpa(page), words));
+        undo.Add((page | ZeroPageMark, 0));
+        memory.WritePage(page, words);
+        pending.Add(HypervisorEffect.OfPage(new Hpa(page), words));
         return true;
     }
 
@@ -97,8 +97,8 @@ public sealed class Transaction
     /// <summary>Registers how to undo a bookkeeping change made after the writes recorded so far.</summary>
     public void OnRollback(Action undo)
     {
-        _actionOrder.Add((_undo.Count, _undoActions.Count));
-        _undoActions.Add((undo, 0));
+        actionOrder.Add((this.undo.Count, undoActions.Count));
+        undoActions.Add((undo, 0));
     }
 
     /// <summary>
@@ -107,29 +107,29 @@ public sealed class Transaction
     /// </summary>
     public void OnRollback(Action<ulong> undo, ulong argument)
     {
-        _actionOrder.Add((_undo.Count, _undoActions.Count));
-        _undoActions.Add((undo, argument));
+        actionOrder.Add((this.undo.Count, undoActions.Count));
+        undoActions.Add((undo, argument));
     }
 
-    public void AddInvept(InveptType type) => _pending.Add(HypervisorEffect.Of(type));
+    public void AddInvept(InveptType type) => pending.Add(HypervisorEffect.Of(type));
 
     /// <summary>Keeps the changes; moves the journaled effects to <paramref name="journal"/>.</summary>
     public void Commit(List<HypervisorEffect> journal)
     {
-        _pending.AppendTo(journal);
+        pending.AppendTo(journal);
         Reset();
     }
 
     /// <summary>Restores memory and bookkeeping in reverse order; journals nothing.</summary>
     public void Rollback()
     {
-        int action = _actionOrder.Count - 1;
-        for (int i = _undo.Count - 1; i >= -1; i--)
+        int action = actionOrder.Count - 1;
+        for (int i = undo.Count - 1; i >= -1; i--)
         {
             // Bookkeeping changes registered after write i are undone before write i is.
-            while (action >= 0 && _actionOrder[action].UndoIndex > i)
+            while (action >= 0 && actionOrder[action].UndoIndex > i)
             {
-                (Delegate undo, ulong argument) = _undoActions[_actionOrder[action].ActionIndex];
+                (Delegate undo, ulong argument) = undoActions[actionOrder[action].ActionIndex];
                 if (undo is Action<ulong> withArgument)
                 {
                     withArgument(argument);
@@ -142,20 +142,20 @@ public sealed class Transaction
                 action--;
             }
 
-            if (i >= 0 && (_undo[i].Address & ZeroPageMark) != 0)
+            if (i >= 0 && (undo[i].Address & ZeroPageMark) != 0)
             {
-                _memory.WritePage(_undo[i].Address & ~ZeroPageMark, ZeroWords);
+                memory.WritePage(undo[i].Address & ~ZeroPageMark, ZeroWords);
             }
             else if (i >= 0)
             {
-                _memory.Write(new Hpa(_undo[i].Address), _undo[i].Old);
+                memory.Write(new Hpa(undo[i].Address), undo[i].Old);
             }
         }
 
         // The words of page effects that will never be journaled go back to the recycler.
-        for (int i = 0; i < _pending.Count; i++)
+        for (int i = 0; i < pending.Count; i++)
         {
-            if (_pending[i].Words is { } words)
+            if (pending[i].Words is { } words)
             {
                 PageRecycler.Return(words);
             }
@@ -166,10 +166,10 @@ public sealed class Transaction
 
     private void Reset()
     {
-        _undo.Clear();
-        _undoActions.Clear();
-        _actionOrder.Clear();
-        _pending.Clear();
+        undo.Clear();
+        undoActions.Clear();
+        actionOrder.Clear();
+        pending.Clear();
         TouchedLiveEntry = false;
     }
 }

@@ -5,7 +5,7 @@ namespace EptFuzz.Impl.Target;
 /// <summary>The implementation's virtual CPU as a translator ("impl"): answers every probe at once.</summary>
 public sealed class ImplTarget : ITarget
 {
-    private readonly bool _cachesTranslations;
+    private readonly bool cachesTranslations;
 
     /// <param name="cachesTranslations">
     /// False: the virtual CPU walks on every access (no TLB), so its <see cref="Observation.Walk"/>
@@ -13,7 +13,7 @@ public sealed class ImplTarget : ITarget
     /// </param>
     public ImplTarget(bool cachesTranslations = true)
     {
-        _cachesTranslations = cachesTranslations;
+        this.cachesTranslations = cachesTranslations;
     }
 
     public string Name => "impl";
@@ -21,10 +21,10 @@ public sealed class ImplTarget : ITarget
     public TargetTraits Traits =>
         TargetTraits.MemoryType | TargetTraits.AccessedDirtyWrites | TargetTraits.Walk | TargetTraits.Entries
         | TargetTraits.VmEntry | TargetTraits.Immediate | TargetTraits.AdvancedExitInfo | TargetTraits.Mbec | TargetTraits.TranslatedGpa | TargetTraits.TranslatedPermissions
-        | (_cachesTranslations ? TargetTraits.CachesTranslations : TargetTraits.None);
+        | (cachesTranslations ? TargetTraits.CachesTranslations : TargetTraits.None);
 
     /// <summary>This target does not model rules; <see cref="Observation.Rules"/> stays empty.</summary>
     public IReadOnlyList<string> RuleNames => [];
 
-    public ITargetSession Open(CpuCapabilities cpu) => new ImplTargetSession(cpu) { CachesTranslations = _cachesTranslations };
+    public ITargetSession Open(CpuCapabilities cpu) => new ImplTargetSession(cpu) { CachesTranslations = cachesTranslations };
 }

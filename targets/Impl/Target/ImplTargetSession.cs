@@ -7,13 +7,13 @@ namespace EptFuzz.Impl.Target;
 /// <summary>One case on the implementation's virtual CPU: its own copy of host memory, its own TLB.</summary>
 public sealed class ImplTargetSession : ITargetSession
 {
-    private readonly SparseHostMemory _memory = new();
-    private readonly VirtualCpu _cpu;
-    private bool _disposed;
+    private readonly SparseHostMemory memory = new();
+    private readonly VirtualCpu cpu;
+    private bool disposed;
 
     public ImplTargetSession(CpuCapabilities cpu)
     {
-        _cpu = new VirtualCpu(cpu, _memory);
+        this.cpu = new VirtualCpu(cpu, memory);
         UnsupportedReason = cpu.MaxPhyAddr is < 24 or > 52 ? $"MAXPHYADDR {cpu.MaxPhyAddr} is outside 24..52" : null;
     }
 
@@ -22,13 +22,13 @@ public sealed class ImplTargetSession : ITargetSession
     /// <summary>Whether the virtual CPU keeps a TLB (the default) or walks on every access.</summary>
     public bool CachesTranslations
     {
-        get => _cpu.CachingEnabled;
-        init => _cpu.CachingEnabled = value;
+        get => cpu.CachingEnabled;
+        init => cpu.CachingEnabled = value;
     }
 
-    public VirtualCpu Cpu => _cpu;
+    public VirtualCpu Cpu => cpu;
 
-    public SparseHostMemory Memory => _memory;
+    public SparseHostMemory Memory => memory;
 
     public void SetEptp(ulong eptp) => Live().SetEptp(eptp);
 
@@ -40,13 +40,13 @@ public sealed class ImplTargetSession : ITargetSession
     public void Write(MemoryWrite write)
     {
         Live();
-        _memory.Write(write.Address, write.Value);
+        memory.Write(write.Address, write.Value);
     }
 
     public void WritePage(Hpa page, ReadOnlySpan<ulong> words)
     {
         Live();
-        _memory.WritePage(page.Value, words);
+        memory.WritePage(page.Value, words);
     }
 
     public void Invept(InveptType type) => Live().Invept(type);
@@ -83,17 +83,17 @@ public sealed class ImplTargetSession : ITargetSession
 
     public void Dispose()
     {
-        if (!_disposed)
+        if (!disposed)
         {
-            _disposed = true;
-            _memory.Release();
-            _cpu.Tlb.Release();
+            disposed = true;
+            memory.Release();
+            cpu.Tlb.Release();
         }
     }
 
     private VirtualCpu Live()
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        return _cpu;
+        ObjectDisposedException.ThrowIf(disposed, this);
+        return cpu;
     }
 }

@@ -4,15 +4,15 @@ namespace EptFuzz.Harness.Tests.Cases;
 
 public sealed class CaseFileTests : IDisposable
 {
-    private readonly string _directory = Directory.CreateTempSubdirectory("eptcases-").FullName;
+    private readonly string directory = Directory.CreateTempSubdirectory("eptcases-").FullName;
 
-    public void Dispose() => Directory.Delete(_directory, recursive: true);
+    public void Dispose() => Directory.Delete(directory, recursive: true);
 
     [Fact]
     public void ReadsAFile_AndNamesErrorsByItsPath()
     {
-        string good = Path.Combine(_directory, "good.ept");
-        string bad = Path.Combine(_directory, "bad.ept");
+        string good = Path.Combine(directory, "good.ept");
+        string bad = Path.Combine(directory, "bad.ept");
         File.WriteAllText(good, SpecExamples.MinimizedReproducer);
         File.WriteAllText(bad, "eptcase 1\neptp\nsplit gpa=zz\n");
 
@@ -23,7 +23,7 @@ public sealed class CaseFileTests : IDisposable
     [Fact]
     public void MissingFile_IsALocatedError()
     {
-        string missing = Path.Combine(_directory, "missing.ept");
+        string missing = Path.Combine(directory, "missing.ept");
 
         CaseError error = Assert.Single(CaseFile.Read(missing).Errors);
 
@@ -34,7 +34,7 @@ public sealed class CaseFileTests : IDisposable
     [Fact]
     public void HugeFile_IsRefused()
     {
-        string huge = Path.Combine(_directory, "huge.ept");
+        string huge = Path.Combine(directory, "huge.ept");
         using (FileStream stream = File.Create(huge))
         {
             stream.SetLength(64L << 20);

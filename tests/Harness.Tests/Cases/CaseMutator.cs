@@ -24,16 +24,16 @@ internal sealed class CaseMutator
 
     private static readonly string[] Nesting = ["(", "[", "{", "=>", "=", "-", "#", "\"", "'", "\\", "0x"];
 
-    private readonly Xoshiro256 _rng;
+    private readonly Xoshiro256 rng;
 
     public CaseMutator(ulong seed)
     {
-        _rng = new Xoshiro256(seed);
+        rng = new Xoshiro256(seed);
     }
 
     public string Mutate(string text)
     {
-        int rounds = 1 + _rng.Below(3);
+        int rounds = 1 + rng.Below(3);
         for (int i = 0; i < rounds; i++)
         {
             text = MutateOnce(text);
@@ -46,10 +46,10 @@ internal sealed class CaseMutator
     public byte[] FlipBytes(string text)
     {
         byte[] bytes = Encoding.UTF8.GetBytes(text);
-        int flips = 1 + _rng.Below(4);
+        int flips = 1 + rng.Below(4);
         for (int i = 0; i < flips && bytes.Length > 0; i++)
         {
-            bytes[_rng.Below(bytes.Length)] ^= (byte)(1 << _rng.Below(8));
+            bytes[rng.Below(bytes.Length)] ^= (byte)(1 << rng.Below(8));
         }
 
         return bytes;
@@ -57,8 +57,8 @@ internal sealed class CaseMutator
 
     private string MutateOnce(string text)
     {
-        int at = text.Length == 0 ? 0 : _rng.Below(text.Length + 1);
-        switch (_rng.Below(14))
+        int at = text.Length == 0 ? 0 : rng.Below(text.Length + 1);
+        switch (rng.Below(14))
         {
             case 0: // flip a character's bits
                 if (text.Length == 0)
@@ -66,32 +66,32 @@ internal sealed class CaseMutator
                     return text;
                 }
 
-                int i = _rng.Below(text.Length);
-                return string.Concat(text.AsSpan(0, i), ((char)(text[i] ^ (1 << _rng.Below(8)))).ToString(), text.AsSpan(i + 1));
+                int i = rng.Below(text.Length);
+                return string.Concat(text.AsSpan(0, i), ((char)(text[i] ^ (1 << rng.Below(8)))).ToString(), text.AsSpan(i + 1));
             case 1: // truncate
                 return text[..at];
             case 2: // replace a number-looking run with a hostile number
-                return ReplaceToken(text, _rng.Pick(Numbers));
+                return ReplaceToken(text, rng.Pick(Numbers));
             case 3: // insert a hostile number
-                return text.Insert(at, _rng.Pick(Numbers));
+                return text.Insert(at, rng.Pick(Numbers));
             case 4: // insert a word or symbol
-                return text.Insert(at, _rng.Pick(Words));
+                return text.Insert(at, rng.Pick(Words));
             case 5: // an unknown verb on its own line
-                return text.Insert(LineStart(text, at), _rng.Pick(Words) + " gpa=0x1000\n");
+                return text.Insert(LineStart(text, at), rng.Pick(Words) + " gpa=0x1000\n");
             case 6: // duplicate a key=value token on its line
                 return DuplicateToken(text);
             case 7: // a very long line
-                return text.Insert(LineStart(text, at), new string(_rng.Chance(2) ? '1' : '#', 3000 + _rng.Below(3000)) + "\n");
+                return text.Insert(LineStart(text, at), new string(rng.Chance(2) ? '1' : '#', 3000 + rng.Below(3000)) + "\n");
             case 8: // many blank or comment lines
-                return text.Insert(LineStart(text, at), string.Concat(Enumerable.Repeat(_rng.Chance(2) ? "\n" : "# c\n", 1 + _rng.Below(2000))));
+                return text.Insert(LineStart(text, at), string.Concat(Enumerable.Repeat(rng.Chance(2) ? "\n" : "# c\n", 1 + rng.Below(2000))));
             case 9: // deep nesting of nothing
-                return text.Insert(at, string.Concat(Enumerable.Repeat(_rng.Pick(Nesting), 1 + _rng.Below(3000))));
+                return text.Insert(at, string.Concat(Enumerable.Repeat(rng.Pick(Nesting), 1 + rng.Below(3000))));
             case 10: // random garbage
                 var sb = new StringBuilder();
-                int n = 1 + _rng.Below(200);
+                int n = 1 + rng.Below(200);
                 for (int k = 0; k < n; k++)
                 {
-                    sb.Append((char)(_rng.Chance(8) ? _rng.Below(0x3000) : 0x20 + _rng.Below(0x5f)));
+                    sb.Append((char)(rng.Chance(8) ? rng.Below(0x3000) : 0x20 + rng.Below(0x5f)));
                 }
 
                 return text.Insert(at, sb.ToString());
@@ -101,7 +101,7 @@ internal sealed class CaseMutator
                 int start = LineStart(text, at);
                 int end = text.IndexOf('\n', start);
                 string line = end < 0 ? text[start..] + "\n" : text[start..(end + 1)];
-                return text.Insert(LineStart(text, _rng.Below(text.Length + 1)), line);
+                return text.Insert(LineStart(text, rng.Below(text.Length + 1)), line);
             default: // swap the halves at a line boundary: reorders steps
                 int cut = LineStart(text, at);
                 return text[cut..] + text[..cut];
@@ -110,7 +110,7 @@ internal sealed class CaseMutator
 
     private string ReplaceToken(string text, string replacement)
     {
-        int eq = text.Length == 0 ? -1 : text.IndexOf('=', _rng.Below(text.Length));
+        int eq = text.Length == 0 ? -1 : text.IndexOf('=', rng.Below(text.Length));
         if (eq < 0)
         {
             return text + replacement;
@@ -127,7 +127,7 @@ internal sealed class CaseMutator
 
     private string DuplicateToken(string text)
     {
-        int eq = text.Length == 0 ? -1 : text.IndexOf('=', _rng.Below(text.Length));
+        int eq = text.Length == 0 ? -1 : text.IndexOf('=', rng.Below(text.Length));
         if (eq < 0)
         {
             return text;

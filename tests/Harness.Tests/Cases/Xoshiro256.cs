@@ -6,29 +6,29 @@ namespace EptFuzz.Harness.Tests.Cases;
 /// </summary>
 internal sealed class Xoshiro256
 {
-    private ulong _s0;
-    private ulong _s1;
-    private ulong _s2;
-    private ulong _s3;
+    private ulong s0;
+    private ulong s1;
+    private ulong s2;
+    private ulong s3;
 
     public Xoshiro256(ulong seed)
     {
-        _s0 = SplitMix64(ref seed);
-        _s1 = SplitMix64(ref seed);
-        _s2 = SplitMix64(ref seed);
-        _s3 = SplitMix64(ref seed);
+        s0 = SplitMix64(ref seed);
+        s1 = SplitMix64(ref seed);
+        s2 = SplitMix64(ref seed);
+        s3 = SplitMix64(ref seed);
     }
 
     public ulong Next()
     {
-        ulong result = ulong.RotateLeft(_s1 * 5, 7) * 9;
-        ulong t = _s1 << 17;
-        _s2 ^= _s0;
-        _s3 ^= _s1;
-        _s1 ^= _s2;
-        _s0 ^= _s3;
-        _s2 ^= t;
-        _s3 = ulong.RotateLeft(_s3, 45);
+        ulong result = ulong.RotateLeft(s1 * 5, 7) * 9;
+        ulong t = s1 << 17;
+        s2 ^= s0;
+        s3 ^= s1;
+        s1 ^= s2;
+        s0 ^= s3;
+        s2 ^= t;
+        s3 = ulong.RotateLeft(s3, 45);
         return result;
     }
 
