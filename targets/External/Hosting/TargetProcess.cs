@@ -29,6 +29,7 @@ internal sealed class TargetProcess : IDisposable
     private readonly byte[] input = new byte[1 << 16];
     private int inputStart;
     private int inputEnd;
+    private readonly int inputDescriptor;
     // Stopwatch ticks when the pending command must have been answered; 0 while idle.
     private long deadline;
     private volatile bool killedForHang;
@@ -41,6 +42,7 @@ internal sealed class TargetProcess : IDisposable
         Label = label;
         toTarget = process.StandardInput.BaseStream;
         fromTarget = process.StandardOutput.BaseStream;
+        inputDescriptor = PipeWait.DescriptorOf(fromTarget);
         process.ErrorDataReceived += (_, e) => stderr.Append(e.Data);
         process.BeginErrorReadLine();
         var period = TimeSpan.FromMilliseconds(Math.Clamp(timeout.TotalMilliseconds / 4, 10, 250));
@@ -121,6 +123,7 @@ internal sealed class TargetProcess : IDisposable
         {
             if (inputStart == inputEnd)
             {
+                PipeWait.BrieflyFor(inputDescriptor);
                 int n;
                 try
                 {
