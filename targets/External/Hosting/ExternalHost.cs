@@ -528,7 +528,6 @@ internal sealed class ExternalHost : IDisposable
                 }
 
                 var result = ReadOperationReply(p, effects, out extra);
-               
                 if (sentOperations == 0 && !planOpen)
                 {
                     // The last operation sent ahead: read what follows it (lookups, JOURNAL off) now,
