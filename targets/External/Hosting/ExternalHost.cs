@@ -248,9 +248,7 @@ internal sealed class ExternalHost : IDisposable
         }
         catch (ProtocolViolation e)
         {
-            string log = p.StderrTail;
-            Stop();
-            throw new TargetFaultException(Name, TargetFaultKind.Protocol, e.Rule, $"broke the protocol: {e.Message}", log);
+            throw ProtocolFault(p, e);
         }
         catch (TargetFaultException)
         {
@@ -463,9 +461,7 @@ internal sealed class ExternalHost : IDisposable
         }
         catch (ProtocolViolation e)
         {
-            string log = p.StderrTail;
-            Stop();
-            throw new TargetFaultException(Name, TargetFaultKind.Protocol, e.Rule, $"broke the protocol: {e.Message}", log);
+            throw ProtocolFault(p, e);
         }
         catch (TargetFaultException)
         {
@@ -542,9 +538,7 @@ internal sealed class ExternalHost : IDisposable
         }
         catch (ProtocolViolation e)
         {
-            string log = p.StderrTail;
-            Stop();
-            throw new TargetFaultException(Name, TargetFaultKind.Protocol, e.Rule, $"broke the protocol: {e.Message}", log);
+            throw ProtocolFault(p, e);
         }
         catch (TargetFaultException)
         {
@@ -590,9 +584,7 @@ internal sealed class ExternalHost : IDisposable
         }
         catch (ProtocolViolation e)
         {
-            string log = p.StderrTail;
-            Stop();
-            throw new TargetFaultException(Name, TargetFaultKind.Protocol, e.Rule, $"broke the protocol: {e.Message}", log);
+            throw ProtocolFault(p, e);
         }
         catch (TargetFaultException)
         {
@@ -766,9 +758,7 @@ internal sealed class ExternalHost : IDisposable
         }
         catch (ProtocolViolation e)
         {
-            string log = p.StderrTail;
-            Stop();
-            throw new TargetFaultException(Name, TargetFaultKind.Protocol, e.Rule, $"broke the protocol: {e.Message}", log);
+            throw ProtocolFault(p, e);
         }
         catch (TargetFaultException)
         {
@@ -791,9 +781,7 @@ internal sealed class ExternalHost : IDisposable
             }
             catch (ProtocolViolation e)
             {
-                string log = p.StderrTail;
-                Stop();
-                throw new TargetFaultException(Name, TargetFaultKind.Protocol, e.Rule, $"broke the protocol: {e.Message}", log);
+                throw ProtocolFault(p, e);
             }
             catch (TargetFaultException)
             {
@@ -1206,9 +1194,7 @@ internal sealed class ExternalHost : IDisposable
             }
             catch (ProtocolViolation e)
             {
-                string log = p.StderrTail;
-                Stop();
-                throw new TargetFaultException(Name, TargetFaultKind.Protocol, e.Rule, $"broke the protocol: {e.Message}", log);
+                throw ProtocolFault(p, e);
             }
             catch (TargetFaultException)
             {
@@ -1283,6 +1269,14 @@ internal sealed class ExternalHost : IDisposable
                 yield return new Hpa(page << 12);
             }
         }
+    }
+
+    /// <summary>The target broke the protocol: a protocol finding with its stderr tail; the process is stopped.</summary>
+    private TargetFaultException ProtocolFault(TargetProcess p, ProtocolViolation e)
+    {
+        string log = p.StderrTail;
+        Stop();
+        return new TargetFaultException(Name, TargetFaultKind.Protocol, e.Rule, $"broke the protocol: {e.Message}", log);
     }
 
     /// <summary>Kills the process; the next case starts a fresh one.</summary>
