@@ -216,7 +216,7 @@ public sealed class ExternalHypervisor : IEptHypervisor, ILookAheadHypervisor, I
     {
         ArgumentNullException.ThrowIfNull(paging);
         var result = Guest.SetPaging(paging, tablesStart, tablesEnd, Controls.Mbec);
-        if (result == ApiResult.Ok && host.Declaration is { } d && d.Walkers.HasFlag(TargetWalkers.GuestLinear))
+        if (result == ApiResult.Ok && host.Declaration is { } d && d.Answers(linear: true))
         {
             byte flags = (byte)((paging.Wp ? 1 : 0) | (paging.Nxe ? 2 : 0) | (paging.Smep ? 4 : 0));
             host.Writer.Begin(Command.SetGuest).U8(paging.Enabled ? (byte)1 : (byte)0).U64(paging.Cr3.Value).U8(flags);

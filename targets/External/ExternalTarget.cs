@@ -85,19 +85,19 @@ internal sealed class ExternalWalkTarget(ExternalTarget owner) : ITarget
 
     public IReadOnlyList<string> RuleNames => [];
 
-    public ITargetSession Open(CpuCapabilities cpu) => new Session(owner.Host, owner.Declare().Walkers);
+    public ITargetSession Open(CpuCapabilities cpu) => new Session(owner.Host, owner.Declare());
 
     private sealed class Session : ITargetSession
     {
         private readonly ExternalHost host;
-        private readonly TargetWalkers walkers;
+        private readonly TargetDeclaration declared;
         private ulong eptp;
         private bool disposed;
 
-        public Session(ExternalHost host, TargetWalkers walkers)
+        public Session(ExternalHost host, TargetDeclaration declared)
         {
             this.host = host;
-            this.walkers = walkers;
+            this.declared = declared;
             // Opened before the case's plan is read: its probes' lookups may go ahead with the operations.
             host.WalkSessions++;
         }
@@ -135,7 +135,7 @@ internal sealed class ExternalWalkTarget(ExternalTarget owner) : ITarget
         /// </summary>
         public Observation? Submit(in Probe probe)
         {
-            if (probe.Kind != ProbeKind.Access || !walkers.HasFlag(probe.Access.Linear ? TargetWalkers.GuestLinear : TargetWalkers.GuestPhysical))
+            if (probe.Kind != ProbeKind.Access || !declared.Answers(probe.Access.Linear))
             {
                 return null;
             }

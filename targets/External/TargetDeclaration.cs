@@ -17,4 +17,7 @@ public sealed record TargetDeclaration(string Name, uint Version, TargetOperatio
 
     /// <summary>The SDK keeps a journal: a case's operations can be sent ahead (PROTOCOL.md "Journal mode").</summary>
     public bool Journal => Operations.HasFlag(TargetOperations.Journal);
+
+    /// <summary>Whether its own lookup answers WALKs of guest-linear (else guest-physical) addresses.</summary>
+    public bool Answers(bool linear) => Walkers.HasFlag(linear ? TargetWalkers.GuestLinear : TargetWalkers.GuestPhysical);
 }

@@ -282,7 +282,6 @@ internal sealed class ExternalHost : IDisposable
     private void FillSegment(ReadOnlySpan<byte> call)
     {
         var steps = activePlan!;
-        var walkers = Declaration!.Walkers;
         bool catchingUp = !call.IsEmpty;
         bool any = false;
         while (planCursor < steps.Count)
@@ -332,7 +331,7 @@ internal sealed class ExternalHost : IDisposable
             }
             else if (step.Probe is { Kind: ProbeKind.Access } probe && !catchingUp)
             {
-                if (WalkSessions > 0 && walkers.HasFlag(probe.Access.Linear ? TargetWalkers.GuestLinear : TargetWalkers.GuestPhysical))
+                if (WalkSessions > 0 && Declaration!.Answers(probe.Access.Linear))
                 {
                     Commands.Walk(journalWriter, probe.Access.Linear, probe.Access.Address);
                     AppendToSegment(journalWriter.Finish());
@@ -1243,7 +1242,7 @@ internal sealed class ExternalHost : IDisposable
         words[(hpa & 0xFFF) >> 3] = value;
         // Only a guest-linear lookup reads memory outside the arena (the guest's page tables live
         // there); for every other target that memory is not its own.
-        if (Declaration is { } d && d.Walkers.HasFlag(TargetWalkers.GuestLinear) && process is not null)
+        if (Declaration is { } d && d.Answers(linear: true) && process is not null)
         {
             writer.Begin(Command.Write).U64(hpa).U64(value);
             var result = ExecuteHarness(null);
