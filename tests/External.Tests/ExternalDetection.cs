@@ -42,6 +42,12 @@ internal sealed record ExternalDetection(string Label, TimeSpan? CommandTimeout)
             started.Add(external);
         }
 
+        return OptionsFor(external);
+    }
+
+    /// <summary>The run options of a campaign against <paramref name="external"/>: it builds the tables; model, impl and its own lookup translate.</summary>
+    public static RunOptions OptionsFor(ExternalTarget external)
+    {
         var translators = new List<ITarget> { new ModelTarget(), new ImplTarget() };
         if (external.Walker is { } walker)
         {

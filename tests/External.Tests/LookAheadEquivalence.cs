@@ -1,11 +1,8 @@
-using EptFuzz.Contract;
 using EptFuzz.Harness.Cases;
 using EptFuzz.Harness.Fuzzing;
 using EptFuzz.Harness.Running;
-using EptFuzz.Impl.Target;
 using EptFuzz.Targets.External;
 using EptFuzz.Targets.External.Protocol;
-using EptFuzz.Targets.Model;
 
 namespace EptFuzz.External.Tests;
 
@@ -25,31 +22,18 @@ internal static class LookAheadEquivalence
         using var ahead = new ExternalTarget(new ExternalTargetOptions { Path = executable });
         using var oneByOne = new ExternalTarget(new ExternalTargetOptions { Path = executable, LookAhead = false });
         Assert.True(ahead.Declare().Operations.HasFlag(TargetOperations.Journal), $"{executable} does not declare a journal: nothing would be sent ahead");
-        var aheadOptions = OptionsOf(ahead);
-        var oneOptions = OptionsOf(oneByOne);
+        var aheadOptions = ExternalDetection.OptionsFor(ahead);
+        var oneOptions = ExternalDetection.OptionsFor(oneByOne);
         int diverged = 0;
         foreach (var @case in RandomSet.Generate(Seed, cases, new GeneratorProfile { Features = ahead.Features }))
         {
             var a = CaseRunner.Run(@case, aheadOptions);
             var b = CaseRunner.Run(@case, oneOptions);
             string where = $"{Path.GetFileName(executable)} {@case.SourceName}:\n{CasePrinter.Print(@case)}";
-            Assert.True(a.Status == b.Status, $"{where}\nahead: {a.Status} {a.Message}\none at a time: {b.Status} {b.Message}");
-            Assert.True(a.Divergence?.ToString() == b.Divergence?.ToString() && a.StepNumber == b.StepNumber, $"{where}\nahead: {a.Message}\none at a time: {b.Message}");
-            Assert.Equal(b.Counters, a.Counters);
+            Assert.True(a.SameVerdictAs(b), $"{where}\nahead: {a.Status} {a.Message} {a.Counters}\none at a time: {b.Status} {b.Message} {b.Counters}");
             diverged += a.Status == CaseStatus.Diverged ? 1 : 0;
         }
 
         return diverged;
-    }
-
-    private static RunOptions OptionsOf(ExternalTarget external)
-    {
-        var translators = new List<ITarget> { new ModelTarget(), new ImplTarget() };
-        if (external.Walker is { } walker)
-        {
-            translators.Add(walker);
-        }
-
-        return new RunOptions { Hypervisor = external.CreateHypervisor, Features = external.Features, Targets = translators };
     }
 }

@@ -87,6 +87,17 @@ public sealed record CaseResult
     /// <summary>Multi-line report: the step, signature, each side's observation and walk, rules fired, replay command.</summary>
     public string Detail => CaseReport.Detail(this);
 
+    /// <summary>
+    /// The same verdict as <paramref name="other"/>: status, signature, step and counters (what two
+    /// ways of running one case, such as an external target's journal mode and one command at a
+    /// time, must agree on).
+    /// </summary>
+    public bool SameVerdictAs(CaseResult other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        return Status == other.Status && Divergence?.ToString() == other.Divergence?.ToString() && StepNumber == other.StepNumber && Counters == other.Counters;
+    }
+
     public bool IsFailure => Status is CaseStatus.Diverged or CaseStatus.ExpectationFailed or CaseStatus.BadInput or CaseStatus.InfrastructureFailure or CaseStatus.Timeout;
 }
 
