@@ -99,12 +99,44 @@ public sealed class CaseBudgetTests : IDisposable
         ParseResult parsed = CaseFile.Read(Path.Combine(CliProcess.Root, "corpus", "seeds", "split_merge_roundtrip.ept"));
         Assert.True(parsed.Succeeded, parsed.ErrorText());
 
-        CaseResult result = BudgetedRun.Run(parsed.Case, options, new CaseBudget { Time = TimeSpan.FromMilliseconds(200) }, out bool abandoned);
+        using var runner = new BudgetedRun();
+        CaseResult result = runner.Run(parsed.Case, options, new CaseBudget { Time = TimeSpan.FromMilliseconds(200) }, out bool abandoned);
         release.Set();
 
         Assert.Equal(CaseStatus.Timeout, result.Status);
         Assert.True(abandoned);
         Assert.StartsWith("timeout: the case ran past its time budget of 0.2 s (--case-time)", result.Message, StringComparison.Ordinal);
         Assert.Equal(ExitCodes.Infrastructure, ExitCodes.For([result]));
+    }
+
+    [Fact]
+    public void CasesRunOnOneThread_UntilATimeoutAbandonsIt()
+    {
+        // Per-thread state (pools, an external target's process) must outlive a case: a thread
+        // per case started a target process per case in replay and gate.
+        using var release = new ManualResetEventSlim(true);
+        var target = new BlockingTarget(release);
+        var options = RealTargets.Options(target);
+        ParseResult parsed = CaseFile.Read(Path.Combine(CliProcess.Root, "corpus", "seeds", "split_merge_roundtrip.ept"));
+        Assert.True(parsed.Succeeded, parsed.ErrorText());
+        var budget = new CaseBudget { Time = TimeSpan.FromMilliseconds(500) };
+        using var runner = new BudgetedRun();
+
+        runner.Run(parsed.Case, options, budget, out bool first);
+        runner.Run(parsed.Case, options, budget, out bool second);
+        release.Reset();
+        CaseResult timedOut = runner.Run(parsed.Case, options, budget, out bool third);
+        release.Set();
+        CaseResult after = runner.Run(parsed.Case, options, budget, out bool fourth);
+
+        Assert.False(first || second || fourth);
+        Assert.True(third);
+        Assert.Equal(CaseStatus.Timeout, timedOut.Status);
+        Assert.NotEqual(CaseStatus.Timeout, after.Status);
+        Assert.Equal(4, target.OpenedOn.Count);
+        Assert.Equal(target.OpenedOn[0], target.OpenedOn[1]);
+        Assert.Equal(target.OpenedOn[0], target.OpenedOn[2]);
+        Assert.NotEqual(target.OpenedOn[2], target.OpenedOn[3]);
+        Assert.NotEqual(Environment.CurrentManagedThreadId, target.OpenedOn[0]);
     }
 }

@@ -13,7 +13,18 @@ public sealed class BlockingTarget(ManualResetEventSlim release) : ITarget
 
     public ManualResetEventSlim Release { get; } = release;
 
-    public ITargetSession Open(CpuCapabilities cpu) => new Session(Release);
+    /// <summary>The managed thread each session was opened on, in order.</summary>
+    public List<int> OpenedOn { get; } = [];
+
+    public ITargetSession Open(CpuCapabilities cpu)
+    {
+        lock (OpenedOn)
+        {
+            OpenedOn.Add(Environment.CurrentManagedThreadId);
+        }
+
+        return new Session(Release);
+    }
 
     private sealed class Session(ManualResetEventSlim release) : ITargetSession
     {

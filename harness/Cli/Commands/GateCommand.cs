@@ -95,9 +95,10 @@ internal static class GateCommand
         var options = Composition.Options(targets, known, null, targetList);
         var clock = Stopwatch.StartNew();
         var results = new List<CaseResult>(files.Count);
+        using var runner = new BudgetedRun();
         foreach (var file in files)
         {
-            results.Add(BudgetedRun.RunFile(file, options, budget, out bool abandoned));
+            results.Add(runner.RunFile(file, options, budget, out bool abandoned));
             if (abandoned)
             {
                 // The timed-out case still holds its targets: the next case gets fresh ones.
@@ -110,7 +111,7 @@ internal static class GateCommand
         foreach (var generated in RandomSet.Generate(seed, a.Random, new GeneratorProfile { Features = targets.Features }))
         {
             var path = Path.Combine(a.RandomDir, Path.GetFileName(generated.SourceName));
-            var result = BudgetedRun.Run(generated with { SourceName = path }, options, budget, out bool abandoned);
+            var result = runner.Run(generated with { SourceName = path }, options, budget, out bool abandoned);
             if (abandoned)
             {
                 options = Composition.Options(Composition.CreateTargets(targetList).Targets, known, null, targetList);

@@ -67,6 +67,7 @@ internal static class ReplayCommand
         var options = Composition.Options(targets, known, trace ? Console.Out : null, targetList);
         var clock = Stopwatch.StartNew();
         var results = new List<CaseResult>();
+        using var runner = new BudgetedRun();
         foreach (var file in files)
         {
             if (trace)
@@ -74,7 +75,7 @@ internal static class ReplayCommand
                 Console.Out.WriteLine($"== {file}");
             }
 
-            var result = BudgetedRun.RunFile(file, options, budget, out bool abandoned);
+            var result = runner.RunFile(file, options, budget, out bool abandoned);
             if (abandoned)
             {
                 // The timed-out case still holds its targets: the next case gets fresh ones.
