@@ -106,7 +106,10 @@ public sealed class TranslationCache
     {
         for (int size = 0; size < 3; size++)
         {
-            if (physical[size] is not { } table)
+            // Read into a local first: with the pattern `is not { } table` a mutation-testing
+            // run could not negate the test without leaving `table` unassigned (README, mutation testing).
+            var table = physical[size];
+            if (table is null)
             {
                 continue;
             }
@@ -136,7 +139,10 @@ public sealed class TranslationCache
     {
         for (int size = 0; size < 3; size++)
         {
-            if (combined[size] is not { } table)
+            // Read into a local first: with the pattern `is not { } table` a mutation-testing
+            // run could not negate the test without leaving `table` unassigned (README, mutation testing).
+            var table = combined[size];
+            if (table is null)
             {
                 continue;
             }

@@ -137,14 +137,17 @@ public sealed partial class VirtualCpu
         }
 
         // This walk's entries are the walk records from here on (the A/D pass below writes them).
-        ulong table;
-        ulong permissions;
-        ulong leaf;
-        EptEntryClass entryClass;
+        // The locals start assigned although the loop assigns them: so every mutation a
+        // mutation-testing run makes of the loop still compiles, and the walk can be mutated at
+        // all (README, mutation testing); the JIT drops the dead stores.
+        ulong table = 0;
+        ulong permissions = 0;
+        ulong leaf = 0;
+        EptEntryClass entryClass = default;
         // An int in the loop: the byte enum was zero-extended again at every level.
-        int current;
+        int current = 0;
         // Carried down the levels, not recomputed from the level at each one.
-        int shift;
+        int shift = 0;
         while (true)
         {
             ref WalkEntry record = ref result.NextWalk;

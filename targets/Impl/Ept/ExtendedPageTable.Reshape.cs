@@ -274,7 +274,8 @@ public sealed partial class ExtendedPageTable
 
         for (int level = 1; level <= 5; level++)
         {
-            if (byLevel[level] is not { } tables)
+            var tables = byLevel[level];
+            if (tables is null)
             {
                 continue;
             }
@@ -282,7 +283,9 @@ public sealed partial class ExtendedPageTable
             tables.Sort();
             foreach (ulong table in tables)
             {
-                if (table == Pml4 || table == Pml5 || !pool.TryGetInfo(table, out TablePage info) || !IsEmpty(table))
+                // Assigned before the test, so that every mutation of the condition still compiles.
+                TablePage info = default;
+                if (table == Pml4 || table == Pml5 || !pool.TryGetInfo(table, out info) || !IsEmpty(table))
                 {
                     continue;
                 }
