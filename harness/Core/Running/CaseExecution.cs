@@ -42,7 +42,7 @@ internal sealed class CaseExecution : IDisposable
     /// <summary>Index of the step being run (steps can be equal records, so never search for one).</summary>
     private int currentIndex;
     /// <summary>Who is being called now (the hypervisor or a target): an exception it throws is its crash.</summary>
-    private readonly Blame blame = new();
+    private readonly Blame blame;
     /// <summary>A raw write changed a table page: from here on the linkage is the case's doing, not the hypervisor's.</summary>
     private bool tablesRawWritten;
 
@@ -53,12 +53,12 @@ internal sealed class CaseExecution : IDisposable
         cpu = @case.Steps.Length > 0 && @case.Steps[0] is CpuStep c ? c.ToCapabilities() : CpuCapabilities.Default;
         scratch = RunScratch.Rent();
         hypervisor = options.Hypervisor();
-        blame.Who = hypervisor.Name;
         targets = [.. options.Targets];
+        blame = new Blame(hypervisor, targets);
         sessions = new ITargetSession[targets.Length];
         intent = new IntentModel(cpu);
         stale = new StaleTranslations(scratch.StaleEntries, scratch.RootsSinceGlobalInvept);
-        forwarder = new EffectForwarder(hypervisor, targets, sessions, intent, stale, scratch, blame);
+        forwarder = new EffectForwarder(hypervisor, sessions, intent, stale, scratch, blame);
         batch = new BatchTargets(@case, targets, sessions, scratch, options.Trace);
     }
 
@@ -99,7 +99,7 @@ internal sealed class CaseExecution : IDisposable
     {
         for (int t = 0; t < targets.Length; t++)
         {
-            blame.Who = targets[t].Name;
+            blame.Target(t);
             sessions[t] = targets[t].Open(cpu);
         }
 
@@ -108,7 +108,7 @@ internal sealed class CaseExecution : IDisposable
             invariant.BeginCase();
         }
 
-        blame.Who = hypervisor.Name;
+        blame.Hypervisor();
         if (hypervisor is ILookAheadHypervisor ahead)
         {
             ahead.Plan(Plan());
@@ -184,7 +184,7 @@ internal sealed class CaseExecution : IDisposable
         // would be discarded (below) and its state is never consulted again: skip the work (a split
         // of a 1 GiB page into 4 KiB pages changes 512 tables). A trace still shows it.
         bool consultIntent = !intent.AllUnknown || options.Trace is not null;
-        blame.Who = hypervisor.Name;
+        blame.Hypervisor();
         if (OperationDispatch.Apply(hypervisor, intent, step, consultIntent) is not { } outcome)
         {
             return Refused(currentIndex, $"step {step.Verb} is not an operation");
@@ -209,7 +209,7 @@ internal sealed class CaseExecution : IDisposable
             ForwardState(step);
         }
 
-        blame.Who = hypervisor.Name;
+        blame.Hypervisor();
         options.Observer?.OnOperation(index, step, result);
         if (CheckInvariants(step, result) is { } broken)
         {
@@ -269,7 +269,7 @@ internal sealed class CaseExecution : IDisposable
                 stale.OnRoot(root);
                 for (int t = 0; t < sessions.Length; t++)
                 {
-                    blame.Who = targets[t].Name;
+                    blame.Target(t);
                     sessions[t].SetEptp(hypervisor.Eptp);
                 }
 
@@ -277,7 +277,7 @@ internal sealed class CaseExecution : IDisposable
             case ControlsStep:
                 for (int t = 0; t < sessions.Length; t++)
                 {
-                    blame.Who = targets[t].Name;
+                    blame.Target(t);
                     sessions[t].SetControls(hypervisor.Controls);
                 }
 
@@ -285,7 +285,7 @@ internal sealed class CaseExecution : IDisposable
             case GuestStep:
                 for (int t = 0; t < sessions.Length; t++)
                 {
-                    blame.Who = targets[t].Name;
+                    blame.Target(t);
                     sessions[t].SetGuestPaging(hypervisor.GuestPaging);
                 }
 
@@ -334,7 +334,7 @@ internal sealed class CaseExecution : IDisposable
         var observations = new Observation?[sessions.Length];
         for (int t = 0; t < sessions.Length; t++)
         {
-            blame.Who = targets[t].Name;
+            blame.Target(t);
             observations[t] = sessions[t].Submit(probe);
         }
 
@@ -468,7 +468,7 @@ internal sealed class CaseExecution : IDisposable
             return null;
         }
 
-        blame.Who = targets.First(t => !t.Traits.HasFlag(TargetTraits.Immediate)).Name;
+        blame.Target(Array.FindIndex(targets, t => !t.Traits.HasFlag(TargetTraits.Immediate)));
         switch (batch.FinishAndCompare(cpu, Controls, ref compared, ref unsupported))
         {
             case BatchDivergence d:
@@ -530,7 +530,7 @@ internal sealed class CaseExecution : IDisposable
         var step = CurrentStep;
         string key = step is null ? "case" : StepKey(step);
         string detail = e.GetType().Name;
-        if (blame.Who == hypervisor.Name)
+        if (blame.IsHypervisor)
         {
             detail += "@" + (new StackTrace(e, false).GetFrame(0)?.GetMethod()?.Name ?? "unknown");
         }

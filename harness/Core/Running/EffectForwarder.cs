@@ -3,10 +3,23 @@ using EptFuzz.Harness.Intent;
 
 namespace EptFuzz.Harness.Running;
 
-/// <summary>Who the runner is calling now: an exception that escapes is that component's crash.</summary>
-internal sealed class Blame
+/// <summary>
+/// Who the runner is calling now: an exception that escapes is that component's crash. Kept as
+/// an index (set before every call into a session, once per forwarded write) and named only
+/// when something threw.
+/// </summary>
+internal sealed class Blame(IEptHypervisor hypervisor, IReadOnlyList<ITarget> targets)
 {
-    public string Who { get; set; } = string.Empty;
+    /// <summary>The index of the target being called, or -1 for the hypervisor.</summary>
+    private int target = -1;
+
+    public bool IsHypervisor => target < 0;
+
+    public string Who => target < 0 ? hypervisor.Name : targets[target].Name;
+
+    public void Hypervisor() => target = -1;
+
+    public void Target(int index) => target = index;
 }
 
 /// <summary>
@@ -15,7 +28,7 @@ internal sealed class Blame
 /// pages hold EPT tables, which entries raw writes made stale.
 /// </summary>
 internal sealed class EffectForwarder(
-    IEptHypervisor hypervisor, IReadOnlyList<ITarget> targets, ITargetSession[] sessions, IntentModel intent, StaleTranslations stale, RunScratch scratch, Blame blame)
+    IEptHypervisor hypervisor, ITargetSession[] sessions, IntentModel intent, StaleTranslations stale, RunScratch scratch, Blame blame)
 {
     private readonly List<HypervisorEffect> effects = scratch.Effects;
     /// <summary>Host memory as the translators see it, kept only to know what a raw write overwrote.</summary>
@@ -40,7 +53,7 @@ internal sealed class EffectForwarder(
     {
         effects.Clear();
         PagesWritten.Clear();
-        blame.Who = hypervisor.Name;
+        blame.Hypervisor();
         hypervisor.DrainEffects(effects);
         foreach (var effect in effects)
         {
@@ -50,7 +63,7 @@ internal sealed class EffectForwarder(
                     stale.OnInvept(effect.InveptType, hypervisor.Eptp & EptAddress.Mask);
                     for (int t = 0; t < sessions.Length; t++)
                     {
-                        blame.Who = targets[t].Name;
+                        blame.Target(t);
                         sessions[t].Invept(effect.InveptType);
                     }
 
@@ -75,7 +88,7 @@ internal sealed class EffectForwarder(
         foreach (var w in baseline.Writes)
         {
             mirror.Exchange(w.Address.Value, w.Value);
-            blame.Who = hypervisor.Name;
+            blame.Hypervisor();
             hypervisor.Memory.Write(w.Address, w.Value);
         }
     }
@@ -99,7 +112,7 @@ internal sealed class EffectForwarder(
         tablePages.Add(lastTablePage);
         for (int t = 0; t < sessions.Length; t++)
         {
-            blame.Who = targets[t].Name;
+            blame.Target(t);
             sessions[t].WritePage(page, words);
         }
     }
@@ -136,7 +149,7 @@ internal sealed class EffectForwarder(
 
         for (int t = 0; t < sessions.Length; t++)
         {
-            blame.Who = targets[t].Name;
+            blame.Target(t);
             sessions[t].Write(write);
         }
     }
