@@ -1,5 +1,3 @@
-using System.Globalization;
-using System.Text;
 using EptFuzz.Harness.Running;
 using Xunit.Abstractions;
 
@@ -36,7 +34,7 @@ public sealed class JosCatalogTests(ITestOutputHelper output)
     {
         string sample = JosSample.Build("jos-c-test");
         DirectoryInfo temp = Directory.CreateTempSubdirectory("eptfuzz-jos-");
-        var rows = new List<(string Bug, ExternalDetectionResult Result, CaseStatus? OnSample)>();
+        var rows = new List<CatalogRow>();
         try
         {
             foreach (string bug in JosSample.Bugs)
@@ -44,7 +42,7 @@ public sealed class JosCatalogTests(ITestOutputHelper output)
                 string build = JosSample.Build("bug-" + bug);
                 ExternalDetectionResult r = JosSample.Detection.Run(bug, build, Path.Combine(temp.FullName, bug), stopAtFirst: true);
                 CaseStatus? onSample = r.Reduced is { } c ? JosSample.Detection.Replay(c, sample).Status : null;
-                rows.Add((bug, r, onSample));
+                rows.Add(new CatalogRow(bug, r, onSample));
             }
         }
         finally
@@ -52,35 +50,14 @@ public sealed class JosCatalogTests(ITestOutputHelper output)
             temp.Delete(recursive: true);
         }
 
-        string table = Table(rows);
+        string table = JosSample.Detection.Table(rows);
         output.WriteLine(table);
         File.WriteAllText(Path.Combine(AppContext.BaseDirectory, TableFile), table);
 
-        var failures = new List<string>();
-        foreach (var (bug, r, onSample) in rows)
-        {
-            if (r.Finding is not { } f || r.Reduced is not { } reduced)
-            {
-                failures.Add($"{bug}: missed within {ExternalDetection.Budget} executions");
-                continue;
-            }
-
-            if (reduced.Steps.Length > MaxReducedSteps)
-            {
-                failures.Add($"{bug}: the reduced finding has {reduced.Steps.Length} steps (at most {MaxReducedSteps})");
-            }
-
-            if (onSample != CaseStatus.Passed)
-            {
-                failures.Add($"{bug}: the reduced finding ({f.Signature}) does not pass on the sample ({onSample})");
-            }
-
-            if (FaultKinds.TryGetValue(bug, out string? kind) && !f.Signature.Split('|')[1].EndsWith(":" + kind, StringComparison.Ordinal))
-            {
-                failures.Add($"{bug}: found as {f.Signature}, not as a {kind} of the target");
-            }
-        }
-
+        var failures = ExternalDetection.CatalogFailures(rows, MaxReducedSteps, (bug, f, _) =>
+            FaultKinds.TryGetValue(bug, out string? kind) && !f.Signature.Split('|')[1].EndsWith(":" + kind, StringComparison.Ordinal)
+                ? $"found as {f.Signature}, not as a {kind} of the target"
+                : null);
         Assert.True(failures.Count == 0, string.Join(Environment.NewLine, failures));
     }
 
@@ -91,32 +68,11 @@ public sealed class JosCatalogTests(ITestOutputHelper output)
         DirectoryInfo temp = Directory.CreateTempSubdirectory("eptfuzz-jos-");
         try
         {
-            ExternalDetectionResult r = JosSample.Detection.Run("sample", sample, temp.FullName, stopAtFirst: false);
-            output.WriteLine($"sample: {r.Executions} executions in {r.Elapsed.TotalSeconds:0.0} s, first finding: {r.Finding?.Signature ?? "none"}");
-            Assert.True(r.Finding is null, $"the sample diverged at execution {r.Finding?.FoundAtExecution}: {r.Finding?.Signature}\n{r.Finding?.Message}");
-            Assert.Equal(ExternalDetection.Budget, r.Executions);
+            JosSample.Detection.ShowsNothing(sample, temp.FullName, output.WriteLine);
         }
         finally
         {
             temp.Delete(recursive: true);
         }
-    }
-
-    private static string Table(List<(string Bug, ExternalDetectionResult Result, CaseStatus? OnSample)> rows)
-    {
-        var text = new StringBuilder();
-        text.AppendLine(CultureInfo.InvariantCulture, $"Seed 0x{ExternalDetection.Seed:x}, budget {ExternalDetection.Budget} executions per bug, one worker, reduction cap {ExternalDetection.ReduceCap.TotalSeconds:0} s, command timeout {JosSample.Detection.CommandTimeout!.Value.TotalSeconds:0.#} s.");
-        text.AppendLine();
-        text.AppendLine("| bug | executions to detect | signature | reduced steps | seconds |");
-        text.AppendLine("|---|---:|---|---:|---:|");
-        foreach (var (bug, r, _) in rows)
-        {
-            string executions = r.Finding is { } f ? f.FoundAtExecution.ToString(CultureInfo.InvariantCulture) : $"missed ({r.Executions})";
-            string signature = r.Finding is { } g ? $"`{g.Signature.Replace("|", "\\|", StringComparison.Ordinal)}`" : "-";
-            string steps = r.Reduced is { } c ? c.Steps.Length.ToString(CultureInfo.InvariantCulture) : "-";
-            text.AppendLine(CultureInfo.InvariantCulture, $"| {bug} | {executions} | {signature} | {steps} | {r.Elapsed.TotalSeconds:0.0} |");
-        }
-
-        return text.ToString();
     }
 }

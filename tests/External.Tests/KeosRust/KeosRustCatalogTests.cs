@@ -1,5 +1,3 @@
-using System.Globalization;
-using System.Text;
 using EptFuzz.Harness.Running;
 using Xunit.Abstractions;
 
@@ -42,7 +40,7 @@ public sealed class KeosRustCatalogTests(ITestOutputHelper output)
     public void Fuzzer_FindsEveryKeosRustBug_WithinBudget_AndReducesItToTenSteps()
     {
         DirectoryInfo temp = Directory.CreateTempSubdirectory("eptfuzz-keos-");
-        var rows = new List<(string Bug, ExternalDetectionResult Result, CaseStatus? OnSample)>();
+        var rows = new List<CatalogRow>();
         try
         {
             string sample = KeosRustSample.Build(Path.Combine(temp.FullName, "build"), bug: null);
@@ -51,7 +49,7 @@ public sealed class KeosRustCatalogTests(ITestOutputHelper output)
                 string build = KeosRustSample.Build(Path.Combine(temp.FullName, "build"), bug);
                 ExternalDetectionResult r = KeosRustSample.Detection.Run(bug, build, Path.Combine(temp.FullName, bug), stopAtFirst: true);
                 CaseStatus? onSample = r.Reduced is { } c ? KeosRustSample.Detection.Replay(c, sample).Status : null;
-                rows.Add((bug, r, onSample));
+                rows.Add(new CatalogRow(bug, r, onSample));
             }
         }
         finally
@@ -59,42 +57,15 @@ public sealed class KeosRustCatalogTests(ITestOutputHelper output)
             temp.Delete(recursive: true);
         }
 
-        string table = Table(rows);
+        string table = KeosRustSample.Detection.Table(rows);
         output.WriteLine(table);
         File.WriteAllText(Path.Combine(AppContext.BaseDirectory, TableFile), table);
 
-        var failures = new List<string>();
-        foreach (var (bug, r, onSample) in rows)
-        {
-            if (r.Finding is not { } f || r.Reduced is not { } reduced)
-            {
-                failures.Add($"{bug}: missed within {ExternalDetection.Budget} executions");
-                continue;
-            }
-
-            if (reduced.Steps.Length > MaxReducedSteps)
-            {
-                failures.Add($"{bug}: the reduced finding has {reduced.Steps.Length} steps (at most {MaxReducedSteps})");
-            }
-
-            if (onSample != CaseStatus.Passed)
-            {
-                failures.Add($"{bug}: the reduced finding ({f.Signature}) does not pass on the sample ({onSample})");
-            }
-
-            if (Crashes.TryGetValue(bug, out string? message))
-            {
-                if (!f.Signature.Split('|')[1].EndsWith(":crash", StringComparison.Ordinal))
-                {
-                    failures.Add($"{bug}: found as {f.Signature}, not as a crash of the target");
-                }
-                else if (!r.ReducedText!.Contains(message, StringComparison.Ordinal))
-                {
-                    failures.Add($"{bug}: the crash finding does not carry the target's message '{message}':\n{r.ReducedText}");
-                }
-            }
-        }
-
+        var failures = ExternalDetection.CatalogFailures(rows, MaxReducedSteps, (bug, f, r) =>
+            !Crashes.TryGetValue(bug, out string? message) ? null
+            : !f.Signature.Split('|')[1].EndsWith(":crash", StringComparison.Ordinal) ? $"found as {f.Signature}, not as a crash of the target"
+            : !r.ReducedText!.Contains(message, StringComparison.Ordinal) ? $"the crash finding does not carry the target's message '{message}':\n{r.ReducedText}"
+            : null);
         Assert.True(failures.Count == 0, string.Join(Environment.NewLine, failures));
     }
 
@@ -105,32 +76,11 @@ public sealed class KeosRustCatalogTests(ITestOutputHelper output)
         try
         {
             string sample = KeosRustSample.Build(Path.Combine(temp.FullName, "build"), bug: null);
-            ExternalDetectionResult r = KeosRustSample.Detection.Run("sample", sample, Path.Combine(temp.FullName, "out"), stopAtFirst: false);
-            output.WriteLine($"sample: {r.Executions} executions in {r.Elapsed.TotalSeconds:0.0} s, first finding: {r.Finding?.Signature ?? "none"}");
-            Assert.True(r.Finding is null, $"the sample diverged at execution {r.Finding?.FoundAtExecution}: {r.Finding?.Signature}\n{r.ReducedText}");
-            Assert.Equal(ExternalDetection.Budget, r.Executions);
+            KeosRustSample.Detection.ShowsNothing(sample, Path.Combine(temp.FullName, "out"), output.WriteLine);
         }
         finally
         {
             temp.Delete(recursive: true);
         }
-    }
-
-    private static string Table(List<(string Bug, ExternalDetectionResult Result, CaseStatus? OnSample)> rows)
-    {
-        var text = new StringBuilder();
-        text.AppendLine(CultureInfo.InvariantCulture, $"Seed 0x{ExternalDetection.Seed:x}, budget {ExternalDetection.Budget} executions per bug, one worker, reduction cap {ExternalDetection.ReduceCap.TotalSeconds:0} s.");
-        text.AppendLine();
-        text.AppendLine("| bug | executions to detect | signature | reduced steps | seconds |");
-        text.AppendLine("|---|---:|---|---:|---:|");
-        foreach (var (bug, r, _) in rows)
-        {
-            string executions = r.Finding is { } f ? f.FoundAtExecution.ToString(CultureInfo.InvariantCulture) : $"missed ({r.Executions})";
-            string signature = r.Finding is { } g ? $"`{g.Signature.Replace("|", "\\|", StringComparison.Ordinal)}`" : "-";
-            string steps = r.Reduced is { } c ? c.Steps.Length.ToString(CultureInfo.InvariantCulture) : "-";
-            text.AppendLine(CultureInfo.InvariantCulture, $"| {bug} | {executions} | {signature} | {steps} | {r.Elapsed.TotalSeconds:0.0} |");
-        }
-
-        return text.ToString();
     }
 }
