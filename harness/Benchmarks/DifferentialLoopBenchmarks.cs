@@ -49,8 +49,22 @@ public class DifferentialLoopBenchmarks
     /// against operations' 42, so most steps are accesses to the tables the first operations
     /// built: the loop's per-access rate.
     /// </summary>
-    [Params("Default", "ProbeHeavy")]
+    [ParamsSource(nameof(Mixes))]
     public string Mix { get; set; } = "Default";
+
+    /// <summary>
+    /// Names a directory of <c>.ept</c> files: the mix <c>Replayed</c> then runs its first
+    /// <see cref="Cases"/> files (by name) instead of generated cases, without generating. The same
+    /// files run through two builds (this round's and a previous round's) compare the runners on
+    /// the same work, which generated cases cannot once the generator changes.
+    /// </summary>
+    public const string CasesVariable = "EPTFUZZ_LOOP_CASES";
+
+    public static IEnumerable<string> Mixes() =>
+        Environment.GetEnvironmentVariable(CasesVariable) is { Length: > 0 } ? ["Default", "ProbeHeavy", "Replayed"] : ["Default", "ProbeHeavy"];
+
+    /// <summary>The cases of the Replayed mix, parsed once.</summary>
+    private EptCase[] replayed = [];
 
     private GeneratorProfile Profile => Mix == "ProbeHeavy" ? GeneratorProfile.Default with { ProbeWeight = 400 } : GeneratorProfile.Default;
 
@@ -62,11 +76,22 @@ public class DifferentialLoopBenchmarks
             Hypervisor = () => new EptFuzz.Impl.Hypervisor.EptHypervisor(),
             Targets = [new EptFuzz.Targets.Model.ModelTarget(), new EptFuzz.Impl.Target.ImplTarget()],
         };
+        if (Mix == "Replayed")
+        {
+            string dir = Environment.GetEnvironmentVariable(CasesVariable)!;
+            replayed = [.. Directory.EnumerateFiles(dir, "*.ept").Order(StringComparer.Ordinal).Take(Cases).Select(f =>
+                CaseFile.Read(f) is { Succeeded: true } parsed ? parsed.Case : throw new InvalidOperationException($"{f} does not parse"))];
+            if (replayed.Length < Cases)
+            {
+                throw new InvalidOperationException($"{CasesVariable}={dir} holds {replayed.Length} cases, {Cases} needed");
+            }
+        }
+
         long probes = 0;
         long accesses = 0;
         for (int i = 0; i < Cases; i++)
         {
-            EptCase c = CaseGenerator.Generate(Prng.Derive(CampaignSeed, (ulong)i), Profile);
+            EptCase c = Case(i);
             CaseResult r = CaseRunner.Run(c, options);
             if (r.Status != CaseStatus.Passed)
             {
@@ -86,10 +111,12 @@ public class DifferentialLoopBenchmarks
         int passed = 0;
         for (int i = 0; i < Cases; i++)
         {
-            EptCase c = CaseGenerator.Generate(Prng.Derive(CampaignSeed, (ulong)i), Profile);
+            EptCase c = Case(i);
             passed += CaseRunner.Run(c, options).Status == CaseStatus.Passed ? 1 : 0;
         }
 
         return passed;
     }
+
+    private EptCase Case(int i) => Mix == "Replayed" ? replayed[i] : CaseGenerator.Generate(Prng.Derive(CampaignSeed, (ulong)i), Profile);
 }
