@@ -201,18 +201,21 @@ static int read_all(uint8_t *bytes, size_t n)
     return 1;
 }
 
-static void send_frame(const struct buffer *b)
+/* The answer in `out` goes out in one write: its first four bytes were kept for the length
+ * (begin_answer), so the harness is woken once per answer, not once for the prefix and again
+ * for the body. */
+static void send_frame(struct buffer *b)
 {
-    uint8_t length[4];
+    size_t length = b->length - 4;
     for (int i = 0; i < 4; i++)
-        length[i] = (uint8_t)(b->length >> (8 * i));
-    write_all(length, 4);
+        b->bytes[i] = (uint8_t)(length >> (8 * i));
     write_all(b->bytes, b->length);
 }
 
 static void begin_answer(uint8_t code)
 {
     out.length = 0;
+    put_uint(&out, 0, 4); /* the length, filled in by send_frame */
     put_uint(&out, code, 1);
 }
 
