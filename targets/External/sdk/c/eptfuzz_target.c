@@ -201,22 +201,21 @@ static int read_all(uint8_t *bytes, size_t n)
     return 1;
 }
 
-/* The answer in `out` goes out in one write: its first four bytes were kept for the length
- * (begin_answer), so the harness is woken once per answer, not once for the prefix and again
- * for the body. */
-static void send_frame(struct buffer *b)
-{
-    size_t length = b->length - 4;
-    for (int i = 0; i < 4; i++)
-        b->bytes[i] = (uint8_t)(length >> (8 * i));
-    write_all(b->bytes, b->length);
-}
-
 static void begin_answer(uint8_t code)
 {
     out.length = 0;
-    put_uint(&out, 0, 4); /* the length, filled in by send_frame */
+    put_uint(&out, 0, 4); /* the length, filled in by send_answer */
     put_uint(&out, code, 1);
+}
+
+/* The answer begun in `out` goes out in one write: begin_answer kept its first four bytes for the
+ * length, so the harness is woken once per answer, not once for the prefix and again for the body. */
+static void send_answer(void)
+{
+    size_t length = out.length - 4;
+    for (int i = 0; i < 4; i++)
+        out.bytes[i] = (uint8_t)(length >> (8 * i));
+    write_all(out.bytes, out.length);
 }
 
 /* ERROR: the target cannot go on (the harness broke the protocol, or the target is unusable). */
@@ -230,7 +229,7 @@ static _Noreturn void send_error(const char *format, ...)
     dprintf(2, "eptfuzz: %s\n", message);
     begin_answer(ANS_ERROR);
     put_text(&out, message);
-    send_frame(&out);
+    send_answer();
     exit(2);
 }
 
@@ -240,7 +239,7 @@ static _Noreturn void send_fault(int kind, const char *message)
     begin_answer(ANS_FAULT);
     put_uint(&out, (uint64_t)kind, 1);
     put_text(&out, message);
-    send_frame(&out);
+    send_answer();
     exit(1);
 }
 
@@ -313,7 +312,7 @@ static void add_write(uint32_t index, uint64_t value)
         /* Never while an answer is being built: the journal is read before one starts. */
         begin_answer(ANS_EVENTS);
         put_events();
-        send_frame(&out);
+        send_answer();
     }
     add_event(EVENT_WRITE, index);
     put_uint(&events, value, 8);
@@ -616,7 +615,7 @@ void eptfuzz_invept(int type)
     /* Stop here until the harness has read the arena: NOTIFY, then wait for ACK. */
     begin_answer(ANS_NOTIFY);
     put_events();
-    send_frame(&out);
+    send_answer();
     long length = read_frame();
     if (length < 0)
         exit(0);
@@ -747,7 +746,7 @@ static void hello(struct reader *r)
     put_uint(&out, target->page_sizes & 7u, 1);
     put_uint(&out, walkers, 1);
     put_text(&out, target->name);
-    send_frame(&out);
+    send_answer();
 }
 
 static void reply(enum eptfuzz_result result, const uint64_t *eptp)
@@ -762,7 +761,7 @@ static void reply(enum eptfuzz_result result, const uint64_t *eptp)
     put_events();
     if (eptp)
         put_uint(&out, *eptp, 8);
-    send_frame(&out);
+    send_answer();
 }
 
 static enum eptfuzz_result reset(struct reader *r)
@@ -936,7 +935,7 @@ static void walk(struct reader *r)
     put_uint(&out, translated ? found.hpa : 0, 8);
     put_uint(&out, translated ? found.page_size : 0, 8);
     put_uint(&out, translated ? found.permissions & 0xF : 0, 1);
-    send_frame(&out);
+    send_answer();
 }
 
 static void write_outside(struct reader *r)
